@@ -1,0 +1,81 @@
+"""`.intoto.jsonl` bundles: one DSSE envelope per line, written atomically.
+
+Reading is strict about shape and size (a bundle is untrusted input) but says which
+line is wrong, so a user can find it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from provenance.dsse import MAX_ENVELOPE_BYTES, Envelope
+from provenance.errors import AttestationError, UsageError
+
+MAX_BUNDLE_BYTES = 64 * 1024 * 1024
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a temp file in the same directory and rename: all or nothing."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as e:
+        msg = f"cannot write {path}: {e.strerror}"
+        raise UsageError(msg) from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        msg = f"cannot write {path}: {e.strerror}"
+        raise UsageError(msg) from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def parse_lines(data: bytes, source: str) -> list[Envelope]:
+    """Parse JSONL envelopes; blank lines are skipped, anything else malformed raises."""
+    if len(data) > MAX_BUNDLE_BYTES:
+        msg = f"{source} is {len(data)} bytes, over the {MAX_BUNDLE_BYTES}-byte limit"
+        raise AttestationError(msg)
+    envelopes: list[Envelope] = []
+    for n, line in enumerate(data.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        if len(line) > MAX_ENVELOPE_BYTES:
+            msg = f"{source} line {n} is over the {MAX_ENVELOPE_BYTES}-byte envelope limit"
+            raise AttestationError(msg)
+        try:
+            envelopes.append(Envelope.from_json(line))
+        except AttestationError as e:
+            raise AttestationError(f"{source} line {n}: {e.message}") from None
+    return envelopes
+
+
+def read(path: Path) -> list[Envelope]:
+    try:
+        size = path.stat().st_size
+        if size > MAX_BUNDLE_BYTES:
+            msg = f"{path} is {size} bytes, over the {MAX_BUNDLE_BYTES}-byte limit"
+            raise AttestationError(msg)
+        data = path.read_bytes()
+    except FileNotFoundError:
+        msg = f"bundle {path} does not exist"
+        raise UsageError(msg) from None
+    except IsADirectoryError:
+        msg = f"{path} is a directory, not a bundle"
+        raise UsageError(msg) from None
+    except OSError as e:
+        msg = f"cannot read {path}: {e.strerror}"
+        raise UsageError(msg) from None
+    envelopes = parse_lines(data, str(path))
+    if not envelopes:
+        msg = f"{path} holds no envelopes"
+        raise AttestationError(msg)
+    return envelopes

@@ -1,0 +1,171 @@
+"""Thin typer CLI: parse options, call one API function, render, map errors to exit codes.
+
+This is the only place that exits. Humans read stderr; `--json` output goes to stdout.
+Exit codes (docs/cli.md): 0 ok, 1 failed check or verification, 2 bad usage or input,
+3 refused (cannot be attested honestly), 4 environment (nix/git missing or failing).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from provenance.errors import ExitCode, ProvenanceError
+from provenance.progress import Reporter
+
+app = typer.Typer(
+    name="provenance",
+    help="Signed, drv-hash-bound attestations for Nix flake checks.\n\n"
+    "build: attest your checks; verify: check a bundle; gate: let CI skip proven work.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+log = logging.getLogger("provenance")
+T = TypeVar("T")
+
+
+class StderrReporter(Reporter):
+    def __init__(self, *, quiet: bool = False) -> None:
+        self.quiet = quiet
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            typer.echo(message, err=True)
+
+    def warn(self, message: str) -> None:
+        typer.echo(f"warning: {message}", err=True)
+
+    def log_line(self, check: str, line: str) -> None:
+        if not self.quiet:
+            typer.echo(f"  {check}| {line}", err=True)
+
+
+def _setup_logging(verbose: bool) -> None:
+    level = os.environ.get("PROVENANCE_LOGLEVEL", "DEBUG" if verbose else "WARNING").upper()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    """Run an API call; turn our errors into one stderr line and a documented exit code."""
+    try:
+        return fn()
+    except ProvenanceError as e:
+        typer.echo(f"error: {e.diagnostics()}", err=True)
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted; nothing was attached", err=True)
+        raise typer.Exit(130) from None
+
+
+def _emit_json(obj: Any) -> None:
+    typer.echo(json.dumps(obj, indent=2, sort_keys=True))
+
+
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging (every nix/git call).")]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print a machine-readable result on stdout.")]
+
+
+@app.command()
+def keygen(
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="Directory for provenance.key and .pub.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing key files.")] = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Create an Ed25519 signing key (PKCS#8 PEM, 0600) and its public key (SPKI PEM).
+
+    The keyid is the hex SHA-256 of the public key's DER SubjectPublicKeyInfo.
+    """
+    from provenance import keys  # noqa: PLC0415 - keep `--help` and other commands lean
+
+    key_path, pub_path, keyid = _guard(lambda: keys.generate(out_dir, force=force))
+    if json_out:
+        _emit_json({"key": str(key_path), "pub": str(pub_path), "keyid": keyid})
+    typer.echo(f"wrote {key_path} (keep secret) and {pub_path}\nkeyid {keyid}", err=True)
+
+
+@app.command()
+def build(
+    flake_dir: Annotated[Path, typer.Argument(help="Flake directory inside a git repo.")] = Path(),
+    key: Annotated[
+        Path | None,
+        typer.Option("--key", envvar="PROVENANCE_KEY", help="Ed25519 signing key (or $PROVENANCE_KEY)."),
+    ] = None,
+    check: Annotated[
+        list[str] | None, typer.Option("--check", help="Attest only this check (repeatable).")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Bundle path [default: FLAKE_DIR/.provenance/COMMIT.intoto.jsonl]."),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild and re-attest even on a cache hit.")] = False,
+    allow_dirty: Annotated[
+        bool,
+        typer.Option("--allow-dirty", help="Attest uncommitted changes (labelled dirty; no git note)."),
+    ] = False,
+    no_note: Annotated[bool, typer.Option("--no-note", help="Write the bundle but attach no git note.")] = False,
+    json_out: JsonOut = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")] = False,
+    verbose: Verbose = False,
+) -> None:
+    """Evaluate the flake's checks, build them in the Nix sandbox, and sign what was proven.
+
+    Each check's outputs become subjects (hex NAR SHA-256) of an in-toto Statement with
+    an SLSA Provenance v1 predicate, signed in a DSSE envelope. The bundle (.intoto.jsonl)
+    is written atomically and unioned into the git note refs/notes/provenance on HEAD.
+    A check this key already attested for the same drvPath on HEAD is a cache hit.
+    """
+    _setup_logging(verbose)
+    from provenance import attest, keys  # noqa: PLC0415
+    from provenance.nix import Nix, default_nix_bin  # noqa: PLC0415
+
+    if key is None:
+        typer.echo("error: no signing key (pass --key PATH or set PROVENANCE_KEY)", err=True)
+        raise typer.Exit(ExitCode.USAGE)
+    reporter = StderrReporter(quiet=quiet)
+    signer = _guard(lambda: keys.load_signer(key))
+    req = attest.BuildRequest(
+        flake_dir=flake_dir,
+        signer=signer,
+        checks=tuple(check) if check else None,
+        output=output,
+        force=force,
+        allow_dirty=allow_dirty,
+        attach_note=not no_note,
+    )
+    report = _guard(lambda: attest.build(req, Nix(default_nix_bin()), reporter))
+    if json_out:
+        _emit_json(report.as_json())
+    where = f"bundle {report.bundle_path}" if report.bundle_path else "no bundle"
+    note = "; note on refs/notes/provenance" if report.note_attached else ""
+    reporter.info(f"{len(report.checks)} check(s) proven at {report.commit[:12]}: {where}{note}")
+
+
+@app.command()
+def example(
+    workdir: Annotated[
+        Path | None, typer.Option("--workdir", help="Where to put the example [default: a temp dir].")
+    ] = None,
+    json_out: JsonOut = False,
+) -> None:
+    """Run the built-in example: copy a small flake, git-commit it, keygen, build, show."""
+    from provenance import example as ex  # noqa: PLC0415
+
+    summary = _guard(lambda: ex.run(workdir, StderrReporter()))
+    if json_out:
+        _emit_json(summary)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,25 @@
+{
+  description = "provenance built-in example: a shell tool and its tests, no nixpkgs";
+
+  outputs = { self }:
+    let
+      system = "x86_64-linux";
+      # A static busybox, brought in content-addressed: the drv hash changes only when
+      # the tools change, never when an unrelated file (README) does.
+      tools = builtins.path { path = ./tools; name = "bootstrap-tools"; };
+      src = builtins.path { path = ./src; name = "wordcount-src"; };
+      tests = builtins.path { path = ./tests; name = "wordcount-tests"; };
+    in {
+      checks.${system}.unit = derivation {
+        name = "wordcount-unit-tests";
+        inherit system src tests;
+        builder = "${tools}/bin/busybox";
+        PATH = "${tools}/bin";
+        # Results go to $out without clocks, so an honest rebuild is bit-identical.
+        args = [ "sh" "-c" ''
+          busybox mkdir -p $out
+          busybox sh $tests/run.sh $src/wordcount.sh | busybox tee $out/results.txt
+        '' ];
+      };
+    };
+}

@@ -1,0 +1,137 @@
+"""The only door to `git`: repository facts and git notes.
+
+Attestations live as JSONL notes under `refs/notes/provenance`, one DSSE envelope per
+line. Writers union lines (never clobber), under a lock so that concurrent writers on
+one machine lose nothing; across machines `git notes merge -s cat_sort_uniq` does the
+same union.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from provenance import proc
+from provenance.errors import GitError, UsageError
+
+NOTES_REF = "refs/notes/provenance"
+# Used only when the user has no identity configured: notes commits need one.
+_FALLBACK_IDENTITY = ["-c", "user.name=provenance", "-c", "user.email=provenance@localhost"]
+
+
+@dataclass(frozen=True)
+class TreeStatus:
+    modified: tuple[str, ...]  # tracked files that differ from HEAD (staged or not)
+    untracked: tuple[str, ...]
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.modified)
+
+
+class Git:
+    def __init__(self, repo: str | Path, git_bin: str = "git") -> None:
+        self.repo = str(repo)
+        self.git_bin = git_bin
+
+    def _run(self, *args: str, stdin: bytes | None = None, check: bool = True) -> proc.Completed:
+        cmd = [self.git_bin, "-C", self.repo, *args]
+        try:
+            done = proc.run(cmd, stdin=stdin)
+        except FileNotFoundError:
+            msg = "git is not installed"
+            raise GitError(msg, "install it, e.g. `apt-get install git`") from None
+        if check and done.returncode != 0:
+            err = done.stderr.strip().splitlines()
+            msg = f"git {args[0]} failed: {err[-1] if err else 'no message'}"
+            raise GitError(msg)
+        return done
+
+    def init_commit_all(self, message: str) -> str:
+        """`git init`, add everything, commit; for the built-in example and fixtures."""
+        self._run("init", "-q")
+        self._run("add", "-A")
+        self._run(*self._identity(), "commit", "-q", "--no-verify", "-m", message)
+        return self.rev_parse("HEAD")
+
+    def toplevel(self) -> Path:
+        done = self._run("rev-parse", "--show-toplevel", check=False)
+        if done.returncode != 0:
+            msg = f"{self.repo} is not inside a git repository"
+            raise UsageError(msg, "run `git init && git add -A && git commit` first")
+        return Path(done.stdout.decode().strip())
+
+    def rev_parse(self, rev: str = "HEAD") -> str:
+        done = self._run("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
+        if done.returncode != 0:
+            if rev == "HEAD":
+                msg = f"{self.repo} has no commits yet"
+                raise UsageError(msg, "commit your work first: attestations attach to a commit")
+            msg = f"{rev!r} is not a commit in {self.repo}"
+            raise UsageError(msg)
+        return done.stdout.decode().strip()
+
+    def status(self) -> TreeStatus:
+        out = self._run("status", "--porcelain=v1", "-z", "--untracked-files=all").stdout.decode()
+        modified: list[str] = []
+        untracked: list[str] = []
+        entries = iter(out.split("\0"))
+        for entry in entries:
+            if not entry:
+                continue
+            code, path = entry[:2], entry[3:]
+            if code == "??":
+                untracked.append(path)
+            elif code != "!!":
+                modified.append(path)
+                if "R" in code or "C" in code:
+                    next(entries, None)  # the rename's source path follows
+        return TreeStatus(tuple(modified), tuple(untracked))
+
+    def is_ancestor(self, ancestor: str, rev: str) -> bool:
+        return self._run("merge-base", "--is-ancestor", ancestor, rev, check=False).returncode == 0
+
+    # -- notes ------------------------------------------------------------------------
+
+    def note(self, rev: str, ref: str = NOTES_REF) -> bytes | None:
+        done = self._run("notes", "--ref", ref, "show", rev, check=False)
+        return done.stdout if done.returncode == 0 else None
+
+    def _identity(self) -> list[str]:
+        ok = self._run("var", "GIT_COMMITTER_IDENT", check=False).returncode == 0
+        return [] if ok else _FALLBACK_IDENTITY
+
+    @contextmanager
+    def _notes_lock(self) -> Iterator[None]:
+        git_dir = Path(self._run("rev-parse", "--absolute-git-dir").stdout.decode().strip())
+        with (git_dir / "provenance-notes.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def add_note_lines(self, rev: str, lines: list[str], ref: str = NOTES_REF) -> int:
+        """Union `lines` into the note on `rev`; return how many were new.
+
+        Existing lines are kept byte for byte and in order; new ones are appended. The
+        note is replaced in one ref update, so a crash leaves the old note or the new.
+        """
+        with self._notes_lock():
+            existing = (self.note(rev, ref) or b"").decode(errors="replace").splitlines()
+            new: list[str] = []
+            seen = set(existing)
+            for ln in lines:
+                if ln not in seen:
+                    seen.add(ln)
+                    new.append(ln)
+            if not new:
+                return 0
+            body = "\n".join([*(ln for ln in existing if ln.strip()), *new]) + "\n"
+            cmd = [*self._identity(), "notes", "--ref", ref, "add", "-f", "-F", "-", rev]
+            self._run(*cmd, stdin=body.encode())
+            return len(new)
+

@@ -1,0 +1,150 @@
+"""Hashes that bind an attestation to bytes: NAR SHA-256 of store paths, SHA-256 of logs.
+
+in-toto has no NAR digest type, so a Nix output's subject digest is
+`{"sha256": <hex SHA-256 of the NAR serialisation>}`: what
+`nix-store --dump PATH | sha256sum` prints. The NAR serialiser here is our own, so a
+verifier need not trust `nix` to hash what `nix` built.
+
+NAR format: https://nixos.org/manual/nix/stable/protocols/nix-archive (Dolstra's thesis, fig. 5.2).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import stat
+from pathlib import Path
+from typing import Protocol
+
+_CHUNK = 1 << 20
+NIX32_ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz"
+
+
+class _Sink(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+
+def _str(sink: _Sink, data: bytes) -> None:
+    sink.update(len(data).to_bytes(8, "little"))
+    sink.update(data)
+    pad = -len(data) % 8
+    if pad:
+        sink.update(b"\0" * pad)
+
+
+def _dump(sink: _Sink, path: Path) -> None:
+    st = path.lstat()
+    _str(sink, b"(")
+    _str(sink, b"type")
+    if stat.S_ISLNK(st.st_mode):
+        _str(sink, b"symlink")
+        _str(sink, b"target")
+        _str(sink, os.fsencode(os.readlink(path)))
+    elif stat.S_ISDIR(st.st_mode):
+        _str(sink, b"directory")
+        # NAR orders entries by the raw bytes of their names.
+        for name in sorted(os.fsencode(n) for n in os.listdir(path)):
+            _str(sink, b"entry")
+            _str(sink, b"(")
+            _str(sink, b"name")
+            _str(sink, name)
+            _str(sink, b"node")
+            _dump(sink, path / os.fsdecode(name))
+            _str(sink, b")")
+    elif stat.S_ISREG(st.st_mode):
+        _str(sink, b"regular")
+        if st.st_mode & stat.S_IXUSR:
+            _str(sink, b"executable")
+            _str(sink, b"")
+        _str(sink, b"contents")
+        sink.update(st.st_size.to_bytes(8, "little"))
+        with path.open("rb") as f:
+            while chunk := f.read(_CHUNK):
+                sink.update(chunk)
+        pad = -st.st_size % 8
+        if pad:
+            sink.update(b"\0" * pad)
+    else:
+        msg = f"{path}: cannot serialise a special file into a NAR"
+        raise ValueError(msg)
+    _str(sink, b")")
+
+
+def nar_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of the NAR serialisation of `path` (a file, directory or symlink).
+
+    >>> nar_sha256("/nix/store/...-det-check")  # doctest: +SKIP
+    '341b14a9...'
+    """
+    h = hashlib.sha256()
+    _str(h, b"nix-archive-1")
+    _dump(h, Path(path))
+    return h.hexdigest()
+
+
+def nar_bytes(path: str | Path) -> bytes:
+    """The whole NAR of `path`; for tests and small paths only."""
+
+    class _Buf:
+        def __init__(self) -> None:
+            self.parts: list[bytes] = []
+
+        def update(self, data: bytes) -> None:
+            self.parts.append(data)
+
+    buf = _Buf()
+    _str(buf, b"nix-archive-1")
+    _dump(buf, Path(path))
+    return b"".join(buf.parts)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def nix32_decode(text: str) -> bytes:
+    """Decode Nix's base-32 (as in `sha256:017m...` or store path hashes)."""
+    size = len(text) * 5 // 8
+    out = bytearray(size)
+    for n, char in enumerate(reversed(text)):
+        digit = NIX32_ALPHABET.find(char)
+        if digit < 0:
+            msg = f"invalid nix base-32 character {char!r}"
+            raise ValueError(msg)
+        b = n * 5
+        i, j = divmod(b, 8)
+        out[i] |= (digit << j) & 0xFF
+        carry = digit >> (8 - j)
+        if i < size - 1:
+            out[i + 1] |= carry
+        elif carry:
+            msg = "invalid nix base-32 string (excess bits)"
+            raise ValueError(msg)
+    return bytes(out)
+
+
+def sha256_to_hex(value: str) -> str:
+    """Normalise any Nix spelling of a SHA-256 to lowercase hex.
+
+    Accepts SRI (`sha256-<base64>`), `sha256:<nix32>`, `sha256:<hex>`, bare hex and
+    bare nix32, since Nix versions print narHash in different encodings.
+    """
+    algo, sep, rest = value.partition("-") if value.startswith("sha256-") else ("", "", value)
+    if sep:
+        raw = base64.b64decode(rest, validate=True)
+    else:
+        body = value.removeprefix("sha256:")
+        if len(body) == 64:
+            raw = bytes.fromhex(body)
+        elif len(body) == 52:
+            raw = nix32_decode(body)
+        elif len(body) == 44:
+            raw = base64.b64decode(body, validate=True)
+        else:
+            msg = f"unrecognised sha256 encoding: {value!r}"
+            raise ValueError(msg)
+    if len(raw) != 32 or (algo and algo != "sha256"):
+        msg = f"not a sha256 digest: {value!r}"
+        raise ValueError(msg)
+    return raw.hex()

@@ -1,0 +1,498 @@
+"""The only door to `nix`. Every call goes through `Nix._run`; results come back typed.
+
+Nix's JSON grows new fields and changed shape across releases (2.8 vs 2.19+: path-info
+became an object keyed by path; `show-derivation` became `derivation show`; newer
+releases key derivations by basename). The parsers here accept every shape we have a
+recorded sample of (tests/fixtures/nix/) and normalise hashes to hex.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from provenance import proc
+from provenance.errors import NixError, UsageError
+from provenance.hashing import sha256_to_hex
+
+log = logging.getLogger(__name__)
+
+STORE_DIR = "/nix/store"
+INSTALL_HINT = "install Nix, e.g. `apt-get install nix-bin` on Debian, or see https://nixos.org/download"
+# The settings every attested build runs with. Substituters are left to the user's own
+# configuration: real users want dependencies from their caches.
+HERMETIC_OPTIONS = {"sandbox": "true", "sandbox-fallback": "false"}
+_ATTR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_'-]*$")
+
+
+def current_system() -> str:
+    """Nix's system double for this host, without spending a nix call on it."""
+    machine = platform.machine().lower()
+    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+    kernel = platform.system().lower()
+    return f"{machine}-{kernel}"
+
+
+def _store_path(p: str) -> str:
+    # Newer `nix derivation show` prints basenames; put the store dir back.
+    return p if p.startswith("/") else f"{STORE_DIR}/{p}"
+
+
+@dataclass(frozen=True)
+class NixConfig:
+    """Effective settings read back from nix, recorded next to the hashes."""
+
+    sandbox: bool | str
+    sandbox_fallback: bool
+    sandbox_paths: tuple[str, ...]
+    system: str
+    store: str = "local"
+
+    @property
+    def hermetic(self) -> bool:
+        return self.sandbox is True and self.sandbox_fallback is False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sandbox": self.sandbox,
+            "sandboxFallback": self.sandbox_fallback,
+            "sandboxPaths": list(self.sandbox_paths),
+            "system": self.system,
+        }
+
+
+@dataclass(frozen=True)
+class LockedInput:
+    name: str
+    type: str
+    uri: str
+    rev: str | None
+    nar_hash: str | None  # hex
+
+
+@dataclass(frozen=True)
+class FlakeMetadata:
+    url: str
+    rev: str | None  # None when the tree is dirty
+    nar_hash: str  # hex SHA-256 of the source NAR
+    last_modified: int | None
+    store_path: str
+    inputs: tuple[LockedInput, ...]
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    path: str | None  # None for content-addressed/impure outputs with no fixed path
+
+
+@dataclass(frozen=True)
+class Derivation:
+    path: str
+    outputs: tuple[Output, ...]
+    input_drvs: dict[str, tuple[str, ...]]
+    input_srcs: tuple[str, ...]
+    system: str
+    builder: str
+    env: dict[str, str]
+    impure: bool = False
+
+    @property
+    def fixed_output(self) -> bool:
+        """A fixed-output derivation: the only kind that gets network in the sandbox."""
+        return "outputHash" in self.env
+
+    @property
+    def no_chroot(self) -> bool:
+        return self.env.get("__noChroot") == "1"
+
+
+@dataclass(frozen=True)
+class PathInfo:
+    path: str
+    nar_hash: str  # hex
+    nar_size: int
+    references: tuple[str, ...]
+    deriver: str | None
+    ca: str | None
+    ultimate: bool
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    drv_path: str
+    outputs: dict[str, str]  # output name -> store path
+    stderr: str
+
+
+@dataclass
+class Nix:
+    """Runs nix with fixed flags. `nix_bin` is injectable for fake-nix tests."""
+
+    nix_bin: str = "nix"
+    store: str | None = None  # e.g. a chroot store for independent rebuilds
+    env: Mapping[str, str] | None = None
+    _version: str | None = field(default=None, repr=False)
+    _legacy_show: bool = field(default=False, repr=False)
+
+    def _cmd(self, args: Iterable[str], options: Mapping[str, str] | None = None) -> list[str]:
+        cmd = [self.nix_bin, "--extra-experimental-features", "nix-command flakes"]
+        for k, v in (options or {}).items():
+            cmd += ["--option", k, v]
+        if self.store:
+            cmd += ["--store", self.store]
+        return cmd + list(args)
+
+    def _run(
+        self,
+        args: Iterable[str],
+        *,
+        options: Mapping[str, str] | None = None,
+        what: str,
+        on_line: Callable[[str], None] | None = None,
+        check: bool = True,
+    ) -> proc.Completed:
+        cmd = self._cmd(args, options)
+        try:
+            done = proc.run(cmd, env=self.env, on_stderr_line=on_line)
+        except FileNotFoundError:
+            msg = f"nix is not installed (no `{self.nix_bin}` on PATH)"
+            raise NixError(msg, INSTALL_HINT, cmd=cmd) from None
+        except PermissionError:
+            msg = f"cannot execute {self.nix_bin}"
+            raise NixError(msg, INSTALL_HINT, cmd=cmd) from None
+        if check and done.returncode != 0:
+            raise NixError(
+                f"{what} failed: {_last_error(done.stderr)}",
+                cmd=cmd,
+                returncode=done.returncode,
+                stderr=done.stderr,
+            )
+        return done
+
+    def _json(self, args: Iterable[str], *, what: str, **kw: Any) -> Any:
+        done = self._run(args, what=what, **kw)
+        try:
+            return json.loads(done.stdout)
+        except json.JSONDecodeError:
+            msg = f"{what}: nix printed something that is not JSON"
+            raise NixError(msg, cmd=done.cmd, stderr=done.stderr) from None
+
+    # -- facts about nix itself ------------------------------------------------------
+
+    def version(self) -> str:
+        if self._version is None:
+            out = self._run(["--version"], what="nix --version").stdout.decode().strip()
+            # "nix (Nix) 2.8.0", "nix (Lix, like Nix) 2.91.1", "nix (Determinate Nix 3.6.0) 2.29.0"
+            self._version = out.split(") ", 1)[-1] if ") " in out else out
+        return self._version
+
+    def config(self, options: Mapping[str, str] | None = None) -> NixConfig:
+        """Effective settings under `options`, as the builds we run will see them."""
+        try:
+            raw = self._json(["config", "show", "--json"], what="nix config show", options=options)
+        except NixError:
+            raw = self._json(["show-config", "--json"], what="nix show-config", options=options)
+        return parse_config(raw)
+
+    def store_url(self) -> str:
+        done = self._run(["store", "ping"], what="nix store ping", check=False)
+        m = re.search(r"Store URL: (\S+)", done.stderr + done.stdout.decode(errors="replace"))
+        return m.group(1) if m else "unknown"
+
+    # -- evaluation ------------------------------------------------------------------
+
+    def flake_metadata(self, ref: str) -> FlakeMetadata:
+        raw = self._json(
+            ["flake", "metadata", "--json", "--no-update-lock-file", ref],
+            what="reading the flake",
+        )
+        return parse_flake_metadata(raw)
+
+    def check_drv_paths(self, ref: str, system: str, names: list[str] | None) -> dict[str, str]:
+        """Evaluate `checks.<system>` (all, or `names`) to drvPaths, in one nix call."""
+        for n in names or []:
+            if not _ATTR_RE.match(n):
+                msg = f"{n!r} is not a valid check name"
+                raise UsageError(msg)
+        # The selection is data: JSON, embedded as a Nix string literal (escaped below).
+        apply = (Path(__file__).parent / "data" / "select-checks.nix").read_text()
+        want = json.dumps(names) if names is not None else "null"
+        apply = apply.replace("@WANT@", _nix_string(want)).replace("@SYSTEM@", _nix_string(system))
+        done = self._run(
+            [
+                "eval",
+                "--json",
+                "--no-update-lock-file",
+                f"{ref}#checks",
+                "--apply",
+                apply,
+            ],
+            what="evaluating the flake's checks",
+            check=False,
+        )
+        if done.returncode != 0:
+            raise _eval_error(done)
+        result = json.loads(done.stdout)
+        have = result["selected"]
+        if have is None:
+            systems = ", ".join(result["systems"]) or "none"
+            msg = f"the flake has no checks for {system} (systems with checks: {systems})"
+            raise UsageError(msg, "add checks.<system>.<name> to flake.nix outputs")
+        available, drvs = have["names"], have["drvs"]
+        if not available:
+            msg = f"the flake defines no checks for {system}"
+            raise UsageError(msg, "add checks.<system>.<name> to flake.nix outputs")
+        missing = [n for n in names or [] if n not in available]
+        if missing:
+            msg = f"unknown check {', '.join(missing)}; the flake has: {', '.join(available)}"
+            raise UsageError(msg)
+        bad = [n for n, d in drvs.items() if not isinstance(d, str)]
+        if bad:
+            msg = f"checks.{system}.{bad[0]} is not a derivation"
+            raise UsageError(msg)
+        return dict(drvs)
+
+    def derivations(self, drv_paths: Iterable[str], *, recursive: bool = False) -> dict[str, Derivation]:
+        args = [*(["-r"] if recursive else []), *drv_paths]
+        # `derivation show` since 2.15; `show-derivation` before and gone in current Nix.
+        if not self._legacy_show:
+            try:
+                return parse_derivations(self._json(["derivation", "show", *args], what="nix derivation show"))
+            except NixError as e:
+                if "derivation" not in e.stderr or "not a recognised command" not in e.stderr:
+                    raise
+                self._legacy_show = True
+        return parse_derivations(self._json(["show-derivation", *args], what="nix show-derivation"))
+
+    def closure_info(self, drv_paths: Iterable[str]) -> list[PathInfo]:
+        """Every .drv and source in the build closure, with NAR hashes (one call)."""
+        raw = self._json(
+            ["path-info", "--derivation", "-r", "--json", *drv_paths],
+            what="querying the derivation closure",
+        )
+        return list(parse_path_info(raw).values())
+
+    # -- store -----------------------------------------------------------------------
+
+    def path_info(self, paths: Iterable[str]) -> dict[str, PathInfo]:
+        """Info for valid paths; invalid ones are simply absent from the result."""
+        paths = list(paths)
+        if not paths:
+            return {}
+        done = self._run(["path-info", "--json", *paths], what="nix path-info", check=False)
+        # 2.8 fails the whole call on one invalid path; ask one by one then.
+        if done.returncode != 0:
+            found: dict[str, PathInfo] = {}
+            if len(paths) == 1:
+                return found
+            for p in paths:
+                found.update(self.path_info([p]))
+            return found
+        return parse_path_info(json.loads(done.stdout))
+
+    def build(
+        self,
+        drv_path: str,
+        *,
+        rebuild: bool = False,
+        options: Mapping[str, str] | None = None,
+        on_line: Callable[[str], None] | None = None,
+    ) -> BuildResult:
+        """Build one derivation (one per call: with several, a failure prints no JSON)."""
+        args = ["build", "--no-link", "--json", "-L", *(["--rebuild"] if rebuild else []), drv_path]
+        done = self._run(args, options=options, what="nix build", on_line=on_line, check=False)
+        if done.returncode != 0:
+            raise NixError(
+                _last_error(done.stderr),
+                cmd=done.cmd,
+                returncode=done.returncode,
+                stderr=done.stderr,
+            )
+        try:
+            entries = json.loads(done.stdout)
+            entry = entries[0]
+            return BuildResult(entry["drvPath"], dict(entry["outputs"]), done.stderr)
+        except (json.JSONDecodeError, LookupError, TypeError):
+            msg = "nix build printed no usable --json result"
+            raise NixError(msg, cmd=done.cmd, stderr=done.stderr) from None
+
+    def log(self, path: str) -> bytes | None:
+        done = self._run(["log", path], what="nix log", check=False)
+        return done.stdout if done.returncode == 0 else None
+
+
+def _nix_string(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${")
+    return f'"{escaped}"'
+
+
+def _last_error(stderr: str) -> str:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    for ln in lines:
+        if ln.startswith("error:"):
+            return ln.removeprefix("error:").strip()
+    return lines[-1] if lines else "no error message"
+
+
+def _eval_error(done: proc.Completed) -> Exception:
+    err = done.stderr
+    first = _last_error(err)
+    if "does not provide attribute" in err and "checks" in err:
+        return UsageError("the flake has no `checks` output", "add checks.<system>.<name> to flake.nix")
+    if "path '" in err and "flake.nix' does not exist" in err or "does not contain a 'flake.nix'" in err:
+        return UsageError(f"not a flake: {first}", "run in a directory with a flake.nix")
+    if "is not a valid URL" in err or "getting status of" in err:
+        return UsageError(
+            f"cannot evaluate the flake: {first}",
+            "is flake.nix added to git (`git add flake.nix`)?",
+        )
+    if "requires lock file changes" in err:
+        return UsageError(
+            "flake.lock is missing or out of date",
+            "run `nix flake lock` and commit flake.lock",
+        )
+    return NixError(f"evaluating the flake failed: {first}", cmd=done.cmd, stderr=err)
+
+
+def parse_config(raw: Mapping[str, Any]) -> NixConfig:
+    def val(name: str, default: Any) -> Any:
+        entry = raw.get(name)
+        return entry.get("value", default) if isinstance(entry, dict) else default
+
+    sandbox = val("sandbox", False)
+    return NixConfig(
+        sandbox=sandbox if sandbox in (True, False, "relaxed") else str(sandbox),
+        sandbox_fallback=bool(val("sandbox-fallback", True)),
+        sandbox_paths=tuple(sorted(str(p) for p in val("sandbox-paths", []) or [])),
+        system=str(val("system", current_system())),
+    )
+
+
+def parse_flake_metadata(raw: Mapping[str, Any]) -> FlakeMetadata:
+    locked = raw.get("locked", {})
+    nodes = raw.get("locks", {}).get("nodes", {})
+    root = nodes.get(raw.get("locks", {}).get("root", "root"), {})
+    inputs: list[LockedInput] = []
+    for name, node_ref in sorted(root.get("inputs", {}).items()):
+        # `follows` entries are lists pointing at other nodes; the node itself is listed.
+        if not isinstance(node_ref, str):
+            continue
+        node = nodes.get(node_ref, {})
+        lk = node.get("locked", {})
+        nar = lk.get("narHash")
+        inputs.append(
+            LockedInput(
+                name=name,
+                type=str(lk.get("type", "")),
+                uri=_locked_uri(lk),
+                rev=lk.get("rev"),
+                nar_hash=sha256_to_hex(nar) if nar else None,
+            )
+        )
+    return FlakeMetadata(
+        url=str(raw.get("resolvedUrl") or raw.get("url") or locked.get("url", "")),
+        rev=raw.get("revision") or locked.get("rev"),
+        nar_hash=sha256_to_hex(locked.get("narHash") or raw["narHash"]),
+        last_modified=raw.get("lastModified"),
+        store_path=str(raw.get("path", "")),
+        inputs=tuple(inputs),
+    )
+
+
+def _locked_uri(lk: Mapping[str, Any]) -> str:
+    kind = lk.get("type", "")
+    if kind in ("github", "gitlab", "sourcehut"):
+        return f"{kind}:{lk.get('owner')}/{lk.get('repo')}/{lk.get('rev', '')}"
+    if "url" in lk:
+        return f"{kind}+{lk['url']}" if kind in ("git", "hg") and "+" not in lk["url"] else str(lk["url"])
+    if "path" in lk:
+        return f"path:{lk['path']}"
+    return str(kind)
+
+
+def parse_derivations(raw: Mapping[str, Any]) -> dict[str, Derivation]:
+    body = raw.get("derivations", raw) if isinstance(raw.get("derivations"), dict) else raw
+    out: dict[str, Derivation] = {}
+    for key, d in body.items():
+        path = _store_path(key)
+        outputs = tuple(
+            Output(name, _store_path(o["path"]) if o.get("path") else None)
+            for name, o in sorted(d.get("outputs", {}).items())
+        )
+        impure = any(o.get("impure") for o in d.get("outputs", {}).values())
+        input_drvs: dict[str, tuple[str, ...]] = {}
+        inputs = d.get("inputDrvs")
+        if inputs is None and isinstance(d.get("inputs"), dict):  # newest: {"inputs": {"drvs", "srcs"}}
+            inputs = d["inputs"].get("drvs", {})
+        for dp, outs in (inputs or {}).items():
+            names = outs.get("outputs", []) if isinstance(outs, dict) else outs
+            input_drvs[_store_path(dp)] = tuple(names)
+        srcs = d.get("inputSrcs")
+        if srcs is None and isinstance(d.get("inputs"), dict):
+            srcs = d["inputs"].get("srcs", [])
+        out[path] = Derivation(
+            path=path,
+            outputs=outputs,
+            input_drvs=input_drvs,
+            input_srcs=tuple(_store_path(s) for s in srcs or []),
+            system=str(d.get("system", "")),
+            builder=str(d.get("builder", "")),
+            env={str(k): str(v) for k, v in d.get("env", {}).items()},
+            impure=bool(impure),
+        )
+    return out
+
+
+def parse_path_info(raw: Any) -> dict[str, PathInfo]:
+    """Accept 2.8's array and 2.19+'s object keyed by path (null = invalid path)."""
+    if isinstance(raw, dict):
+        items = [(k, v) for k, v in raw.items()]
+    else:
+        items = [(e.get("path", ""), e) for e in raw]
+    out: dict[str, PathInfo] = {}
+    for path, e in items:
+        if not e or "narHash" not in e or e.get("valid") is False:
+            continue
+        ca = e.get("ca")
+        if isinstance(ca, dict):  # newest: {"method": ..., "hash": ...}
+            ca = f"{ca.get('method', '')}:{ca.get('hash', '')}"
+        deriver = e.get("deriver")
+        out[_store_path(path)] = PathInfo(
+            path=_store_path(path),
+            nar_hash=sha256_to_hex(_hash_str(e["narHash"])),
+            nar_size=int(e.get("narSize", 0)),
+            references=tuple(_store_path(r) for r in e.get("references", [])),
+            deriver=_store_path(deriver) if deriver else None,
+            ca=ca,
+            ultimate=bool(e.get("ultimate", False)),
+        )
+    return out
+
+
+def _hash_str(h: Any) -> str:
+    # Newest Nix may print hashes as {"algorithm": "sha256", "hash": "..."} objects.
+    if isinstance(h, dict):
+        return str(h.get("hash", ""))
+    return str(h)
+
+
+def has_nixbld_group() -> bool:
+    try:
+        import grp  # noqa: PLC0415 - POSIX only
+
+        grp.getgrnam("nixbld")
+    except (ImportError, KeyError):
+        return False
+    return True
+
+
+def default_nix_bin() -> str:
+    return os.environ.get("PROVENANCE_NIX", "nix")

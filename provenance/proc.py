@@ -1,0 +1,82 @@
+"""The one place that starts child processes.
+
+`nix.py` and `git.py` are the doors to their tools; both go through `run` so that
+logging, missing-binary errors and line streaming behave the same everywhere.
+No other module imports `subprocess` (a ruff banned-API rule enforces it).
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import subprocess
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Completed:
+    cmd: list[str]
+    returncode: int
+    stdout: bytes
+    stderr: str
+
+
+def run(
+    cmd: list[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    stdin: bytes | None = None,
+    on_stderr_line: Callable[[str], None] | None = None,
+) -> Completed:
+    """Run `cmd`, capture stdout (bytes) and stderr (text); never raises on exit status.
+
+    Raises FileNotFoundError when the binary is missing: callers turn that into their
+    own error with an install hint. With `on_stderr_line`, stderr is streamed line by
+    line while the process runs (build progress) and still returned whole.
+    """
+    log.debug("run: %s", shlex.join(cmd))
+    if on_stderr_line is None:
+        done = subprocess.run(  # noqa: S603 - argv list, no shell
+            cmd,
+            input=stdin,
+            capture_output=True,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            check=False,
+        )
+        return Completed(cmd, done.returncode, done.stdout, done.stderr.decode(errors="replace"))
+
+    proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
+        cmd,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+    )
+    out_chunks: list[bytes] = []
+
+    def _drain_stdout() -> None:
+        assert proc.stdout is not None
+        out_chunks.append(proc.stdout.read())
+
+    reader = threading.Thread(target=_drain_stdout, daemon=True)
+    reader.start()
+    if stdin is not None:
+        assert proc.stdin is not None
+        proc.stdin.write(stdin)
+        proc.stdin.close()
+    err_lines: list[str] = []
+    assert proc.stderr is not None
+    for raw in proc.stderr:
+        line = raw.decode(errors="replace").rstrip("\n")
+        err_lines.append(line)
+        on_stderr_line(line)
+    returncode = proc.wait()
+    reader.join()
+    return Completed(cmd, returncode, b"".join(out_chunks), "\n".join(err_lines))
