@@ -167,5 +167,32 @@ def example(
         _emit_json(summary)
 
 
+trust_app = typer.Typer(help="Manage the trust policy file (provenance.toml).", no_args_is_help=True)
+app.add_typer(trust_app, name="trust")
+
+
+@trust_app.command("add")
+def trust_add(
+    name: Annotated[str, typer.Argument(help="A name for the key, e.g. alice or ci.")],
+    pub: Annotated[Path, typer.Argument(help="The Ed25519 public key (PEM) to trust.")],
+    policy: Annotated[Path, typer.Option("--policy", help="Policy file to write.")] = Path("provenance.toml"),
+    expires: Annotated[
+        str | None, typer.Option("--expires", help="Stop trusting the key after this date (YYYY-MM-DD).")
+    ] = None,
+) -> None:
+    """Trust PUB under NAME in the policy file (added or replaced; the rest is kept)."""
+    import datetime as dt  # noqa: PLC0415
+
+    from provenance import trust  # noqa: PLC0415
+
+    try:
+        day = dt.date.fromisoformat(expires) if expires else None
+    except ValueError:
+        typer.echo(f"error: --expires {expires!r} is not a YYYY-MM-DD date", err=True)
+        raise typer.Exit(ExitCode.USAGE) from None
+    entry = _guard(lambda: trust.add_key(policy, name, pub, day))
+    typer.echo(f"{policy}: trusting {name} (keyid {entry.key.keyid[:16]}...)", err=True)
+
+
 def main() -> None:
     app()

@@ -99,18 +99,21 @@ def load_signer(path: str | Path) -> Signer:
 
 
 def load_public_key(path: str | Path) -> PublicKey:
-    """Load an Ed25519 SubjectPublicKeyInfo PEM public key."""
+    """Load an Ed25519 SubjectPublicKeyInfo PEM public key from a file."""
     p = Path(path)
-    data = _read(p, "public key")
+    return public_key_from_pem(_read(p, "public key"), str(p))
+
+
+def public_key_from_pem(data: bytes, source: str) -> PublicKey:
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError):
-        msg = f"{p} is not a PEM public key"
+        msg = f"{source} is not a PEM public key"
         raise KeyFileError(msg, "pass the provenance.pub written by `provenance keygen`") from None
     if not isinstance(key, Ed25519PublicKey):
-        msg = f"{p} is not an Ed25519 public key"
+        msg = f"{source} is not an Ed25519 public key"
         raise KeyFileError(msg)
-    return PublicKey(key, _keyid(key), str(p))
+    return PublicKey(key, _keyid(key), source)
 
 
 def generate(out_dir: str | Path, *, force: bool = False) -> tuple[Path, Path, str]:

@@ -1,0 +1,133 @@
+"""Trust policy: which public keys count, how many must agree, and until when.
+
+A policy file (`provenance.toml`) names keys with inline PEM, so it can be reviewed and
+committed like code:
+
+    [trust]
+    threshold = 1                      # distinct trusted signers needed per statement
+
+    [trust.keys.alice]
+    public_key = "-----BEGIN PUBLIC KEY-----\\n...\\n-----END PUBLIC KEY-----\\n"
+    expires = 2027-06-30               # optional: signatures by this key stop counting after
+
+`provenance trust add NAME PUB` writes it (tomli-w). Verification and the gate take either
+`--trusted-key PUB...` (threshold 1, no expiry) or a policy file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provenance.errors import KeyFileError, UsageError
+from provenance.keys import PublicKey, load_public_key, public_key_from_pem
+
+POLICY_FILE = "provenance.toml"
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    name: str
+    key: PublicKey
+    expires: dt.date | None = None
+
+    def active(self, today: dt.date) -> bool:
+        return self.expires is None or today <= self.expires
+
+
+@dataclass(frozen=True)
+class TrustPolicy:
+    keys: tuple[TrustedKey, ...]
+    threshold: int = 1
+    source: str = "--trusted-key"
+
+    def active_keys(self, today: dt.date | None = None) -> list[PublicKey]:
+        day = today or dt.datetime.now(dt.UTC).date()
+        return [k.key for k in self.keys if k.active(day)]
+
+    def name_of(self, keyid: str) -> str:
+        for k in self.keys:
+            if k.key.keyid == keyid:
+                return k.name
+        return keyid[:16]
+
+
+def from_key_files(paths: list[Path]) -> TrustPolicy:
+    keys = tuple(TrustedKey(p.name, load_public_key(p)) for p in paths)
+    return TrustPolicy(keys)
+
+
+def load_policy(path: Path) -> TrustPolicy:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        msg = f"policy file {path} does not exist"
+        raise UsageError(msg, "create it with `provenance trust add NAME PUB`") from None
+    except (OSError, UnicodeDecodeError) as e:
+        msg = f"cannot read policy file {path}: {e}"
+        raise UsageError(msg) from None
+    except tomllib.TOMLDecodeError as e:
+        msg = f"policy file {path} is not valid TOML: {e}"
+        raise UsageError(msg) from None
+    trust = data.get("trust", {})
+    if not isinstance(trust, dict):
+        msg = f"{path}: [trust] must be a table"
+        raise UsageError(msg)
+    keys: list[TrustedKey] = []
+    for name, entry in (trust.get("keys") or {}).items():
+        keys.append(_entry(path, name, entry))
+    threshold = trust.get("threshold", 1)
+    if not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 1:
+        msg = f"{path}: trust.threshold must be a positive integer"
+        raise UsageError(msg)
+    if not keys:
+        msg = f"{path} trusts no keys"
+        raise UsageError(msg, "add one with `provenance trust add NAME PUB`")
+    if threshold > len(keys):
+        msg = f"{path}: threshold {threshold} exceeds the {len(keys)} key(s) it names"
+        raise UsageError(msg)
+    return TrustPolicy(tuple(keys), threshold, str(path))
+
+
+def _entry(path: Path, name: str, entry: Any) -> TrustedKey:
+    if not isinstance(entry, dict) or not isinstance(entry.get("public_key"), str):
+        msg = f"{path}: trust.keys.{name} needs a public_key PEM string"
+        raise UsageError(msg)
+    try:
+        key = public_key_from_pem(entry["public_key"].encode(), f"{path}:{name}")
+    except KeyFileError as e:
+        raise UsageError(f"{path}: trust.keys.{name}: {e.message}") from None
+    expires = entry.get("expires")
+    if isinstance(expires, dt.datetime):
+        expires = expires.date()
+    if expires is not None and not isinstance(expires, dt.date):
+        msg = f"{path}: trust.keys.{name}.expires must be a date (YYYY-MM-DD)"
+        raise UsageError(msg)
+    return TrustedKey(name, key, expires)
+
+
+def add_key(policy_path: Path, name: str, pub: Path, expires: dt.date | None = None) -> TrustedKey:
+    """Add or replace key NAME in the policy file, keeping everything else in it."""
+    import tomli_w  # noqa: PLC0415 - only this command writes TOML
+
+    from provenance.bundle import write_atomic  # noqa: PLC0415
+
+    key = load_public_key(pub)
+    data: dict[str, Any] = {}
+    if policy_path.exists():
+        try:
+            data = tomllib.loads(policy_path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            msg = f"policy file {policy_path} is not valid TOML: {e}"
+            raise UsageError(msg) from None
+    trust = data.setdefault("trust", {})
+    trust.setdefault("threshold", 1)
+    entry: dict[str, Any] = {"public_key": key.pem().decode(), "keyid": key.keyid}
+    if expires:
+        entry["expires"] = expires
+    trust.setdefault("keys", {})[name] = entry
+    write_atomic(policy_path, tomli_w.dumps(data).encode())
+    return TrustedKey(name, key, expires)
