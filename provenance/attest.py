@@ -104,7 +104,9 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _repo_state(req: BuildRequest, reporter: Reporter) -> tuple[Git, Path, str, str, tuple[str, ...]]:
+def _repo_state(
+    req: BuildRequest, reporter: Reporter
+) -> tuple[Git, Path, str, str, tuple[str, ...]]:
     flake_dir = req.flake_dir.resolve()
     if not flake_dir.is_dir():
         msg = f"{req.flake_dir} is not a directory"
@@ -120,10 +122,14 @@ def _repo_state(req: BuildRequest, reporter: Reporter) -> tuple[Git, Path, str, 
     if status.dirty and not req.allow_dirty:
         shown = ", ".join(status.modified[:8]) + (" ..." if len(status.modified) > 8 else "")
         msg = f"the work tree has uncommitted changes: {shown}"
-        raise RefusedError(msg, "commit them, or pass --allow-dirty to attest a dirty tree (labelled so)")
+        raise RefusedError(
+            msg, "commit them, or pass --allow-dirty to attest a dirty tree (labelled so)"
+        )
     prefix = f"{subdir}/" if subdir else ""
     invisible = [
-        p for p in status.untracked if p.startswith(prefix) and not p.startswith(f"{prefix}{BUNDLE_DIR}/")
+        p
+        for p in status.untracked
+        if p.startswith(prefix) and not p.startswith(f"{prefix}{BUNDLE_DIR}/")
     ]
     if invisible:
         shown = ", ".join(invisible[:5]) + (" ..." if len(invisible) > 5 else "")
@@ -166,7 +172,10 @@ def _cached(
                 name,
                 claim.drv_path,
                 "cached",
-                {claim.output_names[p]: {"path": p, "sha256": d} for p, d in claim.subjects.items()},
+                {
+                    claim.output_names[p]: {"path": p, "sha256": d}
+                    for p, d in claim.subjects.items()
+                },
                 claim.output_check,
             ),
         )
@@ -233,7 +242,9 @@ def _build_one(
                 f"check {name}: the output already in the store does not reproduce "
                 f"in the sandbox ({e.message}); it may have been built unsandboxed or tampered with"
             )
-            raise RefusedError(msg, f"delete it with `nix store delete {' '.join(paths)}` and rerun") from None
+            raise RefusedError(
+                msg, f"delete it with `nix store delete {' '.join(paths)}` and rerun"
+            ) from None
         output_check = REBUILT
     if deps_built:
         reporter.info(f"{name}: built {deps_built} dependency derivation(s)")
@@ -272,17 +283,33 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
     results: dict[str, CheckResult] = {n: hits[n][1] for n in hits}
     lines += [hits[n][0] for n in sorted(hits)]
     if todo:
-        lines += _attest(nix, req, reporter, git, top, ref, commit, subdir, dirty_files, system,
-                         {n: drvs[n] for n in todo}, results)
+        lines += _attest(
+            nix,
+            req,
+            reporter,
+            git,
+            top,
+            ref,
+            commit,
+            subdir,
+            dirty_files,
+            system,
+            {n: drvs[n] for n in todo},
+            results,
+        )
 
     bundle_path = None
     note_attached = False
     if lines:
-        bundle_path = req.output or (req.flake_dir.resolve() / BUNDLE_DIR / f"{commit}.intoto.jsonl")
+        bundle_path = req.output or (
+            req.flake_dir.resolve() / BUNDLE_DIR / f"{commit}.intoto.jsonl"
+        )
         _ensure_ignored(bundle_path)
         bundle.write_atomic(bundle_path, ("\n".join(lines) + "\n").encode())
         if dirty:
-            reporter.warn("dirty tree: the bundle is written but not attached to the commit as a note")
+            reporter.warn(
+                "dirty tree: the bundle is written but not attached to the commit as a note"
+            )
         elif req.attach_note:
             git.add_note_lines(commit, lines)
             note_attached = True
@@ -330,7 +357,9 @@ def _attest(
             f"nix reports sandbox={config.sandbox}, sandbox-fallback={config.sandbox_fallback}: "
             "builds would not be hermetic"
         )
-        raise RefusedError(msg, "enable `sandbox = true` and `sandbox-fallback = false` in nix.conf")
+        raise RefusedError(
+            msg, "enable `sandbox = true` and `sandbox-fallback = false` in nix.conf"
+        )
     nix_version = nix.version()
     meta = nix.flake_metadata(ref)
     src = SourceInfo(

@@ -73,13 +73,17 @@ def _emit_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2, sort_keys=True))
 
 
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging (every nix/git call).")]
+Verbose = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Debug logging (every nix/git call).")
+]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print a machine-readable result on stdout.")]
 
 
 @app.command()
 def keygen(
-    out_dir: Annotated[Path, typer.Option("--out-dir", help="Directory for provenance.key and .pub.")],
+    out_dir: Annotated[
+        Path, typer.Option("--out-dir", help="Directory for provenance.key and .pub.")
+    ],
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing key files.")] = False,
     json_out: JsonOut = False,
 ) -> None:
@@ -100,23 +104,37 @@ def build(
     flake_dir: Annotated[Path, typer.Argument(help="Flake directory inside a git repo.")] = Path(),
     key: Annotated[
         Path | None,
-        typer.Option("--key", envvar="PROVENANCE_KEY", help="Ed25519 signing key (or $PROVENANCE_KEY)."),
+        typer.Option(
+            "--key", envvar="PROVENANCE_KEY", help="Ed25519 signing key (or $PROVENANCE_KEY)."
+        ),
     ] = None,
     check: Annotated[
         list[str] | None, typer.Option("--check", help="Attest only this check (repeatable).")
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="Bundle path [default: FLAKE_DIR/.provenance/COMMIT.intoto.jsonl]."),
+        typer.Option(
+            "--output",
+            "-o",
+            help="Bundle path [default: FLAKE_DIR/.provenance/COMMIT.intoto.jsonl].",
+        ),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Rebuild and re-attest even on a cache hit.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Rebuild and re-attest even on a cache hit.")
+    ] = False,
     allow_dirty: Annotated[
         bool,
-        typer.Option("--allow-dirty", help="Attest uncommitted changes (labelled dirty; no git note)."),
+        typer.Option(
+            "--allow-dirty", help="Attest uncommitted changes (labelled dirty; no git note)."
+        ),
     ] = False,
-    no_note: Annotated[bool, typer.Option("--no-note", help="Write the bundle but attach no git note.")] = False,
+    no_note: Annotated[
+        bool, typer.Option("--no-note", help="Write the bundle but attach no git note.")
+    ] = False,
     json_out: JsonOut = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")
+    ] = False,
     verbose: Verbose = False,
 ) -> None:
     """Evaluate the flake's checks, build them in the Nix sandbox, and sign what was proven.
@@ -155,7 +173,8 @@ def build(
 @app.command()
 def example(
     workdir: Annotated[
-        Path | None, typer.Option("--workdir", help="Where to put the example [default: a temp dir].")
+        Path | None,
+        typer.Option("--workdir", help="Where to put the example [default: a temp dir]."),
     ] = None,
     json_out: JsonOut = False,
 ) -> None:
@@ -167,7 +186,9 @@ def example(
         _emit_json(summary)
 
 
-trust_app = typer.Typer(help="Manage the trust policy file (provenance.toml).", no_args_is_help=True)
+trust_app = typer.Typer(
+    help="Manage the trust policy file (provenance.toml).", no_args_is_help=True
+)
 app.add_typer(trust_app, name="trust")
 
 
@@ -175,9 +196,12 @@ app.add_typer(trust_app, name="trust")
 def trust_add(
     name: Annotated[str, typer.Argument(help="A name for the key, e.g. alice or ci.")],
     pub: Annotated[Path, typer.Argument(help="The Ed25519 public key (PEM) to trust.")],
-    policy: Annotated[Path, typer.Option("--policy", help="Policy file to write.")] = Path("provenance.toml"),
+    policy: Annotated[Path, typer.Option("--policy", help="Policy file to write.")] = Path(
+        "provenance.toml"
+    ),
     expires: Annotated[
-        str | None, typer.Option("--expires", help="Stop trusting the key after this date (YYYY-MM-DD).")
+        str | None,
+        typer.Option("--expires", help="Stop trusting the key after this date (YYYY-MM-DD)."),
     ] = None,
 ) -> None:
     """Trust PUB under NAME in the policy file (added or replaced; the rest is kept)."""

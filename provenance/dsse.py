@@ -105,7 +105,9 @@ def _b64(text: str) -> bytes:
         raise AttestationError(msg) from None
 
 
-def sign(payload: bytes, signers: Sequence[Signer], payload_type: str = INTOTO_PAYLOAD_TYPE) -> Envelope:
+def sign(
+    payload: bytes, signers: Sequence[Signer], payload_type: str = INTOTO_PAYLOAD_TYPE
+) -> Envelope:
     """Sign `payload` (already-serialised bytes) with each signer."""
     message = pae(payload_type, payload)
     return Envelope(
@@ -153,7 +155,9 @@ def verify(
                 break
     if len(good) < threshold:
         if not good:
-            msg = "no signature verifies against a trusted key (untrusted signer or tampered bundle)"
+            msg = (
+                "no signature verifies against a trusted key (untrusted signer or tampered bundle)"
+            )
         else:
             msg = f"only {len(good)} distinct trusted signer(s), policy requires {threshold}"
         raise VerificationError(msg)

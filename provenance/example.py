@@ -40,7 +40,8 @@ def is_static_elf(path: Path) -> bool:
     except OSError:
         return False
     return all(
-        struct.unpack_from(endian + "I", table, i * phentsize)[0] != _PT_INTERP for i in range(phnum)
+        struct.unpack_from(endian + "I", table, i * phentsize)[0] != _PT_INTERP
+        for i in range(phnum)
     )
 
 
@@ -77,7 +78,9 @@ def run(workdir: Path | None, reporter: Reporter) -> dict[str, Any]:
     key_path, pub_path, keyid = keys.generate(base / "keys")
     reporter.info(f"signing key {key_path} (keyid {keyid[:16]}...)")
     signer = keys.load_signer(key_path)
-    report = attest.build(attest.BuildRequest(flake_dir=project, signer=signer), Nix(default_nix_bin()), reporter)
+    report = attest.build(
+        attest.BuildRequest(flake_dir=project, signer=signer), Nix(default_nix_bin()), reporter
+    )
 
     # Show what was proven, re-checking it independently of the build step.
     assert report.bundle_path is not None

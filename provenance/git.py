@@ -134,4 +134,3 @@ class Git:
             cmd = [*self._identity(), "notes", "--ref", ref, "add", "-f", "-F", "-", rev]
             self._run(*cmd, stdin=body.encode())
             return len(new)
-

@@ -30,7 +30,9 @@ KEY_NAME, PUB_NAME = "provenance.key", "provenance.pub"
 
 
 def _keyid(pub: Ed25519PublicKey) -> str:
-    der = pub.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    der = pub.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return hashlib.sha256(der).hexdigest()
 
 

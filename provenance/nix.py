@@ -25,7 +25,9 @@ from provenance.hashing import sha256_to_hex
 log = logging.getLogger(__name__)
 
 STORE_DIR = "/nix/store"
-INSTALL_HINT = "install Nix, e.g. `apt-get install nix-bin` on Debian, or see https://nixos.org/download"
+INSTALL_HINT = (
+    "install Nix, e.g. `apt-get install nix-bin` on Debian, or see https://nixos.org/download"
+)
 # The settings every attested build runs with. Substituters are left to the user's own
 # configuration: real users want dependencies from their caches.
 HERMETIC_OPTIONS = {"sandbox": "true", "sandbox-fallback": "false"}
@@ -260,12 +262,16 @@ class Nix:
             raise UsageError(msg)
         return dict(drvs)
 
-    def derivations(self, drv_paths: Iterable[str], *, recursive: bool = False) -> dict[str, Derivation]:
+    def derivations(
+        self, drv_paths: Iterable[str], *, recursive: bool = False
+    ) -> dict[str, Derivation]:
         args = [*(["-r"] if recursive else []), *drv_paths]
         # `derivation show` since 2.15; `show-derivation` before and gone in current Nix.
         if not self._legacy_show:
             try:
-                return parse_derivations(self._json(["derivation", "show", *args], what="nix derivation show"))
+                return parse_derivations(
+                    self._json(["derivation", "show", *args], what="nix derivation show")
+                )
             except NixError as e:
                 if "derivation" not in e.stderr or "not a recognised command" not in e.stderr:
                     raise
@@ -346,8 +352,12 @@ def _eval_error(done: proc.Completed) -> Exception:
     err = done.stderr
     first = _last_error(err)
     if "does not provide attribute" in err and "checks" in err:
-        return UsageError("the flake has no `checks` output", "add checks.<system>.<name> to flake.nix")
-    if "path '" in err and "flake.nix' does not exist" in err or "does not contain a 'flake.nix'" in err:
+        return UsageError(
+            "the flake has no `checks` output", "add checks.<system>.<name> to flake.nix"
+        )
+    if (
+        "path '" in err and "flake.nix' does not exist" in err
+    ) or "does not contain a 'flake.nix'" in err:
         return UsageError(f"not a flake: {first}", "run in a directory with a flake.nix")
     if "is not a valid URL" in err or "getting status of" in err:
         return UsageError(
@@ -412,7 +422,11 @@ def _locked_uri(lk: Mapping[str, Any]) -> str:
     if kind in ("github", "gitlab", "sourcehut"):
         return f"{kind}:{lk.get('owner')}/{lk.get('repo')}/{lk.get('rev', '')}"
     if "url" in lk:
-        return f"{kind}+{lk['url']}" if kind in ("git", "hg") and "+" not in lk["url"] else str(lk["url"])
+        return (
+            f"{kind}+{lk['url']}"
+            if kind in ("git", "hg") and "+" not in lk["url"]
+            else str(lk["url"])
+        )
     if "path" in lk:
         return f"path:{lk['path']}"
     return str(kind)
@@ -430,7 +444,9 @@ def parse_derivations(raw: Mapping[str, Any]) -> dict[str, Derivation]:
         impure = any(o.get("impure") for o in d.get("outputs", {}).values())
         input_drvs: dict[str, tuple[str, ...]] = {}
         inputs = d.get("inputDrvs")
-        if inputs is None and isinstance(d.get("inputs"), dict):  # newest: {"inputs": {"drvs", "srcs"}}
+        if inputs is None and isinstance(
+            d.get("inputs"), dict
+        ):  # newest: {"inputs": {"drvs", "srcs"}}
             inputs = d["inputs"].get("drvs", {})
         for dp, outs in (inputs or {}).items():
             names = outs.get("outputs", []) if isinstance(outs, dict) else outs
@@ -452,7 +468,10 @@ def parse_derivations(raw: Mapping[str, Any]) -> dict[str, Derivation]:
 
 
 def parse_path_info(raw: Any) -> dict[str, PathInfo]:
-    """Accept 2.8's array and 2.19+'s object keyed by path (null = invalid path)."""
+    """Accept 2.8's array, 2.19+'s object keyed by path (null = invalid path), and
+    2.33+'s `{"version": 2, "info": {basename: ...}}` (`--json-format 2`)."""
+    if isinstance(raw, dict) and isinstance(raw.get("info"), dict) and "version" in raw:
+        raw = raw["info"]
     if isinstance(raw, dict):
         items = [(k, v) for k, v in raw.items()]
     else:

@@ -41,7 +41,7 @@ def run(
     """
     log.debug("run: %s", shlex.join(cmd))
     if on_stderr_line is None:
-        done = subprocess.run(  # noqa: S603 - argv list, no shell
+        done = subprocess.run(
             cmd,
             input=stdin,
             capture_output=True,
@@ -51,7 +51,7 @@ def run(
         )
         return Completed(cmd, done.returncode, done.stdout, done.stderr.decode(errors="replace"))
 
-    proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
+    proc = subprocess.Popen(
         cmd,
         stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
         stdout=subprocess.PIPE,

@@ -69,7 +69,10 @@ def source_descriptor(src: SourceInfo) -> ResourceDescriptor:
         name="source",
         uri=src.flake_ref,
         digest=digest,
-        annotations={"dirty": src.dirty, **({"dirtyFiles": list(src.dirty_files)} if src.dirty else {})},
+        annotations={
+            "dirty": src.dirty,
+            **({"dirtyFiles": list(src.dirty_files)} if src.dirty else {}),
+        },
     )
 
 
@@ -103,7 +106,9 @@ def provenance_statement(
         notes: dict[str, Any] = {"nixStorePath": info.path, "kind": kind}
         if info.path in check.fixed_output_drvs:
             notes["fixedOutput"] = True  # the only builds that reach the network
-        deps.append(ResourceDescriptor(name=info.path, digest={"sha256": info.nar_hash}, annotations=notes))
+        deps.append(
+            ResourceDescriptor(name=info.path, digest={"sha256": info.nar_hash}, annotations=notes)
+        )
 
     external = {
         "flake": src.repo_url + (f"?dir={src.subdir}" if src.subdir else ""),
@@ -128,7 +133,9 @@ def provenance_statement(
     byproducts = []
     if check.log_sha256:
         byproducts.append(
-            ResourceDescriptor(name="build.log", digest={"sha256": check.log_sha256}, media_type="text/plain")
+            ResourceDescriptor(
+                name="build.log", digest={"sha256": check.log_sha256}, media_type="text/plain"
+            )
         )
     predicate = Provenance(
         build_definition=BuildDefinition(
@@ -146,4 +153,6 @@ def provenance_statement(
             byproducts=byproducts,
         ),
     )
-    return Statement(subject=subjects, predicate_type=SLSA_PROVENANCE_V1, predicate=predicate.as_predicate())
+    return Statement(
+        subject=subjects, predicate_type=SLSA_PROVENANCE_V1, predicate=predicate.as_predicate()
+    )

@@ -38,7 +38,9 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     for var in ("NAME", "EMAIL"):
         monkeypatch.setenv(f"GIT_AUTHOR_{var}", "tester" if var == "NAME" else "t@example.invalid")
-        monkeypatch.setenv(f"GIT_COMMITTER_{var}", "tester" if var == "NAME" else "t@example.invalid")
+        monkeypatch.setenv(
+            f"GIT_COMMITTER_{var}", "tester" if var == "NAME" else "t@example.invalid"
+        )
     monkeypatch.delenv("PROVENANCE_KEY", raising=False)
     monkeypatch.delenv("PROVENANCE_NIX", raising=False)
     monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
