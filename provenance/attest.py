@@ -15,9 +15,11 @@ Order matters for honesty:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,10 +36,19 @@ from provenance.errors import (
 from provenance.git import Git
 from provenance.hashing import nar_sha256, sha256_hex
 from provenance.keys import Signer
-from provenance.nix import HERMETIC_OPTIONS, Derivation, Nix, PathInfo, current_system
+from provenance.nix import (
+    HERMETIC_OPTIONS,
+    DrvFlags,
+    EvaluatedCheck,
+    Nix,
+    PathInfo,
+    current_system,
+)
 from provenance.progress import Reporter
-from provenance.statement import BUILT, REBUILT, BuiltCheck, SourceInfo, provenance_statement
 
+# How an output came to be trusted (internalParameters.outputCheck):
+BUILT = "built"  # we saw nix build it, sandboxed, in this run
+REBUILT = "rebuilt-and-compared"  # it was already valid; nix --rebuild reproduced it bit for bit
 BUNDLE_DIR = ".provenance"  # default bundle location, relative to the flake directory
 
 
@@ -147,12 +158,17 @@ def _flake_ref(top: Path, commit: str, subdir: str, dirty: bool) -> str:
 
 def _cached(
     git: Git, commit: str, drvs: dict[str, str], signer: Signer
-) -> dict[str, tuple[str, CheckResult]]:
-    """Checks whose drvPath this key already attested on this commit: name -> (line, result)."""
+) -> dict[str, list[tuple[str, CheckResult]]]:
+    """Lines in which this key already attested a check's drvPath on this commit.
+
+    name -> [(line, result)]: the first is a cache hit; with --force all of them are
+    superseded by the new statement and dropped from the note (only this key's own
+    statements for the same drvPath; other keys' and other checks' lines are kept).
+    """
     note = git.note(commit)
     if not note:
         return {}
-    hits: dict[str, tuple[str, CheckResult]] = {}
+    hits: dict[str, list[tuple[str, CheckResult]]] = {}
     wanted = {drv: name for name, drv in drvs.items()}
     for line in note.decode(errors="replace").splitlines():
         if not line.strip():
@@ -164,25 +180,27 @@ def _cached(
         except (AttestationError, VerificationError):
             continue  # other keys' lines, other predicates, or junk: not ours to judge here
         name = wanted.get(claim.drv_path)
-        if name is None or claim.dirty or claim.commit != commit or name in hits:
+        if name is None or claim.dirty or claim.commit != commit:
             continue
-        hits[name] = (
-            line,
-            CheckResult(
-                name,
-                claim.drv_path,
-                "cached",
-                {
-                    claim.output_names[p]: {"path": p, "sha256": d}
-                    for p, d in claim.subjects.items()
-                },
-                claim.output_check,
-            ),
+        hits.setdefault(name, []).append(
+            (
+                line,
+                CheckResult(
+                    name,
+                    claim.drv_path,
+                    "cached",
+                    {
+                        claim.output_names[p]: {"path": p, "sha256": d}
+                        for p, d in claim.subjects.items()
+                    },
+                    claim.output_check,
+                ),
+            )
         )
     return hits
 
 
-def _refuse_impure(closure: dict[str, Derivation]) -> frozenset[str]:
+def _refuse_impure(closure: dict[str, DrvFlags]) -> frozenset[str]:
     """Refuse what escapes the sandbox; return the fixed-output drvs (network, by hash)."""
     for d in closure.values():
         if d.no_chroot:
@@ -217,50 +235,62 @@ def _installable(drv: str, nix_version: str) -> str:
 
 
 def _build_one(
-    nix: Nix, name: str, drv: Derivation, nix_version: str, reporter: Reporter
+    nix: Nix, name: str, drv_path: str, already_valid: bool, nix_version: str, reporter: Reporter
 ) -> tuple[dict[str, str], str]:
-    paths = [o.path for o in drv.outputs if o.path]
-    already = nix.path_info(paths)
     deps_built = 0
 
     def on_line(line: str) -> None:
         nonlocal deps_built
-        if line.startswith("building '") and drv.path not in line:
+        if line.startswith("building '") and drv_path not in line:
             deps_built += 1
         reporter.log_line(name, line)
 
-    target = _installable(drv.path, nix_version)
-    result = nix.build(target, options=HERMETIC_OPTIONS, on_line=on_line)
-    output_check = BUILT
-    if already:
-        # It was valid before we built: we did not see it built. Prove it reproduces.
-        reporter.info(f"{name}: output already in the store; rebuilding to check it reproduces")
-        try:
-            nix.build(target, rebuild=True, options=HERMETIC_OPTIONS, on_line=on_line)
-        except NixError as e:
-            msg = (
-                f"check {name}: the output already in the store does not reproduce "
-                f"in the sandbox ({e.message}); it may have been built unsandboxed or tampered with"
-            )
-            raise RefusedError(
-                msg, f"delete it with `nix store delete {' '.join(paths)}` and rerun"
-            ) from None
-        output_check = REBUILT
-    if deps_built:
-        reporter.info(f"{name}: built {deps_built} dependency derivation(s)")
-    return result.outputs, output_check
+    target = _installable(drv_path, nix_version)
+    if not already_valid:
+        result = nix.build(target, options=HERMETIC_OPTIONS, on_line=on_line)
+        if deps_built:
+            reporter.info(f"{name}: built {deps_built} dependency derivation(s)")
+        return result.outputs, BUILT
+    # Valid before we built it: we did not see it built, and it may have been built
+    # unsandboxed or tampered with. Prove it: rebuild in the sandbox and compare.
+    reporter.info(f"{name}: output already in the store; rebuilding to check it reproduces")
+    try:
+        result = nix.build(target, rebuild=True, options=HERMETIC_OPTIONS, on_line=on_line)
+    except NixError as e:
+        if "not valid" in e.stderr:  # raced with a garbage collection: build, then check
+            nix.build(target, options=HERMETIC_OPTIONS, on_line=on_line)
+            return _build_one(nix, name, drv_path, True, nix_version, reporter)
+        if "may not be deterministic" not in e.stderr and "differs" not in e.stderr:
+            raise
+        msg = (
+            f"check {name}: the output already in the store does not reproduce in the "
+            "sandbox; it may have been built unsandboxed or tampered with"
+        )
+        outs = " ".join(_output_paths_from(e.stderr)) or "<output path>"
+        raise RefusedError(msg, f"delete it with `nix store delete {outs}` and rerun") from None
+    return result.outputs, REBUILT
 
 
-def _hash_outputs(nix: Nix, name: str, outputs: dict[str, str]) -> dict[str, tuple[str, str]]:
-    infos = nix.path_info(outputs.values())
+def _output_paths_from(stderr: str) -> list[str]:
+    import re  # noqa: PLC0415 - only on this error path
+
+    return sorted(set(re.findall(r"output '(/nix/store/[^']+)' differs", stderr)))
+
+
+def _hash_outputs(
+    nix: Nix, name: str, outputs: dict[str, str], pool: ThreadPoolExecutor
+) -> dict[str, tuple[str, str]]:
+    # nix's recorded narHash and our own NAR hash are computed side by side.
+    theirs_f = pool.submit(nix.path_info, outputs.values())
+    ours = {out: nar_sha256(path) for out, path in outputs.items()}
+    theirs = theirs_f.result()
     hashed: dict[str, tuple[str, str]] = {}
     for out, path in sorted(outputs.items()):
-        ours = nar_sha256(path)
-        theirs = infos.get(path)
-        if theirs is None or theirs.nar_hash != ours:
+        info = theirs.get(path)
+        if info is None or info.nar_hash != ours[out]:
             msg = f"check {name}: output {path} does not match the NAR hash nix recorded"
             raise RefusedError(msg, f"the store may be corrupt; run `nix store verify {path}`")
-        hashed[out] = (path, ours)
+        hashed[out] = (path, ours[out])
     return hashed
 
 
@@ -271,10 +301,18 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
     dirty = bool(dirty_files)
     ref = _flake_ref(top, commit, subdir, dirty)
     system = current_system()
-    drvs = nix.check_drv_paths(ref, system, list(req.checks) if req.checks else None)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The version is needed only if something gets built; ask while nix evaluates.
+        version_f = pool.submit(nix.version)
+        evaluated = nix.eval_checks(ref, system, list(req.checks) if req.checks else None)
+        with contextlib.suppress(NixError):
+            version_f.result()  # cached in `nix`; a failure resurfaces where it matters
+    drvs = {n: c.drv_path for n, c in evaluated.items()}
     names = sorted(drvs)
 
-    hits = {} if (req.force or dirty) else _cached(git, commit, drvs, req.signer)
+    own = {} if dirty else _cached(git, commit, drvs, req.signer)
+    hits = {} if req.force else {n: found[0] for n, found in own.items()}
+    superseded = {line for n, found in own.items() if n not in hits for line, _ in found}
     for name in hits:
         reporter.info(f"{name}: already attested on {commit[:12]} for {drvs[name]} (cache hit)")
     todo = [n for n in names if n not in hits]
@@ -294,7 +332,7 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
             subdir,
             dirty_files,
             system,
-            {n: drvs[n] for n in todo},
+            {n: evaluated[n] for n in todo},
             results,
         )
 
@@ -311,7 +349,7 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
                 "dirty tree: the bundle is written but not attached to the commit as a note"
             )
         elif req.attach_note:
-            git.add_note_lines(commit, lines)
+            git.add_note_lines(commit, lines, drop=superseded)
             note_attached = True
     report = BuildReport(
         commit=commit,
@@ -337,6 +375,12 @@ def _ensure_ignored(bundle_path: Path) -> None:
             bundle.write_atomic(ignore, b"*\n")
 
 
+def _import_statement() -> None:
+    # pydantic costs ~100 ms to import; only attesting needs it, so it loads in a thread
+    # while the first nix calls run.
+    import provenance.statement  # noqa: F401, PLC0415
+
+
 def _attest(
     nix: Nix,
     req: BuildRequest,
@@ -348,40 +392,80 @@ def _attest(
     subdir: str,
     dirty_files: Iterable[str],
     system: str,
-    drvs: dict[str, str],
+    checks: dict[str, EvaluatedCheck],
     results: dict[str, CheckResult],
 ) -> list[str]:
-    config = nix.config(HERMETIC_OPTIONS)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        return _attest_in(
+            pool,
+            nix,
+            req,
+            reporter,
+            top,
+            ref,
+            commit,
+            subdir,
+            tuple(dirty_files),
+            system,
+            checks,
+            results,
+        )
+
+
+def _attest_in(
+    pool: ThreadPoolExecutor,
+    nix: Nix,
+    req: BuildRequest,
+    reporter: Reporter,
+    top: Path,
+    ref: str,
+    commit: str,
+    subdir: str,
+    dirty_files: tuple[str, ...],
+    system: str,
+    checks: dict[str, EvaluatedCheck],
+    results: dict[str, CheckResult],
+) -> list[str]:
+    # The nix queries below are independent of each other: run them side by side.
+    imported = pool.submit(_import_statement)
+    nix_version = nix.version()  # picks the command names the other calls use
+    drv_paths = [c.drv_path for c in checks.values()]
+    config_f = pool.submit(nix.config, HERMETIC_OPTIONS)
+    meta_f = pool.submit(nix.flake_metadata, ref)
+    infos_f = pool.submit(nix.closure_info, drv_paths)
+    valid_f = pool.submit(nix.path_info, [p for c in checks.values() for p in c.outputs.values()])
+
+    config = config_f.result()
     if not config.hermetic:
         msg = (
             f"nix reports sandbox={config.sandbox}, sandbox-fallback={config.sandbox_fallback}: "
             "builds would not be hermetic"
         )
-        raise RefusedError(
-            msg, "enable `sandbox = true` and `sandbox-fallback = false` in nix.conf"
-        )
-    nix_version = nix.version()
-    meta = nix.flake_metadata(ref)
+        raise RefusedError(msg, "set `sandbox = true` and `sandbox-fallback = false` in nix.conf")
+    infos = {i.path: i for i in infos_f.result()}
+    fods = _refuse_impure(nix.drv_flags(p for p in infos if p.endswith(".drv")))
+    imported.result()
+    from provenance.statement import BuiltCheck, SourceInfo, provenance_statement  # noqa: PLC0415
+
     src = SourceInfo(
         flake_ref=ref,
         repo_url=f"git+file://{top}",
         commit=commit,
         subdir=subdir,
-        dirty=bool(list(dirty_files)),
-        dirty_files=tuple(dirty_files),
-        metadata=meta,
+        dirty=bool(dirty_files),
+        dirty_files=dirty_files,
+        metadata=meta_f.result(),
     )
-    closure = nix.derivations(drvs.values(), recursive=True)
-    fods = _refuse_impure(closure)
-    infos = {i.path: i for i in nix.closure_info(drvs.values())}
+    valid = valid_f.result()
 
     lines: list[str] = []
-    for name, drv_path in sorted(drvs.items()):
-        drv = closure[drv_path]
+    for name, check in sorted(checks.items()):
+        drv_path = check.drv_path
+        already = bool(check.outputs) and all(p in valid for p in check.outputs.values())
         reporter.info(f"{name}: building {drv_path}")
         started = _now()
         try:
-            outputs, output_check = _build_one(nix, name, drv, nix_version, reporter)
+            outputs, output_check = _build_one(nix, name, drv_path, already, nix_version, reporter)
         except NixError as e:
             tail = [ln for ln in e.stderr.splitlines() if ln.strip()][-15:]
             for ln in tail:
@@ -390,15 +474,17 @@ def _attest(
             results[name] = CheckResult(name, drv_path, "failed", error=e.message)
             continue
         finished = _now()
-        hashed = _hash_outputs(nix, name, outputs)
-        log = nix.log(drv_path)
+        log_f = pool.submit(nix.log, drv_path)
+        hashed = _hash_outputs(nix, name, outputs, pool)
+        log = log_f.result()
         log_sha = sha256_hex(log) if log is not None else None
         if log_sha is None:
             reporter.warn(f"{name}: nix kept no build log; the statement has no log byproduct")
-        check = BuiltCheck(
+        built = BuiltCheck(
             name=name,
             attribute=f"checks.{system}.{name}",
-            drv=drv,
+            drv_path=drv_path,
+            system=system,
             outputs=hashed,
             output_check=output_check,
             log_sha256=log_sha,
@@ -408,7 +494,7 @@ def _attest(
             finished_on=finished,
             invocation_id=str(uuid.uuid4()),
         )
-        stmt = provenance_statement(check, src, config, nix_version)
+        stmt = provenance_statement(built, src, config, nix_version)
         envelope = dsse.sign(stmt.dump_bytes(), [req.signer])
         lines.append(envelope.to_json())
         results[name] = CheckResult(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from provenance.errors import AttestationError
-from provenance.intoto import SLSA_PROVENANCE_V1, STATEMENT_TYPE, TEST_RESULT_V01
+from provenance.uris import SLSA_PROVENANCE_V1, STATEMENT_TYPE, TEST_RESULT_V01
 
 _STORE_PREFIX = "/nix/store/"
 

@@ -9,7 +9,7 @@ same union.
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,21 +114,29 @@ class Git:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def add_note_lines(self, rev: str, lines: list[str], ref: str = NOTES_REF) -> int:
+    def add_note_lines(
+        self,
+        rev: str,
+        lines: list[str],
+        ref: str = NOTES_REF,
+        drop: Collection[str] = (),
+    ) -> int:
         """Union `lines` into the note on `rev`; return how many were new.
 
-        Existing lines are kept byte for byte and in order; new ones are appended. The
-        note is replaced in one ref update, so a crash leaves the old note or the new.
+        Existing lines are kept byte for byte and in order, except exact lines in `drop`
+        (statements the caller has just superseded); new ones are appended. The note is
+        replaced in one ref update, so a crash leaves the old note or the new.
         """
         with self._notes_lock():
-            existing = (self.note(rev, ref) or b"").decode(errors="replace").splitlines()
+            current = (self.note(rev, ref) or b"").decode(errors="replace").splitlines()
+            existing = [ln for ln in current if ln not in drop]
             new: list[str] = []
             seen = set(existing)
             for ln in lines:
                 if ln not in seen:
                     seen.add(ln)
                     new.append(ln)
-            if not new:
+            if not new and len(existing) == len(current):
                 return 0
             body = "\n".join([*(ln for ln in existing if ln.strip()), *new]) + "\n"
             cmd = [*self._identity(), "notes", "--ref", ref, "add", "-f", "-F", "-", rev]

@@ -17,12 +17,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
-SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
-TEST_RESULT_V01 = "https://in-toto.io/attestation/test-result/v0.1"
-# Our buildType: documented field by field in docs/attestation-format.md.
-BUILD_TYPE = "https://github.com/provenance-nix/provenance/blob/main/docs/attestation-format.md#nix-flake-check-v1"
-BUILDER_ID = "https://github.com/provenance-nix/provenance/blob/main/docs/attestation-format.md#local-builder-v1"
+from provenance.uris import (  # noqa: F401 - re-exported: the models and their URIs belong together
+    BUILD_TYPE,
+    BUILDER_ID,
+    SLSA_PROVENANCE_V1,
+    STATEMENT_TYPE,
+    TEST_RESULT_V01,
+)
 
 
 class _Model(BaseModel):

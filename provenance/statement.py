@@ -19,7 +19,6 @@ from typing import Any
 
 from provenance import __version__
 from provenance.intoto import (
-    SLSA_PROVENANCE_V1,
     BuildDefinition,
     Builder,
     BuildMetadata,
@@ -28,11 +27,8 @@ from provenance.intoto import (
     RunDetails,
     Statement,
 )
-from provenance.nix import Derivation, FlakeMetadata, NixConfig, PathInfo
-
-# How an output came to be trusted, recorded per output (internalParameters.outputCheck):
-BUILT = "built"  # we saw nix build it, sandboxed, in this run
-REBUILT = "rebuilt-and-compared"  # it was already valid; nix --rebuild reproduced it bit for bit
+from provenance.nix import FlakeMetadata, NixConfig, PathInfo
+from provenance.uris import SLSA_PROVENANCE_V1
 
 
 @dataclass(frozen=True)
@@ -50,7 +46,8 @@ class SourceInfo:
 class BuiltCheck:
     name: str
     attribute: str
-    drv: Derivation
+    drv_path: str
+    system: str
     outputs: dict[str, tuple[str, str]]  # output name -> (store path, nar sha256 hex)
     output_check: str
     log_sha256: str | None
@@ -114,8 +111,8 @@ def provenance_statement(
         "flake": src.repo_url + (f"?dir={src.subdir}" if src.subdir else ""),
         "attribute": check.attribute,
         "check": check.name,
-        "system": check.drv.system,
-        "drvPath": check.drv.path,
+        "system": check.system,
+        "drvPath": check.drv_path,
         "source": {
             "gitCommit": src.commit,
             "narHash": src.metadata.nar_hash,

@@ -9,7 +9,13 @@ let
     let
       names = builtins.attrNames cs;
       pick = if want == null then names else builtins.filter (n: cs ? ${n}) want;
-      drvOf = c: if builtins.isAttrs c && c ? drvPath then c.drvPath else null;
+      # drvPath and output paths come from the same evaluation; outPath forces no build.
+      outputsOf = c: builtins.listToAttrs
+        (map (o: { name = o; value = c.${o}.outPath; }) (c.outputs or [ "out" ]));
+      drvOf = c:
+        if builtins.isAttrs c && c ? drvPath
+        then { drvPath = c.drvPath; outputs = outputsOf c; }
+        else null;
     in {
       inherit names;
       drvs = builtins.listToAttrs (map (n: { name = n; value = drvOf cs.${n}; }) pick);

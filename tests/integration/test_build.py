@@ -112,6 +112,7 @@ def test_cache_hit_skips_building_and_force_reattests(
 ) -> None:
     key, _ = keypair
     assert cli("build", str(flake), "--key", str(key))[0] == 0
+    before = git(flake, "notes", "--ref", "refs/notes/provenance", "show", "HEAD").splitlines()
     code, out, err = cli("build", str(flake), "--key", str(key), "--json")
     assert code == 0
     report = json.loads(out)
@@ -123,7 +124,8 @@ def test_cache_hit_skips_building_and_force_reattests(
     # Already-valid outputs were not trusted blindly: they were rebuilt and compared.
     assert {c["outputCheck"] for c in json.loads(out)["checks"]} == {"rebuilt-and-compared"}
     note = git(flake, "notes", "--ref", "refs/notes/provenance", "show", "HEAD").splitlines()
-    assert len(note) == 4  # union: the forced run added its lines, nothing was clobbered
+    # The key's own statements for the same drvPaths are superseded, not piled up.
+    assert len(note) == 2 and not set(note) & set(before)
 
 
 def test_second_key_adds_to_the_note(
@@ -144,6 +146,10 @@ def test_second_key_adds_to_the_note(
     assert code == 0 and json.loads(out)["checks"][0]["status"] == "attested"
     note = git(flake, "notes", "--ref", "refs/notes/provenance", "show", "HEAD").splitlines()
     assert len(note) == 2
+    # A forced re-attestation by the first key replaces only its own line.
+    assert cli("build", str(flake), "--key", str(key), "--check", "det", "--force")[0] == 0
+    after = git(flake, "notes", "--ref", "refs/notes/provenance", "show", "HEAD").splitlines()
+    assert len(after) == 2 and note[1] in after and note[0] not in after
 
 
 def test_check_selection_and_unknown_check(flake: Path, keypair: tuple[Path, Path]) -> None:
