@@ -31,6 +31,7 @@ INSTALL_HINT = (
 # The settings every attested build runs with. Substituters are left to the user's own
 # configuration: real users want dependencies from their caches.
 HERMETIC_OPTIONS = {"sandbox": "true", "sandbox-fallback": "false"}
+PURE_EVAL = {"pure-eval": "true"}
 _ATTR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_'-]*$")
 
 
@@ -299,6 +300,9 @@ class Nix:
                 "--apply",
                 apply,
             ],
+            # Pure evaluation even if nix.conf says `pure-eval = false`: impure builtins
+            # (getEnv, currentTime, host files) would make the drvPath machine-dependent.
+            options=PURE_EVAL,
             what="evaluating the flake's checks",
             check=False,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -190,6 +191,26 @@ def test_evaluation_is_bound_to_the_commit(flake: Path, keypair: tuple[Path, Pat
     drv = json.loads(out)["checks"][0]["drvPath"]
     head = git(flake, "rev-parse", "HEAD")
     assert drv == nix("eval", "--raw", f"git+file://{flake}?rev={head}#checks.{SYSTEM}.det.drvPath")
+
+
+def test_evaluation_is_pure_even_if_nix_conf_says_otherwise(
+    tmp_path: Path, keypair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key, _ = keypair
+    repo = make_flake(
+        tmp_path / "r",
+        extra_checks='{ mk, tests }: { env = mk "env" "echo $home > $out" '
+        '{ home = builtins.getEnv "HOME"; }; }',
+    )
+    head = git(repo, "rev-parse", "HEAD")
+    ref = f"git+file://{repo}?rev={head}#checks.{SYSTEM}.env.drvPath"
+    pure = nix("eval", "--raw", ref)
+    impure = nix("eval", "--raw", "--impure", ref)
+    assert pure != impure  # getEnv is "" in pure mode: the drvPath depends on purity
+    monkeypatch.setenv("NIX_CONFIG", os.environ["NIX_CONFIG"] + "\npure-eval = false")
+    code, out, err = cli("build", str(repo), "--key", str(key), "--check", "env", "--json")
+    assert code == 0, err
+    assert json.loads(out)["checks"][0]["drvPath"] == pure
 
 
 def test_failing_check_is_never_attested(tmp_path: Path, keypair: tuple[Path, Path]) -> None:
