@@ -300,8 +300,9 @@ class Nix:
                 "--apply",
                 apply,
             ],
-            # Pure evaluation even if nix.conf says `pure-eval = false`: impure builtins
-            # (getEnv, currentTime, host files) would make the drvPath machine-dependent.
+            # Never --impure: impure builtins (getEnv, currentTime, host files) would make
+            # the drvPath depend on the machine. Flakes already evaluate purely without
+            # --impure (checked on 2.8, even with `pure-eval = false`); the option pins it.
             options=PURE_EVAL,
             what="evaluating the flake's checks",
             check=False,

@@ -193,7 +193,7 @@ def test_evaluation_is_bound_to_the_commit(flake: Path, keypair: tuple[Path, Pat
     assert drv == nix("eval", "--raw", f"git+file://{flake}?rev={head}#checks.{SYSTEM}.det.drvPath")
 
 
-def test_evaluation_is_pure_even_if_nix_conf_says_otherwise(
+def test_attested_drv_path_is_the_pure_one(
     tmp_path: Path, keypair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key, _ = keypair
