@@ -91,7 +91,13 @@ def run(workdir: Path | None, reporter: Reporter) -> dict[str, Any]:
         claim = parse_provenance(load_statement(dsse.verify(env, [public]).payload))
         reporter.info(f"  signature by {keyid[:16]}... verifies over the exact statement bytes")
         reporter.info(f"  check {claim.check} = derivation {claim.drv_path}")
-        reporter.info(f"  built from commit {claim.commit} (clean tree), in the Nix sandbox")
+        reporter.info(f"  evaluated from commit {claim.commit} (clean tree)")
+        how = {
+            "built": "built in this run, in the Nix sandbox",
+            "rebuilt-and-compared": "already in the store, so rebuilt in the sandbox and "
+            "compared bit for bit before attesting",
+        }
+        reporter.info(f"  output check: {how.get(claim.output_check, claim.output_check)}")
         for path, digest in claim.subjects.items():
             ok = nar_sha256(path) == digest
             reporter.info(f"  output {path}")
