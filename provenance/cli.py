@@ -201,36 +201,41 @@ def verify(
         typer.Argument(help="Bundles (.intoto.jsonl) to verify [default: the git note on --rev]."),
     ] = None,
     trusted_key: Annotated[
-        list[Path] | None, typer.Option("--trusted-key", help="Trust this Ed25519 public key (repeatable).")
+        list[Path] | None,
+        typer.Option("--trusted-key", help="Trust this Ed25519 public key (repeatable)."),
     ] = None,
     policy: Annotated[
         Path | None,
-        typer.Option("--policy", help="Trust policy file [default: provenance.toml in the repo, if any]."),
+        typer.Option("--policy", help="Trust policy file [default: the repo's provenance.toml]."),
     ] = None,
-    flake: Annotated[Path, typer.Option("--flake", help="Flake directory inside the git repo.")] = Path(),
-    rev: Annotated[str, typer.Option("--rev", help="The commit the attestations must be bound to.")] = "HEAD",
+    flake: Annotated[Path, typer.Option("--flake", help="Flake directory in the git repo.")] = Path(),
+    rev: Annotated[str, typer.Option("--rev", help="The commit attestations must bind to.")] = "HEAD",
     check: Annotated[
         list[str] | None, typer.Option("--check", help="Verify only this check (repeatable).")
     ] = None,
     rebuild: Annotated[
-        bool, typer.Option("--rebuild", help="Rebuild and compare every output's NAR hash (level 3).")
+        bool, typer.Option("--rebuild", help="Rebuild; compare every output's NAR hash (level 3).")
     ] = False,
     store: Annotated[
-        Path | None, typer.Option("--store", help="Fresh store root for --rebuild [default: a temp dir].")
+        Path | None,
+        typer.Option("--store", help="Fresh store root for --rebuild [default: a temp dir]."),
     ] = None,
     in_place: Annotated[
-        bool, typer.Option("--in-place", help="Rebuild in the local store with nix's --rebuild check.")
+        bool, typer.Option("--in-place", help="Rebuild in the local store (nix --rebuild).")
     ] = False,
     sign_with: Annotated[
-        Path | None, typer.Option("--sign-with", help="Sign an SLSA Verification Summary with this key.")
+        Path | None,
+        typer.Option("--sign-with", help="Sign an SLSA Verification Summary with this key."),
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="VSA bundle path [default: FLAKE/.provenance/REV.vsa.intoto.jsonl]."),
+        typer.Option(
+            "--output", "-o", help="VSA bundle [default: FLAKE/.provenance/REV.vsa.intoto.jsonl]."
+        ),
     ] = None,
-    no_note: Annotated[bool, typer.Option("--no-note", help="Do not attach the VSA as a git note.")] = False,
+    no_note: Annotated[bool, typer.Option("--no-note", help="Attach no VSA git note.")] = False,
     json_out: JsonOut = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only failures and the verdict on stderr.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only failures and the verdict.")] = False,
     verbose: Verbose = False,
 ) -> None:
     """Check attestations: signatures, binding to the flake at --rev, and (--rebuild) reproduction.

@@ -56,7 +56,7 @@ def _entries(root: Path) -> dict[str, os.stat_result]:
         st = p.lstat()
         found[rel] = st
         if stat.S_ISDIR(st.st_mode):
-            stack.extend(f"{rel}/{n}" if rel else n for n in os.listdir(p))
+            stack.extend(f"{rel}/{c.name}" if rel else c.name for c in p.iterdir())
     return found
 
 
@@ -109,7 +109,7 @@ def compare_trees(expected: Path, actual: Path) -> list[FileDiff]:
         if ka != kb:
             diffs.append(FileDiff(rel, "type", f"{ka} -> {kb}"))
         elif ka == "symlink":
-            ta, tb = os.readlink(pa), os.readlink(pb)
+            ta, tb = str(pa.readlink()), str(pb.readlink())
             if ta != tb:
                 diffs.append(FileDiff(rel, "target", f"{ta} -> {tb}"))
         elif ka == "file":
@@ -123,7 +123,10 @@ def compare_trees(expected: Path, actual: Path) -> list[FileDiff]:
                 diffs.append(FileDiff(rel, "content", detail))
     if len(diffs) > MAX_FILES:
         left_out = len(diffs) - MAX_FILES
-        diffs = [*diffs[:MAX_FILES], FileDiff("...", "truncated", f"{left_out} more entries not shown")]
+        diffs = [
+            *diffs[:MAX_FILES],
+            FileDiff("...", "truncated", f"{left_out} more entries not shown"),
+        ]
     return diffs
 
 
@@ -140,4 +143,6 @@ def diffoscope(expected: Path, actual: Path) -> str | None:
     if done.returncode not in (0, 1):
         return None
     text = done.stdout.decode(errors="replace")
-    return text if len(text) <= _DIFFOSCOPE_LIMIT else text[:_DIFFOSCOPE_LIMIT] + "\n[... truncated]\n"
+    return (
+        text if len(text) <= _DIFFOSCOPE_LIMIT else text[:_DIFFOSCOPE_LIMIT] + "\n[... truncated]\n"
+    )

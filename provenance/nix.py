@@ -357,13 +357,17 @@ class Nix:
         (unregistered; the caller deletes it, and the kept build directory).
         """
         args = ["build", "--no-link", "--json", "-L", "--rebuild", "--keep-failed", drv_path]
-        done = self._run(args, options=options, what="nix build --rebuild", on_line=on_line, check=False)
+        what = "nix build --rebuild"
+        done = self._run(args, options=options, what=what, on_line=on_line, check=False)
         if done.returncode == 0:
             return RebuildCheck(True, None, None)
         m = re.search(r"may not be deterministic: output '([^']+)' differs", done.stderr)
         if not m:
             raise NixError(
-                _last_error(done.stderr), cmd=done.cmd, returncode=done.returncode, stderr=done.stderr
+                _last_error(done.stderr),
+                cmd=done.cmd,
+                returncode=done.returncode,
+                stderr=done.stderr,
             )
         kept = re.search(r"keeping build directory '([^']+)'", done.stderr)
         return RebuildCheck(False, m.group(1), kept.group(1) if kept else None)

@@ -15,7 +15,9 @@ from provenance.errors import UsageError
 from provenance.trust import POLICY_FILE, TrustPolicy, from_key_files, load_policy
 
 
-def resolve(trusted_keys: list[Path], policy_file: Path | None, search_dirs: list[Path]) -> TrustPolicy:
+def resolve(
+    trusted_keys: list[Path], policy_file: Path | None, search_dirs: list[Path]
+) -> TrustPolicy:
     if trusted_keys and policy_file:
         msg = "pass either --trusted-key or --policy, not both"
         raise UsageError(msg)

@@ -160,7 +160,9 @@ class VerifyReport:
             "levels": list(self.requested),
             "attestations": [a.as_json() for a in self.attestations],
             "missing": list(self.missing),
-            "vsa": {"path": str(self.vsa_path), "noteAttached": self.vsa_note} if self.vsa_path else None,
+            "vsa": {"path": str(self.vsa_path), "noteAttached": self.vsa_note}
+            if self.vsa_path
+            else None,
         }
 
     def lines(self) -> list[str]:
@@ -188,7 +190,10 @@ class VerifyReport:
             out.append(f"FAIL {name}: no attestation that passes verification")
         verdict = "verified" if self.passed else "verification FAILED"
         reached = ", ".join(self.requested)
-        out.append(f"{verdict}: {len(self.attestations)} attestation(s), levels {reached}, rev {self.rev[:12]}")
+        out.append(
+            f"{verdict}: {len(self.attestations)} attestation(s), "
+            f"levels {reached}, rev {self.rev[:12]}"
+        )
         return out
 
 
@@ -309,7 +314,9 @@ def _authenticate(att: _Att, policy: TrustPolicy) -> None:
             att.skip(AUTHENTIC, "signature", detail)
         return
     att.signers = tuple(sorted(policy.name_of(k) for k in verified.keyids))
-    att.ok(AUTHENTIC, "signature", f"signed by {', '.join(att.signers)} (threshold {policy.threshold})")
+    att.ok(
+        AUTHENTIC, "signature", f"signed by {', '.join(att.signers)} (threshold {policy.threshold})"
+    )
     try:
         stmt = load_statement(verified.payload)
     except AttestationError as e:
@@ -354,7 +361,9 @@ def _check_static_binding(att: _Att, repo: _Repo) -> bool:
     c = att.claim
     assert c is not None
     if c.dirty:
-        att.fail(BOUND, "commit", "the attestation is of a dirty work tree: it names no commit to check")
+        att.fail(
+            BOUND, "commit", "the attestation is of a dirty work tree: it names no commit to check"
+        )
         return False
     if c.commit != repo.rev:
         try:
@@ -377,14 +386,20 @@ def _check_static_binding(att: _Att, repo: _Repo) -> bool:
     att.ok(BOUND, "commit", f"attests {c.commit[:12]}, the revision verified")
     url = urllib.parse.urlsplit(c.flake)
     their_dir = urllib.parse.parse_qs(url.query).get("dir", [""])[0]
-    if url.scheme != "git+file" or their_dir != repo.subdir or {*urllib.parse.parse_qs(url.query)} - {"dir"}:
+    if (
+        url.scheme != "git+file"
+        or their_dir != repo.subdir
+        or {*urllib.parse.parse_qs(url.query)} - {"dir"}
+    ):
         att.fail(
             BOUND,
             "flake",
             f"names flake {c.flake!r}, not this repository's flake {repo.flake()!r}",
         )
         return False
-    moved = f" (attested at {url.path}, a copy of this repository)" if url.path != str(repo.top) else ""
+    moved = (
+        f" (attested at {url.path}, a copy of this repository)" if url.path != str(repo.top) else ""
+    )
     att.ok(BOUND, "flake", f"{repo.flake()}{moved}")
     want_attr = f"checks.{c.system}.{c.check}"
     if c.attribute != want_attr:
@@ -492,18 +507,25 @@ def _bind(atts: list[_Att], repo: _Repo, nix: Nix, required_system: str) -> dict
         c = a.claim
         assert c is not None
         if c.system in errors:
-            a.fail(BOUND, "drvPath", f"re-evaluating {ref} for {c.system} failed: {errors[c.system]}")
+            a.fail(
+                BOUND, "drvPath", f"re-evaluating {ref} for {c.system} failed: {errors[c.system]}"
+            )
             continue
         drv = evaluated[c.system].get(c.check)
         if drv is None:
-            a.fail(BOUND, "drvPath", f"the flake at {repo.rev[:12]} has no check {c.check!r} for {c.system}")
+            a.fail(
+                BOUND,
+                "drvPath",
+                f"the flake at {repo.rev[:12]} has no check {c.check!r} for {c.system}",
+            )
             continue
         if drv != c.drv_path:
             why = explain_drv_difference(nix, c.drv_path, drv)
             a.fail(
                 BOUND,
                 "drvPath",
-                f"re-evaluation at {repo.rev[:12]} gives {drv}, the attestation says {c.drv_path}: {why}",
+                f"re-evaluation at {repo.rev[:12]} gives {drv}, "
+                f"the attestation says {c.drv_path}: {why}",
             )
             continue
         a.ok(BOUND, "drvPath", f"{drv} (re-evaluated at {repo.rev[:12]})")
@@ -518,7 +540,9 @@ def _bind(atts: list[_Att], repo: _Repo, nix: Nix, required_system: str) -> dict
                 *(f"output {outputs[p]} ({p}) is missing" for p in absent),
                 *(f"{p} is output {outputs[p]}, not {claimed[p]}" for p in renamed),
             ]
-            a.fail(BOUND, "subjects", "subjects are not the derivation's outputs: " + "; ".join(parts))
+            a.fail(
+                BOUND, "subjects", "subjects are not the derivation's outputs: " + "; ".join(parts)
+            )
             continue
         a.ok(BOUND, "subjects", f"exactly the {len(outputs)} output(s) of the derivation")
     return evaluated.get(required_system, {})
@@ -553,18 +577,31 @@ def _fresh_store(store: Path | None) -> Iterator[Path]:
         _remove_tree(tmp)
 
 
-def _diff_output(out: str, path: str, attested: str, rebuilt: str, rebuilt_tree: Path) -> OutputDiff:
+def _diff_output(
+    out: str, path: str, attested: str, rebuilt: str, rebuilt_tree: Path
+) -> OutputDiff:
     """Compare a non-matching rebuild with the attested bytes, if this machine has them."""
     local = Path(path)
     if not os.path.lexists(local):
-        return OutputDiff(out, path, attested, rebuilt, None, (),
-                          "the attested output is not in the local store: no files to compare with")
+        return OutputDiff(
+            out,
+            path,
+            attested,
+            rebuilt,
+            None,
+            (),
+            "the attested output is not in the local store: no files to compare with",
+        )
     local_hash = nar_sha256(local)
-    note = "" if local_hash == attested else (
-        f"the local {path} has NAR SHA-256 {local_hash}, not the attested one either"
+    note = (
+        ""
+        if local_hash == attested
+        else (f"the local {path} has NAR SHA-256 {local_hash}, not the attested one either")
     )
     if local.resolve() == rebuilt_tree.resolve():
-        return OutputDiff(out, path, attested, rebuilt, None, (), "the rebuild replaced the attested copy")
+        return OutputDiff(
+            out, path, attested, rebuilt, None, (), "the rebuild replaced the attested copy"
+        )
     return OutputDiff(
         out,
         path,
@@ -589,7 +626,11 @@ def _compare_outputs(att: _Att, built: dict[str, Path], infos: dict[str, str], h
             continue
         ours = nar_sha256(physical)
         if path in infos and infos[path] != ours:
-            att.fail(REPRODUCED, f"output {out}", f"nix's narHash for the rebuilt {path} is not ours: store corrupt?")
+            att.fail(
+                REPRODUCED,
+                f"output {out}",
+                f"nix's narHash for the rebuilt {path} is not ours: store corrupt?",
+            )
             continue
         if ours == digest:
             att.ok(REPRODUCED, f"output {out}", f"NAR SHA-256 {ours[:16]}... matches ({how})")
@@ -671,7 +712,9 @@ def _rebuild_in_place(atts: list[_Att], nix: Nix, reporter: Reporter) -> None:
                         "nix --rebuild stops at the first differing output; "
                         "rebuild in a fresh store (the default) to compare every output"
                     )
-                    a.diffs.append(dataclasses.replace(d, note="; ".join(filter(None, [d.note, first_only]))))
+                    a.diffs.append(
+                        dataclasses.replace(d, note="; ".join(filter(None, [d.note, first_only])))
+                    )
         finally:
             _remove_tree(kept)
             if check.build_dir:
@@ -681,12 +724,18 @@ def _rebuild_in_place(atts: list[_Att], nix: Nix, reporter: Reporter) -> None:
 # -- level 4: signed verdict --------------------------------------------------------------
 
 
-def _write_vsa(req: VerifyRequest, repo: _Repo, reports: list[AttestationReport],
-               requested: tuple[str, ...], reporter: Reporter) -> tuple[Path | None, bool]:
+def _write_vsa(
+    req: VerifyRequest,
+    repo: _Repo,
+    reports: list[AttestationReport],
+    requested: tuple[str, ...],
+    reporter: Reporter,
+) -> tuple[Path | None, bool]:
     assert req.signer is not None
     lines: list[str] = []
     policy_uri = (
-        Path(req.policy.source).resolve().as_uri() if req.policy.source != "--trusted-key"
+        Path(req.policy.source).resolve().as_uri()
+        if req.policy.source != "--trusted-key"
         else "provenance:trusted-keys"
     )
     policy_sha = policy_mod.digest(req.policy)
@@ -778,7 +827,9 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
     if wanted is not None:
         unknown = sorted(wanted - set(evaluated))
         if unknown:
-            msg = f"unknown check {', '.join(unknown)}; the flake has: {', '.join(sorted(evaluated))}"
+            msg = (
+                f"unknown check {', '.join(unknown)}; the flake has: {', '.join(sorted(evaluated))}"
+            )
             raise UsageError(msg)
         required = wanted
     elif req.bundles:
