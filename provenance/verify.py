@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenance import bundle, diff, dsse, vsa
+from provenance import bundle, diff, dsse
 from provenance import policy as policy_mod
 from provenance.claims import ProvenanceClaim, load_statement, parse_provenance
 from provenance.errors import AttestationError, NixError, UsageError, VerificationError
@@ -731,6 +731,8 @@ def _write_vsa(
     requested: tuple[str, ...],
     reporter: Reporter,
 ) -> tuple[Path | None, bool]:
+    from provenance import vsa  # noqa: PLC0415 - pydantic models, only needed when signing
+
     assert req.signer is not None
     lines: list[str] = []
     policy_uri = (
