@@ -14,6 +14,8 @@ Usage: .venv/bin/python bench/bench_verify.py [-n 5]
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
 import shutil
 import statistics
@@ -48,7 +50,9 @@ def sh(cmd: list[str]) -> None:
         raise SystemExit(f"{cmd} failed:\n{done.stderr}")
 
 
-def median_ms(fn: Callable[[], None], n: int, setup: Callable[[], None] | None = None) -> tuple[float, float, float]:
+def median_ms(
+    fn: Callable[[], None], n: int, setup: Callable[[], None] | None = None
+) -> tuple[float, float, float]:
     times = []
     for _ in range(n):
         if setup:
@@ -91,36 +95,111 @@ def main() -> None:
     drv = {c.name: c.drv_path for c in report.checks}
     ref = f"git+file://{repo}?rev={report.commit}"
     attr = f"checks.{current_system()}"
-    cli = [str(ROOT / ".venv" / "bin" / "provenance"), "verify", "--flake", str(repo), "--trusted-key", str(pub)]
+    cli = [
+        str(ROOT / ".venv" / "bin" / "provenance"),
+        "verify",
+        "--flake",
+        str(repo),
+        "--trusted-key",
+        str(pub),
+    ]
     policy = from_key_files([pub])
     fresh = work / "fresh"
 
     rows: list[tuple[str, tuple[float, float, float]]] = []
-    rows.append(("nix eval --raw <det>.drvPath", median_ms(lambda: sh([*NIX, "eval", "--raw", f"{ref}#{attr}.det.drvPath"]), n)))
-    rows.append(("nix eval (all checks' drvPaths, what verify runs)", median_ms(
-        lambda: sh([*NIX, "eval", "--json", f"{ref}#{attr}", "--apply", "builtins.mapAttrs (n: v: v.drvPath)"]), n)))
-    rows.append(("python -c 'import provenance.cli' (start-up)", median_ms(
-        lambda: sh([str(ROOT / ".venv" / "bin" / "python"), "-c", "import provenance.cli"]), n)))
-    rows.append(("provenance verify det.bundle (CLI)", median_ms(lambda: sh([*cli, str(det_bundle)]), n)))
+    rows.append(
+        (
+            "nix eval --raw <det>.drvPath",
+            median_ms(lambda: sh([*NIX, "eval", "--raw", f"{ref}#{attr}.det.drvPath"]), n),
+        )
+    )
+    rows.append(
+        (
+            "nix eval (all checks' drvPaths, what verify runs)",
+            median_ms(
+                lambda: sh(
+                    [
+                        *NIX,
+                        "eval",
+                        "--json",
+                        f"{ref}#{attr}",
+                        "--apply",
+                        "builtins.mapAttrs (n: v: v.drvPath)",
+                    ]
+                ),
+                n,
+            ),
+        )
+    )
+    rows.append(
+        (
+            "python -c 'import provenance.cli' (start-up)",
+            median_ms(
+                lambda: sh([str(ROOT / ".venv" / "bin" / "python"), "-c", "import provenance.cli"]),
+                n,
+            ),
+        )
+    )
+    rows.append(
+        ("provenance verify det.bundle (CLI)", median_ms(lambda: sh([*cli, str(det_bundle)]), n))
+    )
     rows.append(("provenance verify all 4 (CLI)", median_ms(lambda: sh([*cli, str(bundle)]), n)))
-    rows.append(("verify() API, det.bundle (in-process)", median_ms(
-        lambda: _api(verify.VerifyRequest(repo, policy, bundles=(det_bundle,))), n)))
+    rows.append(
+        (
+            "verify() API, det.bundle (in-process)",
+            median_ms(lambda: _api(verify.VerifyRequest(repo, policy, bundles=(det_bundle,))), n),
+        )
+    )
 
-    rows.append(("nix build --rebuild <slow> (in place)", median_ms(
-        lambda: sh([*NIX, "build", "--no-link", "--rebuild", drv["slow"]]), n)))
-    rows.append(("provenance verify --rebuild --in-place slow", median_ms(
-        lambda: sh([*cli, "--rebuild", "--in-place", str(slow_bundle)]), n)))
-    rows.append(("nix copy --derivation + nix build --store NEW <slow>", median_ms(
-        lambda: (sh([*NIX, "copy", "--derivation", "--to", str(fresh), drv["slow"]]),
-                 sh([*NIX, "build", "--no-link", "--store", str(fresh), drv["slow"]]))[-1],
-        n, setup=lambda: rm_store(fresh))))
-    rows.append(("nix build --store NEW <flake>#slow (eval+copy+build)", median_ms(
-        lambda: sh([*NIX, "build", "--no-link", "--store", str(fresh), f"{ref}#{attr}.slow"]),
-        n, setup=lambda: rm_store(fresh))))
-    rows.append(("provenance verify --rebuild slow (fresh temp store)", median_ms(
-        lambda: sh([*cli, "--rebuild", str(slow_bundle)]), n)))
-    rows.append(("provenance verify --rebuild det (fresh temp store)", median_ms(
-        lambda: sh([*cli, "--rebuild", str(det_bundle)]), n)))
+    rows.append(
+        (
+            "nix build --rebuild <slow> (in place)",
+            median_ms(lambda: sh([*NIX, "build", "--no-link", "--rebuild", drv["slow"]]), n),
+        )
+    )
+    rows.append(
+        (
+            "provenance verify --rebuild --in-place slow",
+            median_ms(lambda: sh([*cli, "--rebuild", "--in-place", str(slow_bundle)]), n),
+        )
+    )
+    rows.append(
+        (
+            "nix copy --derivation + nix build --store NEW <slow>",
+            median_ms(
+                lambda: (
+                    sh([*NIX, "copy", "--derivation", "--to", str(fresh), drv["slow"]]),
+                    sh([*NIX, "build", "--no-link", "--store", str(fresh), drv["slow"]]),
+                )[-1],
+                n,
+                setup=lambda: rm_store(fresh),
+            ),
+        )
+    )
+    rows.append(
+        (
+            "nix build --store NEW <flake>#slow (eval+copy+build)",
+            median_ms(
+                lambda: sh(
+                    [*NIX, "build", "--no-link", "--store", str(fresh), f"{ref}#{attr}.slow"]
+                ),
+                n,
+                setup=lambda: rm_store(fresh),
+            ),
+        )
+    )
+    rows.append(
+        (
+            "provenance verify --rebuild slow (fresh temp store)",
+            median_ms(lambda: sh([*cli, "--rebuild", str(slow_bundle)]), n),
+        )
+    )
+    rows.append(
+        (
+            "provenance verify --rebuild det (fresh temp store)",
+            median_ms(lambda: sh([*cli, "--rebuild", str(det_bundle)]), n),
+        )
+    )
     rm_store(fresh)
 
     width = max(len(r[0]) for r in rows)
@@ -135,9 +214,6 @@ def _api(req: verify.VerifyRequest) -> None:
 
 
 def _check(line: str) -> str:
-    import base64
-    import json
-
     stmt = json.loads(base64.b64decode(json.loads(line)["payload"]))
     return str(stmt["predicate"]["buildDefinition"]["externalParameters"]["check"])
 
