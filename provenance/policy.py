@@ -1,7 +1,9 @@
 """Which trust policy a verification uses: explicit keys, a policy file, or the repo's own.
 
 Order: `--trusted-key PUB...` (threshold 1, no expiry), else `--policy FILE`, else the
-`provenance.toml` committed at the repository's top level (or in the flake directory).
+`provenance.toml` in the flake directory. NOTE: that file is read from the work tree of
+the repository being verified, so whoever controls the repository controls it; a
+reviewer who does not trust the repository passes keys or a policy of their own.
 With none of these there is nothing to trust, and verification refuses to start: an
 empty trust set must never pass anything.
 """
