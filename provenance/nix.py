@@ -185,6 +185,13 @@ class BuildResult:
     stderr: str
 
 
+@dataclass(frozen=True)
+class RebuildCheck:
+    reproduced: bool
+    differing_output: str | None  # the first output nix found to differ (kept as PATH.check)
+    build_dir: str | None  # the build directory nix kept (--keep-failed)
+
+
 @dataclass
 class Nix:
     """Runs nix with fixed flags. `nix_bin` is injectable for fake-nix tests."""
@@ -409,6 +416,43 @@ class Nix:
     def log(self, path: str) -> bytes | None:
         done = self._run(["log", path], what="nix log", check=False)
         return done.stdout if done.returncode == 0 else None
+
+    # -- independent rebuilds (provenance verify) -------------------------------------
+
+    def copy_derivations(self, drv_paths: Iterable[str], to_store: str) -> None:
+        """Copy .drv files and their closure (sources included) into another store."""
+        self._run(
+            ["copy", "--derivation", "--to", to_store, *drv_paths],
+            what="copying derivations into the verification store",
+        )
+
+    def rebuild_check(
+        self,
+        drv_path: str,
+        *,
+        options: Mapping[str, str] | None = None,
+        on_line: Callable[[str], None] | None = None,
+    ) -> RebuildCheck:
+        """`nix build --rebuild --keep-failed`: build again and compare with the valid outputs.
+
+        Nix stops at the first differing output and keeps that rebuild as `PATH.check`
+        (unregistered; the caller deletes it, and the kept build directory).
+        """
+        args = ["build", "--no-link", "--json", "-L", "--rebuild", "--keep-failed", drv_path]
+        what = "nix build --rebuild"
+        done = self._run(args, options=options, what=what, on_line=on_line, check=False)
+        if done.returncode == 0:
+            return RebuildCheck(True, None, None)
+        m = re.search(r"may not be deterministic: output '([^']+)' differs", done.stderr)
+        if not m:
+            raise NixError(
+                _last_error(done.stderr),
+                cmd=done.cmd,
+                returncode=done.returncode,
+                stderr=done.stderr,
+            )
+        kept = re.search(r"keeping build directory '([^']+)'", done.stderr)
+        return RebuildCheck(False, m.group(1), kept.group(1) if kept else None)
 
 
 def _nix_string(text: str) -> str:

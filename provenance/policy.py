@@ -1,0 +1,50 @@
+"""Which trust policy a verification uses: explicit keys, a policy file, or the repo's own.
+
+Order: `--trusted-key PUB...` (threshold 1, no expiry), else `--policy FILE`, else the
+`provenance.toml` in the flake directory. NOTE: that file is read from the work tree of
+the repository being verified, so whoever controls the repository controls it; a
+reviewer who does not trust the repository passes keys or a policy of their own.
+With none of these there is nothing to trust, and verification refuses to start: an
+empty trust set must never pass anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from provenance.errors import UsageError
+from provenance.trust import POLICY_FILE, TrustPolicy, from_key_files, load_policy
+
+
+def resolve(
+    trusted_keys: list[Path], policy_file: Path | None, search_dirs: list[Path]
+) -> TrustPolicy:
+    if trusted_keys and policy_file:
+        msg = "pass either --trusted-key or --policy, not both"
+        raise UsageError(msg)
+    if trusted_keys:
+        return from_key_files(trusted_keys)
+    if policy_file:
+        return load_policy(policy_file)
+    for d in search_dirs:
+        candidate = d / POLICY_FILE
+        if candidate.is_file():
+            return load_policy(candidate)
+    msg = "no trusted keys: pass --trusted-key PUB or --policy FILE"
+    raise UsageError(msg, f"or commit a {POLICY_FILE} made with `provenance trust add NAME PUB`")
+
+
+def digest(policy: TrustPolicy) -> str:
+    """SHA-256 identifying the policy in a verification summary.
+
+    A policy file is identified by its bytes; `--trusted-key` by the sorted keyids and
+    the threshold, so the same keys always give the same digest.
+    """
+    if policy.source != "--trusted-key":
+        try:
+            return hashlib.sha256(Path(policy.source).read_bytes()).hexdigest()
+        except OSError:
+            pass
+    ids = sorted(k.key.keyid for k in policy.keys)
+    return hashlib.sha256(f"threshold={policy.threshold};keys={','.join(ids)}".encode()).hexdigest()

@@ -1,0 +1,855 @@
+"""`provenance verify`: confirm every claim of a bundle without trusting who made it.
+
+Levels, each reported per attestation (docs/verify.md):
+
+1. authentic: the DSSE signatures check against the trust policy over the PAE of the
+   payload bytes, before anything is parsed; then payloadType, predicateType and the
+   statement's shape (claims.py: subject names are plain store paths, digests hex).
+2. bound: the flake is re-evaluated at the *attested commit* (never the work tree); the
+   attested commit must be --rev, the flake ref and attribute must be this repo's, the
+   drvPath must be the same (it pins tests, dependencies and toolchain), and the
+   subjects must be exactly that derivation's outputs. A different drvPath is explained
+   (which input derivations, sources or env keys differ).
+3. reproduced (--rebuild): the derivation is built again in a fresh chroot store (or in
+   place with Nix's rebuild check) and every output's NAR SHA-256, computed by us, must be
+   the subject digest; every differing output is compared file by file (diff.py).
+4. with a signer, one SLSA Verification Summary per attestation is signed, written as a
+   bundle and unioned into the git note (vsa.py).
+
+`verify()` returns a frozen VerifyReport (one entry per check and per level); it raises
+only for bad usage, unreadable input or a broken environment. Bundles given on the
+command line are verified strictly: every envelope must pass. Without bundles, the note
+on --rev is read as a shared log: lines not signed by the policy's keys, or not build
+provenance (someone's verification summary, say) are listed as skipped, and every check
+of the flake (or each --check) must be covered by an attestation that passes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import stat
+import tempfile
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from provenance import bundle, diff, dsse
+from provenance import policy as policy_mod
+from provenance.claims import ProvenanceClaim, load_statement, parse_provenance
+from provenance.errors import AttestationError, NixError, UsageError, VerificationError
+from provenance.git import NOTES_REF, Git
+from provenance.hashing import nar_sha256, sha256_hex
+from provenance.intoto import SLSA_PROVENANCE_V1
+from provenance.keys import Signer
+from provenance.nix import HERMETIC_OPTIONS, Derivation, Nix, current_system
+from provenance.progress import Reporter
+from provenance.trust import TrustPolicy
+
+AUTHENTIC, BOUND, REPRODUCED = "authentic", "bound", "reproduced"
+PASSED, FAILED, SKIPPED = "PASSED", "FAILED", "SKIPPED"
+VSA_SUFFIX = ".vsa.intoto.jsonl"  # default: FLAKE_DIR/.provenance/<commit>.vsa.intoto.jsonl
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    flake_dir: Path
+    policy: TrustPolicy
+    bundles: tuple[Path, ...] = ()
+    rev: str = "HEAD"
+    checks: tuple[str, ...] | None = None
+    rebuild: bool = False
+    in_place: bool = False  # rebuild with `nix build --rebuild` in the local store
+    store: Path | None = None  # fresh store root for the rebuild (default: a temp dir)
+    signer: Signer | None = None  # sign a verification summary
+    vsa_output: Path | None = None
+    attach_note: bool = True
+
+
+@dataclass(frozen=True)
+class Step:
+    level: str  # authentic | bound | reproduced
+    name: str
+    ok: bool
+    detail: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"level": self.level, "name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class OutputDiff:
+    """A rebuilt output whose NAR hash is not the attested one, and how its files differ."""
+
+    output: str
+    path: str
+    attested: str
+    rebuilt: str
+    compared_with: str | None  # the tree the rebuild was compared with, if any was available
+    files: tuple[diff.FileDiff, ...]
+    note: str = ""
+    diffoscope: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "output": self.output,
+            "path": self.path,
+            "attestedSha256": self.attested,
+            "rebuiltSha256": self.rebuilt,
+            "comparedWith": self.compared_with,
+            "files": [f.as_json() for f in self.files],
+            **({"note": self.note} if self.note else {}),
+            **({"diffoscope": self.diffoscope} if self.diffoscope else {}),
+        }
+
+
+@dataclass(frozen=True)
+class AttestationReport:
+    source: str  # "bundle.intoto.jsonl line 2" or "note on <rev> line 2"
+    sha256: str  # of the envelope's exact JSONL line (VSA inputAttestations)
+    status: str  # PASSED | FAILED | SKIPPED
+    steps: tuple[Step, ...]
+    levels: tuple[str, ...]  # levels reached
+    check: str | None = None
+    drv_path: str | None = None
+    signers: tuple[str, ...] = ()
+    subjects: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (out, sha256)
+    diffs: tuple[OutputDiff, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "sha256": self.sha256,
+            "status": self.status,
+            "check": self.check,
+            "drvPath": self.drv_path,
+            "signers": list(self.signers),
+            "levels": list(self.levels),
+            "steps": [s.as_json() for s in self.steps],
+            "subjects": {p: {"output": o, "sha256": d} for p, (o, d) in self.subjects.items()},
+            "diffs": [d.as_json() for d in self.diffs],
+        }
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    rev: str
+    flake: str
+    mode: str  # "bundle" | "notes"
+    requested: tuple[str, ...]  # levels asked for
+    attestations: tuple[AttestationReport, ...]
+    missing: tuple[str, ...]  # checks with no passing attestation (notes mode, or --check)
+    vsa_path: Path | None = None
+    vsa_note: bool = False
+
+    @property
+    def passed(self) -> bool:
+        considered = [a for a in self.attestations if a.status != SKIPPED]
+        return bool(considered) and not self.missing and all(a.status == PASSED for a in considered)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "result": PASSED if self.passed else FAILED,
+            "rev": self.rev,
+            "flake": self.flake,
+            "mode": self.mode,
+            "levels": list(self.requested),
+            "attestations": [a.as_json() for a in self.attestations],
+            "missing": list(self.missing),
+            "vsa": {"path": str(self.vsa_path), "noteAttached": self.vsa_note}
+            if self.vsa_path
+            else None,
+        }
+
+    def lines(self) -> list[str]:
+        """The human report: one OK/FAIL/SKIP line per check, then the verdict."""
+        out: list[str] = []
+        for a in self.attestations:
+            label = a.check or a.source
+            if a.status == SKIPPED:
+                reason = a.steps[-1].detail if a.steps else "skipped"
+                out.append(f"SKIP {label}: {reason} [{a.source}]")
+                continue
+            for s in a.steps:
+                out.append(f"{'OK  ' if s.ok else 'FAIL'} {label} {s.level}/{s.name}: {s.detail}")
+            for d in a.diffs:
+                out.append(f"     {label} output {d.output} ({d.path}) differs:")
+                if d.note:
+                    out.append(f"       {d.note}")
+                out.extend(f"       {f.change:8} {f.path or '.'}: {f.detail}" for f in d.files)
+                if d.diffoscope:
+                    out.extend(f"       | {ln}" for ln in d.diffoscope.splitlines()[:60])
+        failed = {a.check for a in self.attestations if a.status == FAILED}
+        for name in self.missing:
+            if name in failed:
+                continue  # its failing attestation is listed above
+            out.append(f"FAIL {name}: no attestation that passes verification")
+        verdict = "verified" if self.passed else "verification FAILED"
+        reached = ", ".join(self.requested)
+        out.append(
+            f"{verdict}: {len(self.attestations)} attestation(s), "
+            f"levels {reached}, rev {self.rev[:12]}"
+        )
+        return out
+
+
+# -- working state of one attestation ---------------------------------------------------
+
+
+@dataclass
+class _Att:
+    source: str
+    line: bytes
+    envelope: dsse.Envelope | None
+    strict: bool  # bundle input: every failure counts; notes: unauthentic lines are skipped
+    steps: list[Step] = field(default_factory=list)
+    skipped: bool = False
+    claim: ProvenanceClaim | None = None
+    signers: tuple[str, ...] = ()
+    diffs: list[OutputDiff] = field(default_factory=list)
+
+    def ok(self, level: str, name: str, detail: str) -> None:
+        self.steps.append(Step(level, name, True, detail))
+
+    def fail(self, level: str, name: str, detail: str) -> None:
+        self.steps.append(Step(level, name, False, detail))
+
+    def skip(self, level: str, name: str, detail: str) -> None:
+        self.steps.append(Step(level, name, False, detail))
+        self.skipped = True
+
+    @property
+    def failed(self) -> bool:
+        return any(not s.ok for s in self.steps)
+
+    def reached(self, level: str) -> bool:
+        mine = [s for s in self.steps if s.level == level]
+        return bool(mine) and all(s.ok for s in mine)
+
+    def freeze(self, requested: tuple[str, ...]) -> AttestationReport:
+        status = SKIPPED if self.skipped else FAILED if self.failed else PASSED
+        if status == PASSED and not all(self.reached(lv) for lv in requested):
+            status = FAILED  # a requested level never ran: never report it as passed
+        c = self.claim
+        return AttestationReport(
+            source=self.source,
+            sha256=sha256_hex(self.line),
+            status=status,
+            steps=tuple(self.steps),
+            levels=tuple(lv for lv in requested if self.reached(lv)),
+            check=c.check if c else None,
+            drv_path=c.drv_path if c else None,
+            signers=self.signers,
+            subjects={p: (c.output_names[p], d) for p, d in c.subjects.items()} if c else {},
+            diffs=tuple(self.diffs),
+        )
+
+
+# -- input ------------------------------------------------------------------------------
+
+
+def _split_lines(data: bytes) -> list[bytes]:
+    # Same rule as bundle.parse_lines: blank lines are skipped, the rest are envelopes.
+    return [ln for ln in data.split(b"\n") if ln.strip()]
+
+
+def _read_bundle(path: Path) -> list[_Att]:
+    try:
+        size = path.stat().st_size
+        if size > bundle.MAX_BUNDLE_BYTES:
+            msg = f"{path} is {size} bytes, over the {bundle.MAX_BUNDLE_BYTES}-byte limit"
+            raise AttestationError(msg)
+        data = path.read_bytes()
+    except FileNotFoundError:
+        msg = f"bundle {path} does not exist"
+        raise UsageError(msg) from None
+    except IsADirectoryError:
+        msg = f"{path} is a directory, not a bundle"
+        raise UsageError(msg) from None
+    except OSError as e:
+        msg = f"cannot read {path}: {e.strerror}"
+        raise UsageError(msg) from None
+    envelopes = bundle.parse_lines(data, str(path))  # raises, naming the bad line
+    if not envelopes:
+        msg = f"{path} holds no envelopes"
+        raise AttestationError(msg, "is it empty or truncated?")
+    lines = _split_lines(data)
+    return [
+        _Att(f"{path.name} line {n}", ln, env, strict=True)
+        for n, (ln, env) in enumerate(zip(lines, envelopes, strict=True), 1)
+    ]
+
+
+def _read_note(git: Git, rev: str) -> list[_Att]:
+    data = git.note(rev) or b""
+    atts: list[_Att] = []
+    for n, ln in enumerate(_split_lines(data), 1):
+        att = _Att(f"note on {rev[:12]} line {n}", ln, None, strict=False)
+        try:
+            att.envelope = dsse.Envelope.from_json(ln)
+        except AttestationError as e:
+            att.skip(AUTHENTIC, "envelope", f"not a DSSE envelope ({e.message})")
+        atts.append(att)
+    return atts
+
+
+# -- level 1: authentic -----------------------------------------------------------------
+
+
+def _authenticate(att: _Att, policy: TrustPolicy) -> None:
+    env = att.envelope
+    if env is None:
+        return
+    try:
+        verified = dsse.verify(env, policy.active_keys(), threshold=policy.threshold)
+    except VerificationError as e:
+        detail = f"{e.message} (trust: {policy.source})"
+        if att.strict:
+            att.fail(AUTHENTIC, "signature", detail)
+        else:
+            att.skip(AUTHENTIC, "signature", detail)
+        return
+    att.signers = tuple(sorted(policy.name_of(k) for k in verified.keyids))
+    att.ok(
+        AUTHENTIC, "signature", f"signed by {', '.join(att.signers)} (threshold {policy.threshold})"
+    )
+    try:
+        stmt = load_statement(verified.payload)
+    except AttestationError as e:
+        att.fail(AUTHENTIC, "statement", e.message)
+        return
+    ptype = stmt.get("predicateType")
+    if ptype != SLSA_PROVENANCE_V1:
+        detail = f"predicateType is {ptype!r}, expected {SLSA_PROVENANCE_V1}"
+        if att.strict:
+            att.fail(AUTHENTIC, "predicateType", detail)
+        else:
+            att.skip(AUTHENTIC, "predicateType", f"{detail}: not a build claim")
+        return
+    try:
+        att.claim = parse_provenance(stmt)
+    except AttestationError as e:
+        att.fail(AUTHENTIC, "statement", f"signed statement is malformed: {e.message}")
+        return
+    att.ok(AUTHENTIC, "statement", f"SLSA provenance v1 for check {att.claim.check}")
+
+
+# -- level 2: bound to the project -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Repo:
+    git: Git
+    top: Path
+    subdir: str
+    rev: str
+
+    def ref(self, commit: str) -> str:
+        query = f"rev={commit}" + (f"&dir={urllib.parse.quote(self.subdir)}" if self.subdir else "")
+        return f"git+file://{self.top}?{query}"
+
+    def flake(self) -> str:
+        return f"git+file://{self.top}" + (f"?dir={self.subdir}" if self.subdir else "")
+
+
+def _check_static_binding(att: _Att, repo: _Repo) -> bool:
+    """Commit, flake ref and attribute: what can be checked before evaluating."""
+    c = att.claim
+    assert c is not None
+    if c.dirty:
+        att.fail(
+            BOUND, "commit", "the attestation is of a dirty work tree: it names no commit to check"
+        )
+        return False
+    if c.commit != repo.rev:
+        try:
+            repo.git.rev_parse(c.commit)
+        except UsageError:
+            att.fail(
+                BOUND,
+                "commit",
+                f"attests commit {c.commit[:40]!r}, which is not in this repository "
+                "(a bundle from another repository?)",
+            )
+            return False
+        att.fail(
+            BOUND,
+            "commit",
+            f"attests commit {c.commit[:12]}, but the revision verified is {repo.rev[:12]} "
+            "(replayed from another commit? pass --rev to verify that commit)",
+        )
+        return False
+    att.ok(BOUND, "commit", f"attests {c.commit[:12]}, the revision verified")
+    url = urllib.parse.urlsplit(c.flake)
+    their_dir = urllib.parse.parse_qs(url.query).get("dir", [""])[0]
+    if (
+        url.scheme != "git+file"
+        or their_dir != repo.subdir
+        or {*urllib.parse.parse_qs(url.query)} - {"dir"}
+    ):
+        att.fail(
+            BOUND,
+            "flake",
+            f"names flake {c.flake!r}, not this repository's flake {repo.flake()!r}",
+        )
+        return False
+    moved = (
+        f" (attested at {url.path}, a copy of this repository)" if url.path != str(repo.top) else ""
+    )
+    att.ok(BOUND, "flake", f"{repo.flake()}{moved}")
+    want_attr = f"checks.{c.system}.{c.check}"
+    if c.attribute != want_attr:
+        att.fail(BOUND, "attribute", f"attribute {c.attribute!r} is not {want_attr!r}")
+        return False
+    return True
+
+
+def _short(p: str) -> str:
+    base = p.rsplit("/", 1)[-1]
+    return base.split("-", 1)[1] if "-" in base else base
+
+
+def explain_drv_difference(nix: Nix, attested: str, evaluated: str, limit: int = 12) -> str:
+    """Why two drvPaths differ: input derivations, sources and env keys, recursively."""
+    try:
+        ours = nix.derivations([evaluated], recursive=True)
+    except NixError as e:
+        return f"cannot read {evaluated}: {e.message}"
+    try:
+        theirs = nix.derivations([attested], recursive=True)
+    except NixError:
+        return (
+            f"the attested derivation {attested} is not in the local store, so the difference "
+            "cannot be itemised (the tests, dependencies or toolchain differ)"
+        )
+    found: list[str] = []
+    seen: set[tuple[str, str]] = set()
+
+    def walk(a: str, b: str, depth: int) -> None:
+        if (a, b) in seen or len(found) >= limit or depth > 6:
+            return
+        seen.add((a, b))
+        da, db = theirs.get(a), ours.get(b)
+        if da is None or db is None:
+            return
+        where = _short(b)
+        ia = {_short(p): p for p in da.input_drvs}
+        ib = {_short(p): p for p in db.input_drvs}
+        for name in sorted(set(ia) | set(ib)):
+            pa, pb = ia.get(name), ib.get(name)
+            if pa == pb:
+                continue
+            if pa and pb:
+                found.append(f"{where}: input derivation {name} differs ({pa} -> {pb})")
+                walk(pa, pb, depth + 1)
+            else:
+                found.append(f"{where}: input derivation {name} {'removed' if pa else 'added'}")
+        sa = {_short(p): p for p in da.input_srcs}
+        sb = {_short(p): p for p in db.input_srcs}
+        for name in sorted(set(sa) | set(sb)):
+            pa, pb = sa.get(name), sb.get(name)
+            if pa != pb:
+                change = "differs" if pa and pb else "removed" if pa else "added"
+                found.append(f"{where}: source {name} {change} ({pa or '-'} -> {pb or '-'})")
+        outputs = {o.name for o in da.outputs} | {o.name for o in db.outputs}
+        for key in sorted(set(da.env) | set(db.env)):
+            if key in outputs or key in da.input_drvs:
+                continue  # output paths follow from everything else
+            va, vb = da.env.get(key), db.env.get(key)
+            if va != vb and not _only_paths_differ(va, vb, da, db):
+                found.append(f"{where}: env {key} differs")
+        for attr in ("builder", "system"):
+            if getattr(da, attr) != getattr(db, attr):
+                found.append(f"{where}: {attr} differs")
+
+    walk(attested, evaluated, 0)
+    if not found:
+        return "the derivations differ in a way not itemised here (args or output names)"
+    more = " ..." if len(found) >= limit else ""
+    return "; ".join(found[:limit]) + more
+
+
+def _only_paths_differ(va: str | None, vb: str | None, da: Derivation, db: Derivation) -> bool:
+    # An env value that only embeds changed input paths is a consequence, not a cause.
+    if va is None or vb is None:
+        return False
+    for old, new in zip(sorted(da.input_srcs), sorted(db.input_srcs), strict=False):
+        va = va.replace(old, new)
+    for old, new in zip(sorted(da.input_drvs), sorted(db.input_drvs), strict=False):
+        va = va.replace(old, new)
+    return va == vb
+
+
+def _bind(atts: list[_Att], repo: _Repo, nix: Nix, required_system: str) -> dict[str, str]:
+    """Level 2 for every authentic claim; returns the evaluated checks of required_system."""
+    candidates = [a for a in atts if a.claim and not a.failed and not a.skipped]
+    statically_ok = [a for a in candidates if _check_static_binding(a, repo)]
+    ref = repo.ref(repo.rev)
+    evaluated: dict[str, dict[str, str]] = {}
+    systems = {required_system} | {a.claim.system for a in statically_ok if a.claim}
+    errors: dict[str, str] = {}
+    for system in sorted(systems):
+        try:
+            evaluated[system] = nix.check_drv_paths(ref, system, None)
+        except UsageError as e:
+            errors[system] = e.message
+    drvs_needed = {
+        evaluated[a.claim.system][a.claim.check]
+        for a in statically_ok
+        if a.claim and a.claim.check in evaluated.get(a.claim.system, {})
+    }
+    derivations = nix.derivations(sorted(drvs_needed)) if drvs_needed else {}
+    for a in statically_ok:
+        c = a.claim
+        assert c is not None
+        if c.system in errors:
+            a.fail(
+                BOUND, "drvPath", f"re-evaluating {ref} for {c.system} failed: {errors[c.system]}"
+            )
+            continue
+        drv = evaluated[c.system].get(c.check)
+        if drv is None:
+            a.fail(
+                BOUND,
+                "drvPath",
+                f"the flake at {repo.rev[:12]} has no check {c.check!r} for {c.system}",
+            )
+            continue
+        if drv != c.drv_path:
+            why = explain_drv_difference(nix, c.drv_path, drv)
+            a.fail(
+                BOUND,
+                "drvPath",
+                f"re-evaluation at {repo.rev[:12]} gives {drv}, "
+                f"the attestation says {c.drv_path}: {why}",
+            )
+            continue
+        a.ok(BOUND, "drvPath", f"{drv} (re-evaluated at {repo.rev[:12]})")
+        outputs = {o.path: o.name for o in derivations[drv].outputs if o.path}
+        claimed = dict(c.output_names)
+        if claimed != outputs:
+            extra = sorted(set(claimed) - set(outputs))
+            absent = sorted(set(outputs) - set(claimed))
+            renamed = sorted(p for p in set(claimed) & set(outputs) if claimed[p] != outputs[p])
+            parts = [
+                *(f"{p} is not an output" for p in extra),
+                *(f"output {outputs[p]} ({p}) is missing" for p in absent),
+                *(f"{p} is output {outputs[p]}, not {claimed[p]}" for p in renamed),
+            ]
+            a.fail(
+                BOUND, "subjects", "subjects are not the derivation's outputs: " + "; ".join(parts)
+            )
+            continue
+        a.ok(BOUND, "subjects", f"exactly the {len(outputs)} output(s) of the derivation")
+    return evaluated.get(required_system, {})
+
+
+# -- level 3: reproduced -----------------------------------------------------------------
+
+
+def _make_writable(root: Path) -> None:
+    # Store paths are read-only; make them deletable (never following symlinks).
+    for dirpath, _dirs, _files in os.walk(root):
+        with contextlib.suppress(OSError):
+            Path(dirpath).chmod(stat.S_IRWXU)
+
+
+def _remove_tree(root: Path) -> None:
+    if os.path.lexists(root):
+        _make_writable(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _fresh_store(store: Path | None) -> Iterator[Path]:
+    if store is not None:
+        store.mkdir(parents=True, exist_ok=True)
+        yield store.resolve()
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="provenance-verify-"))
+    try:
+        yield tmp
+    finally:
+        _remove_tree(tmp)
+
+
+def _diff_output(
+    out: str, path: str, attested: str, rebuilt: str, rebuilt_tree: Path
+) -> OutputDiff:
+    """Compare a non-matching rebuild with the attested bytes, if this machine has them."""
+    local = Path(path)
+    if not os.path.lexists(local):
+        return OutputDiff(
+            out,
+            path,
+            attested,
+            rebuilt,
+            None,
+            (),
+            "the attested output is not in the local store: no files to compare with",
+        )
+    local_hash = nar_sha256(local)
+    note = (
+        ""
+        if local_hash == attested
+        else (f"the local {path} has NAR SHA-256 {local_hash}, not the attested one either")
+    )
+    if local.resolve() == rebuilt_tree.resolve():
+        return OutputDiff(
+            out, path, attested, rebuilt, None, (), "the rebuild replaced the attested copy"
+        )
+    return OutputDiff(
+        out,
+        path,
+        attested,
+        rebuilt,
+        str(local),
+        tuple(diff.compare_trees(local, rebuilt_tree)),
+        note,
+        diff.diffoscope(local, rebuilt_tree),
+    )
+
+
+def _compare_outputs(att: _Att, built: dict[str, Path], infos: dict[str, str], how: str) -> None:
+    """built: store path -> physical path of the rebuild; infos: store path -> nix's narHash."""
+    c = att.claim
+    assert c is not None
+    for path, digest in sorted(c.subjects.items()):
+        out = c.output_names[path]
+        physical = built.get(path)
+        if physical is None or not os.path.lexists(physical):
+            att.fail(REPRODUCED, f"output {out}", f"the rebuild produced no {path}")
+            continue
+        ours = nar_sha256(physical)
+        if path in infos and infos[path] != ours:
+            att.fail(
+                REPRODUCED,
+                f"output {out}",
+                f"nix's narHash for the rebuilt {path} is not ours: store corrupt?",
+            )
+            continue
+        if ours == digest:
+            att.ok(REPRODUCED, f"output {out}", f"NAR SHA-256 {ours[:16]}... matches ({how})")
+        else:
+            att.fail(
+                REPRODUCED,
+                f"output {out}",
+                f"rebuilt NAR SHA-256 {ours[:16]}... is not the attested {digest[:16]}... ({how})",
+            )
+            att.diffs.append(_diff_output(out, path, digest, ours, physical))
+
+
+def _rebuild_fresh(atts: list[_Att], nix: Nix, store: Path | None, reporter: Reporter) -> None:
+    drvs = sorted({a.claim.drv_path for a in atts if a.claim})
+    with _fresh_store(store) as root:
+        reporter.info(f"rebuilding {len(drvs)} derivation(s) in the independent store {root}")
+        fresh = dataclasses.replace(nix, store=str(root))
+        nix.copy_derivations(drvs, str(root))
+        results: dict[str, dict[str, Path] | str] = {}
+        infos: dict[str, str] = {}
+        for drv in drvs:
+            try:
+                # A store given by the user may already hold the outputs: rebuild them then.
+                outs = [o.path for o in fresh.derivations([drv])[drv].outputs if o.path]
+                again = bool(fresh.path_info(outs))
+                res = fresh.build(drv, rebuild=again, options=HERMETIC_OPTIONS)
+            except NixError as e:
+                results[drv] = e.message
+                continue
+            results[drv] = {p: root / p.lstrip("/") for p in res.outputs.values()}
+            infos.update({p: i.nar_hash for p, i in fresh.path_info(res.outputs.values()).items()})
+        for a in atts:
+            assert a.claim is not None
+            r = results[a.claim.drv_path]
+            if isinstance(r, str):
+                a.fail(REPRODUCED, "build", f"the rebuild in {root} failed: {r}")
+            else:
+                _compare_outputs(a, r, infos, f"fresh store {root}")
+
+
+def _rebuild_in_place(atts: list[_Att], nix: Nix, reporter: Reporter) -> None:
+    for drv in sorted({a.claim.drv_path for a in atts if a.claim}):
+        mine = [a for a in atts if a.claim and a.claim.drv_path == drv]
+        reporter.info(f"rebuilding {drv} in place (nix build --rebuild)")
+        outs = [o.path for o in nix.derivations([drv])[drv].outputs if o.path]
+        valid = nix.path_info(outs)
+        try:
+            if not valid:
+                # Not in the store: an ordinary build is a rebuild from scratch here.
+                res = nix.build(drv, options=HERMETIC_OPTIONS)
+                built = {p: Path(p) for p in res.outputs.values()}
+                for a in mine:
+                    _compare_outputs(a, built, {}, "built in the local store")
+                continue
+            check = nix.rebuild_check(drv, options=HERMETIC_OPTIONS)
+        except NixError as e:
+            for a in mine:
+                a.fail(REPRODUCED, "build", f"the rebuild failed: {e.message}")
+            continue
+        # Nix compared its rebuild with the valid outputs; we compare those with the subjects.
+        built = {p: Path(p) for p in outs}
+        if check.reproduced:
+            for a in mine:
+                _compare_outputs(a, built, {}, "nix --rebuild matched the store")
+            continue
+        differing = check.differing_output or ""
+        kept = Path(differing + ".check")
+        try:
+            for a in mine:
+                assert a.claim is not None
+                for path, digest in sorted(a.claim.subjects.items()):
+                    out = a.claim.output_names[path]
+                    if path != differing:
+                        continue
+                    rebuilt = nar_sha256(kept) if os.path.lexists(kept) else "unknown"
+                    a.fail(REPRODUCED, f"output {out}", f"nix --rebuild: {path} does not reproduce")
+                    d = _diff_output(out, path, digest, rebuilt, kept)
+                    first_only = (
+                        "nix --rebuild stops at the first differing output; "
+                        "rebuild in a fresh store (the default) to compare every output"
+                    )
+                    a.diffs.append(
+                        dataclasses.replace(d, note="; ".join(filter(None, [d.note, first_only])))
+                    )
+        finally:
+            _remove_tree(kept)
+            if check.build_dir:
+                _remove_tree(Path(check.build_dir))
+
+
+# -- level 4: signed verdict --------------------------------------------------------------
+
+
+def _write_vsa(
+    req: VerifyRequest,
+    repo: _Repo,
+    reports: list[AttestationReport],
+    requested: tuple[str, ...],
+    reporter: Reporter,
+) -> tuple[Path | None, bool]:
+    from provenance import vsa  # noqa: PLC0415 - pydantic models, only needed when signing
+
+    assert req.signer is not None
+    lines: list[str] = []
+    policy_uri = (
+        Path(req.policy.source).resolve().as_uri()
+        if req.policy.source != "--trusted-key"
+        else "provenance:trusted-keys"
+    )
+    policy_sha = policy_mod.digest(req.policy)
+    for r in reports:
+        if r.status == SKIPPED or not r.subjects or r.check is None:
+            continue
+        levels: list[str] = []
+        if AUTHENTIC in r.levels and BOUND in r.levels:
+            levels += [vsa.LEVEL_L1, vsa.LEVEL_BOUND]
+        if REPRODUCED in r.levels:
+            levels.append(vsa.LEVEL_REPRODUCED)
+        system = current_system()
+        stmt = vsa.summary_statement(
+            subjects=r.subjects,
+            resource_uri=f"{repo.ref(repo.rev)}#checks.{system}.{r.check}",
+            policy_uri=policy_uri,
+            policy_sha256=policy_sha,
+            input_uri=r.source,
+            input_sha256=r.sha256,
+            passed=r.status == PASSED,
+            levels=levels,
+        )
+        lines.append(dsse.sign(stmt.dump_bytes(), [req.signer]).to_json())
+    if not lines:
+        reporter.warn("nothing authentic to summarise: no verification summary written")
+        return None, False
+    path = req.vsa_output or (req.flake_dir.resolve() / ".provenance" / f"{repo.rev}{VSA_SUFFIX}")
+    bundle.write_atomic(path, ("\n".join(lines) + "\n").encode())
+    noted = False
+    if req.attach_note:
+        repo.git.add_note_lines(repo.rev, lines, NOTES_REF)
+        noted = True
+    return path, noted
+
+
+# -- the API -----------------------------------------------------------------------------
+
+
+def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> VerifyReport:
+    """Verify bundles (or the note on --rev) level by level; see the module docstring.
+
+    >>> report = verify(VerifyRequest(Path("."), policy), Nix())  # doctest: +SKIP
+    >>> report.passed, [a.levels for a in report.attestations]  # doctest: +SKIP
+    (True, [('authentic', 'bound')])
+    """
+    reporter = reporter or Reporter()
+    if req.in_place and req.store is not None:
+        msg = "--in-place and --store exclude each other"
+        raise UsageError(msg, "a rebuild runs either in a fresh store or in place")
+    if (req.in_place or req.store is not None) and not req.rebuild:
+        msg = "--in-place and --store only apply to --rebuild"
+        raise UsageError(msg)
+    flake_dir = req.flake_dir.resolve()
+    if not (flake_dir / "flake.nix").is_file():
+        msg = f"{req.flake_dir} is not a flake (no flake.nix)"
+        raise UsageError(msg, "pass the flake directory with --flake DIR")
+    git = Git(flake_dir)
+    top = git.toplevel()
+    rev = git.rev_parse(req.rev)
+    repo = _Repo(git, top, flake_dir.relative_to(top).as_posix() if flake_dir != top else "", rev)
+    requested = (AUTHENTIC, BOUND, *((REPRODUCED,) if req.rebuild else ()))
+
+    if req.bundles:
+        atts = [a for p in req.bundles for a in _read_bundle(p)]
+    else:
+        atts = _read_note(git, rev)
+
+    for a in atts:
+        _authenticate(a, req.policy)
+
+    wanted = set(req.checks) if req.checks else None
+    if wanted is not None:
+        for a in atts:
+            if a.claim and not a.failed and not a.skipped and a.claim.check not in wanted:
+                a.skip(BOUND, "check", f"check {a.claim.check} not selected by --check")
+
+    system = current_system()
+    evaluated = _bind(atts, repo, nix, system)
+
+    if req.rebuild:
+        bound = [a for a in atts if a.claim and not a.failed and not a.skipped]
+        if bound and req.in_place:
+            _rebuild_in_place(bound, nix, reporter)
+        elif bound:
+            _rebuild_fresh(bound, nix, req.store, reporter)
+
+    reports = [a.freeze(requested) for a in atts]
+    passing = {r.check for r in reports if r.status == PASSED}
+    if wanted is not None:
+        unknown = sorted(wanted - set(evaluated))
+        if unknown:
+            msg = (
+                f"unknown check {', '.join(unknown)}; the flake has: {', '.join(sorted(evaluated))}"
+            )
+            raise UsageError(msg)
+        required = wanted
+    elif req.bundles:
+        required = set()
+    else:
+        required = set(evaluated)
+    missing = tuple(sorted(required - passing))
+
+    vsa_path, vsa_note = None, False
+    if req.signer is not None:
+        vsa_path, vsa_note = _write_vsa(req, repo, reports, requested, reporter)
+    return VerifyReport(
+        rev=rev,
+        flake=repo.flake(),
+        mode="bundle" if req.bundles else "notes",
+        requested=requested,
+        attestations=tuple(reports),
+        missing=missing,
+        vsa_path=vsa_path,
+        vsa_note=vsa_note,
+    )
