@@ -44,11 +44,11 @@ from provenance.claims import ProvenanceClaim, load_statement, parse_provenance
 from provenance.errors import AttestationError, NixError, UsageError, VerificationError
 from provenance.git import NOTES_REF, Git
 from provenance.hashing import nar_sha256, sha256_hex
-from provenance.intoto import SLSA_PROVENANCE_V1
 from provenance.keys import Signer
 from provenance.nix import HERMETIC_OPTIONS, Derivation, Nix, current_system
 from provenance.progress import Reporter
 from provenance.trust import TrustPolicy
+from provenance.uris import SLSA_PROVENANCE_V1
 
 AUTHENTIC, BOUND, REPRODUCED = "authentic", "bound", "reproduced"
 PASSED, FAILED, SKIPPED = "PASSED", "FAILED", "SKIPPED"

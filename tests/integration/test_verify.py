@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NIX_CONFIG, git, make_flake
 from google.protobuf import json_format
 from in_toto_attestation.predicates.vsa.v1 import vsa_pb2
 from in_toto_attestation.v1 import statement_pb2
@@ -26,6 +25,7 @@ from typer.testing import CliRunner
 from provenance import attest, dsse, keys
 from provenance.cli import app
 from provenance.nix import Nix, current_system
+from tests.conftest import NIX_CONFIG, git, make_flake
 
 pytestmark = pytest.mark.nix
 
