@@ -151,7 +151,7 @@ function tap(line,    ind, depth, rest, ok, num, desc, dir, d, id, parent) {
     if (desc == "") desc = num
     # A result that closes subtests (seen one level deeper) is a parent, not a test.
     parent = seen[depth + 1]
-    for (d = depth + 1; d in seen; d++) delete seen[d]
+    for (d in seen) if (d + 0 > depth) delete seen[d]
     seen[depth] = 1
     if (parent) return
     id = ""

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provenance import bundle, dsse
+from provenance import bundle, dsse, lognorm, testresults
 from provenance.claims import load_statement, parse_provenance
 from provenance.errors import (
     AttestationError,
@@ -36,7 +36,14 @@ from provenance.hashing import nar_sha256, sha256_hex
 from provenance.keys import Signer
 from provenance.nix import HERMETIC_OPTIONS, Derivation, Nix, PathInfo, current_system
 from provenance.progress import Reporter
-from provenance.statement import BUILT, REBUILT, BuiltCheck, SourceInfo, provenance_statement
+from provenance.statement import (
+    BUILT,
+    REBUILT,
+    BuiltCheck,
+    SourceInfo,
+    provenance_statement,
+    source_descriptor,
+)
 
 BUNDLE_DIR = ".provenance"  # default bundle location, relative to the flake directory
 
@@ -61,6 +68,7 @@ class CheckResult:
     output_check: str | None = None
     log_sha256: str | None = None
     error: str | None = None
+    tests: dict[str, object] | None = None  # test results, when the check left any
 
 
 @dataclass(frozen=True)
@@ -94,6 +102,7 @@ class BuildReport:
                     "outputCheck": c.output_check,
                     "logSha256": c.log_sha256,
                     **({"error": c.error} if c.error else {}),
+                    **({"tests": c.tests} if c.tests else {}),
                 }
                 for c in self.checks
             ],
@@ -378,10 +387,18 @@ def _attest(
             started_on=started,
             finished_on=finished,
             invocation_id=str(uuid.uuid4()),
+            log_normalised_sha256=lognorm.normalised_sha256(log) if log is not None else None,
         )
         stmt = provenance_statement(check, src, config, nix_version)
         envelope = dsse.sign(stmt.dump_bytes(), [req.signer])
         lines.append(envelope.to_json())
+        # -- test results (provenance/testresults.py): one more statement, same bundle --
+        tested = testresults.sign_for_check(
+            stmt.subject, hashed, log, check.attribute, name, drv_path,
+            infos.get(drv_path), source_descriptor(src), req.signer, reporter,
+        )
+        if tested is not None:
+            lines.append(tested[1])
         results[name] = CheckResult(
             name,
             drv_path,
@@ -389,6 +406,7 @@ def _attest(
             {o: {"path": p, "sha256": h} for o, (p, h) in hashed.items()},
             output_check,
             log_sha,
+            tests=tested[0].as_json() if tested else None,
         )
         reporter.info(f"{name}: OK, attested {len(hashed)} output(s) [{output_check}]")
     return lines
