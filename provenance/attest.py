@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from provenance import bundle, dsse
-from provenance.claims import load_statement, parse_provenance
+from provenance.claims import load_statement, parse_provenance, test_result_binding
 from provenance.errors import (
     AttestationError,
     BuildFailedError,
@@ -72,6 +72,7 @@ class CheckResult:
     output_check: str | None = None
     log_sha256: str | None = None
     error: str | None = None
+    tests: dict[str, object] | None = None  # test results, when the check left any
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class BuildReport:
                     "outputCheck": c.output_check,
                     "logSha256": c.log_sha256,
                     **({"error": c.error} if c.error else {}),
+                    **({"tests": c.tests} if c.tests else {}),
                 }
                 for c in self.checks
             ],
@@ -156,48 +158,53 @@ def _flake_ref(top: Path, commit: str, subdir: str, dirty: bool) -> str:
     return f"git+file://{top}" + (f"?{'&'.join(query)}" if query else "")
 
 
-def _cached(
-    git: Git, commit: str, drvs: dict[str, str], signer: Signer
-) -> dict[str, list[tuple[str, CheckResult]]]:
+@dataclass
+class _OwnLines:
+    """This key's statements already in the note on this commit, per check name."""
+
+    provenance: dict[str, list[tuple[str, CheckResult]]] = field(default_factory=dict)
+    test_results: dict[str, list[str]] = field(default_factory=dict)
+
+    def lines_of(self, name: str) -> list[str]:
+        return [ln for ln, _ in self.provenance.get(name, [])] + self.test_results.get(name, [])
+
+
+def _cached(git: Git, commit: str, drvs: dict[str, str], signer: Signer) -> _OwnLines:
     """Lines in which this key already attested a check's drvPath on this commit.
 
-    name -> [(line, result)]: the first is a cache hit; with --force all of them are
-    superseded by the new statement and dropped from the note (only this key's own
-    statements for the same drvPath; other keys' and other checks' lines are kept).
+    A provenance line is a cache hit (its test-result companion rides along into the
+    bundle); with --force all of them are superseded by the new statements and dropped
+    from the note. Only this key's own lines for the same drvPath: other keys' and other
+    checks' lines are kept.
     """
+    own = _OwnLines()
     note = git.note(commit)
     if not note:
-        return {}
-    hits: dict[str, list[tuple[str, CheckResult]]] = {}
+        return own
     wanted = {drv: name for name, drv in drvs.items()}
     for line in note.decode(errors="replace").splitlines():
         if not line.strip():
             continue
         try:
             env = dsse.Envelope.from_json(line)
-            verified = dsse.verify(env, [signer.public])
-            claim = parse_provenance(load_statement(verified.payload))
+            stmt = load_statement(dsse.verify(env, [signer.public]).payload)
+            if (bound := test_result_binding(stmt)) is not None:
+                name = wanted.get(bound[0])
+                if name is not None and bound[1] == commit:
+                    own.test_results.setdefault(name, []).append(line)
+                continue
+            claim = parse_provenance(stmt)
         except (AttestationError, VerificationError):
             continue  # other keys' lines, other predicates, or junk: not ours to judge here
         name = wanted.get(claim.drv_path)
         if name is None or claim.dirty or claim.commit != commit:
             continue
-        hits.setdefault(name, []).append(
-            (
-                line,
-                CheckResult(
-                    name,
-                    claim.drv_path,
-                    "cached",
-                    {
-                        claim.output_names[p]: {"path": p, "sha256": d}
-                        for p, d in claim.subjects.items()
-                    },
-                    claim.output_check,
-                ),
-            )
-        )
-    return hits
+        outputs = {
+            claim.output_names[p]: {"path": p, "sha256": d} for p, d in claim.subjects.items()
+        }
+        result = CheckResult(name, claim.drv_path, "cached", outputs, claim.output_check)
+        own.provenance.setdefault(name, []).append((line, result))
+    return own
 
 
 def _refuse_impure(closure: dict[str, DrvFlags]) -> frozenset[str]:
@@ -310,16 +317,17 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
     drvs = {n: c.drv_path for n, c in evaluated.items()}
     names = sorted(drvs)
 
-    own = {} if dirty else _cached(git, commit, drvs, req.signer)
-    hits = {} if req.force else {n: found[0] for n, found in own.items()}
-    superseded = {line for n, found in own.items() if n not in hits for line, _ in found}
+    own = _OwnLines() if dirty else _cached(git, commit, drvs, req.signer)
+    hits = {} if req.force else {n: found[0] for n, found in own.provenance.items()}
+    superseded = {ln for n in names if n not in hits for ln in own.lines_of(n)}
     for name in hits:
         reporter.info(f"{name}: already attested on {commit[:12]} for {drvs[name]} (cache hit)")
     todo = [n for n in names if n not in hits]
 
     lines: list[str] = []
     results: dict[str, CheckResult] = {n: hits[n][1] for n in hits}
-    lines += [hits[n][0] for n in sorted(hits)]
+    for n in sorted(hits):
+        lines += [hits[n][0], *own.test_results.get(n, [])]
     if todo:
         lines += _attest(
             nix,
@@ -378,7 +386,8 @@ def _ensure_ignored(bundle_path: Path) -> None:
 def _import_statement() -> None:
     # pydantic costs ~100 ms to import; only attesting needs it, so it loads in a thread
     # while the first nix calls run.
-    import provenance.statement  # noqa: F401, PLC0415
+    import provenance.statement  # noqa: PLC0415
+    import provenance.testresults  # noqa: F401, PLC0415
 
 
 def _attest(
@@ -445,7 +454,13 @@ def _attest_in(
     infos = {i.path: i for i in infos_f.result()}
     fods = _refuse_impure(nix.drv_flags(p for p in infos if p.endswith(".drv")))
     imported.result()
-    from provenance.statement import BuiltCheck, SourceInfo, provenance_statement  # noqa: PLC0415
+    from provenance import lognorm, testresults  # noqa: PLC0415
+    from provenance.statement import (  # noqa: PLC0415
+        BuiltCheck,
+        SourceInfo,
+        provenance_statement,
+        source_descriptor,
+    )
 
     src = SourceInfo(
         flake_ref=ref,
@@ -493,10 +508,26 @@ def _attest_in(
             started_on=started,
             finished_on=finished,
             invocation_id=str(uuid.uuid4()),
+            log_normalised_sha256=lognorm.normalised_sha256(log) if log is not None else None,
         )
         stmt = provenance_statement(built, src, config, nix_version)
         envelope = dsse.sign(stmt.dump_bytes(), [req.signer])
         lines.append(envelope.to_json())
+        # -- test results (provenance/testresults.py): one more statement, same bundle --
+        tested = testresults.sign_for_check(
+            stmt.subject,
+            hashed,
+            log,
+            built.attribute,
+            name,
+            drv_path,
+            infos.get(drv_path),
+            source_descriptor(src),
+            req.signer,
+            reporter,
+        )
+        if tested is not None:
+            lines.append(tested[1])
         results[name] = CheckResult(
             name,
             drv_path,
@@ -504,6 +535,7 @@ def _attest_in(
             {o: {"path": p, "sha256": h} for o, (p, h) in hashed.items()},
             output_check,
             log_sha,
+            tests=tested[0].as_json() if tested else None,
         )
         reporter.info(f"{name}: OK, attested {len(hashed)} output(s) [{output_check}]")
     return lines

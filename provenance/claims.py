@@ -131,3 +131,28 @@ def parse_provenance(stmt: dict[str, Any]) -> ProvenanceClaim:
         output_check=_str(internal, "outputCheck"),
         trust_tier=_str(internal, "trustTier"),
     )
+
+
+def test_result_binding(stmt: dict[str, Any]) -> tuple[str, str | None] | None:
+    """(drvPath, gitCommit) a test-result statement is about, or None if not one of ours.
+
+    Our test-result statements pin the check derivation and the source in
+    `predicate.configuration` (see docs/test-results.md).
+    """
+    if stmt.get("predicateType") != TEST_RESULT_V01:
+        return None
+    config = stmt.get("predicate", {}).get("configuration")
+    if not isinstance(config, list):
+        return None
+    drv = commit = None
+    for entry in config:
+        if not isinstance(entry, dict):
+            continue
+        notes = entry.get("annotations") or {}
+        if isinstance(notes, dict) and notes.get("kind") == "derivation":
+            drv = entry.get("name")
+        elif entry.get("name") == "source" and isinstance(entry.get("digest"), dict):
+            commit = entry["digest"].get("gitCommit")
+    if not isinstance(drv, str):
+        return None
+    return drv, commit if isinstance(commit, str) else None

@@ -9,7 +9,8 @@ field in docs/attestation-format.md:
 - internalParameters: the effective Nix settings and how each output was checked.
 - resolvedDependencies: the source, each flake.lock input, then every .drv and source
   path of the build closure (digest = hex NAR SHA-256; FODs annotated).
-- byproducts: the build log's SHA-256.
+- byproducts: the build log's SHA-256, and that of the normalised log
+  (provenance/lognorm.py), which two honest builds of the same drv share.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class BuiltCheck:
     started_on: str
     finished_on: str
     invocation_id: str
+    log_normalised_sha256: str | None = None
 
 
 def source_descriptor(src: SourceInfo) -> ResourceDescriptor:
@@ -132,6 +134,15 @@ def provenance_statement(
         byproducts.append(
             ResourceDescriptor(
                 name="build.log", digest={"sha256": check.log_sha256}, media_type="text/plain"
+            )
+        )
+    if check.log_normalised_sha256:
+        byproducts.append(
+            ResourceDescriptor(
+                name="build.log.normalised",
+                digest={"sha256": check.log_normalised_sha256},
+                media_type="text/plain",
+                annotations={"normalisation": "provenance/lognorm.py v1"},
             )
         )
     predicate = Provenance(

@@ -40,7 +40,12 @@ from typing import Any
 
 from provenance import bundle, diff, dsse
 from provenance import policy as policy_mod
-from provenance.claims import ProvenanceClaim, load_statement, parse_provenance
+from provenance.claims import (
+    ProvenanceClaim,
+    load_statement,
+    parse_provenance,
+    test_result_binding,
+)
 from provenance.errors import AttestationError, NixError, UsageError, VerificationError
 from provenance.git import NOTES_REF, Git
 from provenance.hashing import nar_sha256, sha256_hex
@@ -48,7 +53,7 @@ from provenance.keys import Signer
 from provenance.nix import HERMETIC_OPTIONS, Derivation, Nix, current_system
 from provenance.progress import Reporter
 from provenance.trust import TrustPolicy
-from provenance.uris import SLSA_PROVENANCE_V1
+from provenance.uris import SLSA_PROVENANCE_V1, TEST_RESULT_V01
 
 AUTHENTIC, BOUND, REPRODUCED = "authentic", "bound", "reproduced"
 PASSED, FAILED, SKIPPED = "PASSED", "FAILED", "SKIPPED"
@@ -323,6 +328,17 @@ def _authenticate(att: _Att, policy: TrustPolicy) -> None:
         att.fail(AUTHENTIC, "statement", e.message)
         return
     ptype = stmt.get("predicateType")
+    bound = test_result_binding(stmt) if ptype == TEST_RESULT_V01 else None
+    result = stmt.get("predicate", {}).get("result")
+    if bound is not None and result in ("PASSED", "WARNED", "FAILED"):
+        # build writes a test-result statement beside each check's provenance: signed and
+        # authentic, but it claims nothing about the build, so it is reported, not counted.
+        att.skip(
+            AUTHENTIC,
+            "predicateType",
+            f"test-result {result} for {_short(bound[0])}: not a build claim",
+        )
+        return
     if ptype != SLSA_PROVENANCE_V1:
         detail = f"predicateType is {ptype!r}, expected {SLSA_PROVENANCE_V1}"
         if att.strict:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from google.protobuf import json_format
 from in_toto_attestation.predicates.provenance.v1 import provenance_pb2
+from in_toto_attestation.predicates.test_result.v0 import test_result_pb2
 from in_toto_attestation.v1 import statement_pb2
 from in_toto_attestation.v1.statement import Statement as ItaStatement
 from securesystemslib.dsse import Envelope as SslibEnvelope
@@ -24,6 +25,8 @@ from provenance.nix import current_system
 from tests.conftest import git, make_flake, nix
 
 pytestmark = pytest.mark.nix
+SLSA = "https://slsa.dev/provenance/v1"
+TEST_RESULT = "https://in-toto.io/attestation/test-result/v0.1"
 SYSTEM = current_system()
 
 
@@ -32,6 +35,10 @@ def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.stdout, result.stderr
+
+
+def _ptype(line: str) -> str:
+    return str(json.loads(base64.b64decode(json.loads(line)["payload"]))["predicateType"])
 
 
 def payloads(bundle: Path) -> list[dict]:  # type: ignore[type-arg]
@@ -52,12 +59,22 @@ def test_build_attests_every_check_and_cross_checks(
     commit = git(flake, "rev-parse", "HEAD")
     assert report["commit"] == commit and report["noteAttached"] is True
     bundle = Path(report["bundle"])
-    lines = [ln for ln in bundle.read_text().splitlines() if ln.strip()]
+    all_lines = [ln for ln in bundle.read_text().splitlines() if ln.strip()]
+    stmts = payloads(bundle)
+    lines = [ln for ln, s in zip(all_lines, stmts, strict=True) if s["predicateType"] == SLSA]
     assert len(lines) == 2 == len(report["checks"])
+    # det prints "2 passed, 0 failed": its test-result statement rides in the same bundle.
+    tests = [s for s in stmts if s["predicateType"] == TEST_RESULT]
+    assert len(tests) == 1 and tests[0]["predicate"]["result"] == "PASSED"
+    json_format.Parse(
+        json.dumps(tests[0]["predicate"]), test_result_pb2.TestResult(), ignore_unknown_fields=False
+    )
 
     public = load_public_key(pub)
     sslib_key = SSlibKey.from_crypto(public.key, keyid=public.keyid)
-    for line, stmt in zip(lines, payloads(bundle), strict=True):
+    for line in all_lines:
+        assert public.keyid in SslibEnvelope.from_dict(json.loads(line)).verify([sslib_key], 1)
+    for line, stmt in zip(lines, [s for s in stmts if s["predicateType"] == SLSA], strict=True):
         # Independent DSSE implementation accepts our signature.
         assert public.keyid in SslibEnvelope.from_dict(json.loads(line)).verify([sslib_key], 1)
         # Independent schemas accept the statement and predicate, unknown fields rejected.
@@ -105,7 +122,7 @@ def test_build_attests_every_check_and_cross_checks(
 
     # The git note holds exactly the bundle's lines.
     note = git(flake, "notes", "--ref", "refs/notes/provenance", "show", "HEAD")
-    assert note.splitlines() == lines
+    assert note.splitlines() == all_lines
 
 
 def test_cache_hit_skips_building_and_force_reattests(
@@ -119,6 +136,8 @@ def test_cache_hit_skips_building_and_force_reattests(
     report = json.loads(out)
     assert {c["status"] for c in report["checks"]} == {"cached"}
     assert "cache hit" in err and ": building /nix" not in err
+    # The cached bundle carries the same lines as the note, test results included.
+    assert Path(report["bundle"]).read_text().splitlines() == before
     code, out, err = cli("build", str(flake), "--key", str(key), "--json", "--force")
     assert code == 0
     assert {c["status"] for c in json.loads(out)["checks"]} == {"attested"}
@@ -126,7 +145,9 @@ def test_cache_hit_skips_building_and_force_reattests(
     assert {c["outputCheck"] for c in json.loads(out)["checks"]} == {"rebuilt-and-compared"}
     note = git(flake, "notes", "--ref", "refs/notes/provenance", "show", "HEAD").splitlines()
     # The key's own statements for the same drvPaths are superseded, not piled up.
-    assert len(note) == 2 and not set(note) & set(before)
+    # (A test-result statement has no clock in it, and Ed25519 is deterministic, so
+    # re-signing the same results gives the same line: only provenance lines must differ.)
+    assert len(note) == 3 and not {ln for ln in note if _ptype(ln) == SLSA} & set(before)
 
 
 def test_second_key_adds_to_the_note(
@@ -146,11 +167,12 @@ def test_second_key_adds_to_the_note(
     )
     assert code == 0 and json.loads(out)["checks"][0]["status"] == "attested"
     note = git(flake, "notes", "--ref", "refs/notes/provenance", "show", "HEAD").splitlines()
-    assert len(note) == 2
-    # A forced re-attestation by the first key replaces only its own line.
+    assert len(note) == 4  # provenance + test result, per key
+    # A forced re-attestation by the first key replaces only its own lines.
     assert cli("build", str(flake), "--key", str(key), "--check", "det", "--force")[0] == 0
     after = git(flake, "notes", "--ref", "refs/notes/provenance", "show", "HEAD").splitlines()
-    assert len(after) == 2 and note[1] in after and note[0] not in after
+    assert len(after) == 4 and set(note[2:]) <= set(after)  # the second key's lines stay
+    assert note[0] not in after and _ptype(note[0]) == SLSA  # the first key's is replaced
 
 
 def test_check_selection_and_unknown_check(flake: Path, keypair: tuple[Path, Path]) -> None:
@@ -225,7 +247,11 @@ def test_failing_check_is_never_attested(tmp_path: Path, keypair: tuple[Path, Pa
     assert "fail" in err and "never attested" in err
     report_lines = (repo / ".provenance").glob("*.intoto.jsonl")
     stmts = [s for b in report_lines for s in payloads(b)]
-    names = {s["predicate"]["buildDefinition"]["externalParameters"]["check"] for s in stmts}
+    names = {
+        s["predicate"]["buildDefinition"]["externalParameters"]["check"]
+        for s in stmts
+        if s["predicateType"] == SLSA
+    }
     assert names == {"det", "chain"}  # the passing ones are attested, the failing one is not
 
 

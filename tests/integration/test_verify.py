@@ -66,6 +66,7 @@ def _build(repo: Path, key: Path) -> tuple[str, dict[str, str]]:
     by_check = {
         _payload(ln)["predicate"]["buildDefinition"]["externalParameters"]["check"]: ln
         for ln in lines
+        if _payload(ln)["predicateType"] == "https://slsa.dev/provenance/v1"
     }
     return report.commit, by_check
 
@@ -125,7 +126,7 @@ def test_notes_mode_covers_every_check(built: Built) -> None:
     assert code == 0, err
     report = json.loads(out)
     assert report["mode"] == "notes"
-    assert sorted(a["check"] for a in report["attestations"]) == ["chain", "det", "nondet"]
+    assert sorted(a["check"] for a in report["attestations"] if a["check"]) == ["chain", "det", "nondet"]
 
 
 def test_notes_mode_fails_when_a_check_is_not_attested(
@@ -559,15 +560,16 @@ def test_verdict_is_attached_as_a_note_and_skipped_as_a_claim(
     code, _, err = cli("--flake", repo, "--trusted-key", pub, "--sign-with", reviewer_key)
     assert code == 0, err
     note = git(repo, "notes", "--ref", "refs/notes/provenance", "show", commit).splitlines()
-    assert len(note) == 4  # det + chain provenance, then two verdicts
+    assert len(note) == 5  # det + chain provenance, det's test result, then two verdicts
     # Trusting both keys: the verdicts are read, recognised and skipped; the claims still pass.
     code, out, err = cli(
         "--flake", repo, "--trusted-key", pub, "--trusted-key", reviewer_pub, "--json"
     )
     assert code == 0, err
     statuses = sorted(a["status"] for a in json.loads(out)["attestations"])
-    assert statuses == ["PASSED", "PASSED", "SKIPPED", "SKIPPED"]
+    assert statuses == ["PASSED", "PASSED", "SKIPPED", "SKIPPED", "SKIPPED"]
     assert "verification_summary/v1" in err and "not a build claim" in err
+    assert "test-result PASSED for" in err
 
 
 def cli(*args: str | Path) -> tuple[int, str, str]:

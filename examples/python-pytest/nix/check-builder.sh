@@ -1,0 +1,71 @@
+# Builder of mkTestCheck (nix/lib.nix), run as `busybox sh check-builder.sh` in the sandbox.
+#
+# Runs the test command in a writable copy of the source, keeps everything with a clock
+# in it (the command's output, the raw report) in the build log, and writes only the
+# normalised results to $out/results.json: sorted test ids and outcomes, no times, no
+# durations, no host names. Fails the build when the command fails or a test failed.
+#
+# Environment (set by mkTestCheck): busybox, src, testCommand, format, report,
+# normaliser, out, TMPDIR, PATH.
+# NOTE: never redirect this shell's own stderr (`exec 2>...`): Nix takes EOF on the log
+# pipe as the end of the build and kills the builder.
+
+bb="$busybox"
+export HOME="$TMPDIR/home" LC_ALL=C TZ=UTC
+$bb mkdir -p "$HOME"
+$bb cp -r "$src" "$TMPDIR/src"
+$bb chmod -R u+w "$TMPDIR/src"
+cd "$TMPDIR/src" || exit 2
+
+echo "mkTestCheck: running: $testCommand"
+{ $bb sh -c "$testCommand"; echo $? > "$TMPDIR/rc"; } 2>&1 | $bb tee "$TMPDIR/output.log"
+rc=$($bb cat "$TMPDIR/rc")
+
+if [ "$format" = summary ]; then
+  input="$TMPDIR/output.log"
+else
+  input="$report"
+  if [ ! -f "$input" ]; then
+    echo "mkTestCheck: the command (exit $rc) wrote no $format report at $report"
+    exit 1
+  fi
+  # The raw report (with its timestamps and durations) goes to the log, never to $out.
+  echo "mkTestCheck: --- raw $format report $report ---"
+  $bb cat "$input"
+  echo
+  echo "mkTestCheck: --- end of raw report ---"
+fi
+
+$bb awk -v format="$format" -f "$normaliser" "$input" > "$TMPDIR/lines" || {
+  echo "mkTestCheck: cannot normalise the $format report"
+  exit 2
+}
+$bb mkdir -p "$out"
+# Sorted by id, then outcome (bytewise, LC_ALL=C); rendered as one JSON document.
+{ $bb grep '^C' "$TMPDIR/lines"; $bb grep '^T' "$TMPDIR/lines" | $bb sort; } | $bb awk -F '\t' -v format="$format" '
+  function esc(s) { gsub(/\\/, "\\\\", s); gsub(/"/, "\\\"", s); return s }
+  $1 == "C" { cp = $2; cf = $3; cs = $4; counted = 1; next }
+  {
+    if (!counted) { if ($3 == "passed") cp++; else if ($3 == "failed") cf++; else cs++ }
+    if (n++) body = body ",\n"
+    body = body "{\"id\":\"" esc($2) "\",\"outcome\":\"" $3 "\"}"
+  }
+  END {
+    printf "{\"schema\":\"provenance-test-results/v1\",\"format\":\"%s\",", format
+    printf "\"counts\":{\"passed\":%d,\"failed\":%d,\"skipped\":%d},\"tests\":[\n", cp, cf, cs
+    if (n) printf "%s\n", body
+    printf "]}\n"
+    print cp + 0 " passed, " cf + 0 " failed, " cs + 0 " skipped" > "/dev/stderr"
+    exit (cf > 0) ? 1 : 0
+  }' > "$out/results.json"
+verdict=$?
+
+if [ "$rc" != 0 ]; then
+  echo "mkTestCheck: the test command failed (exit $rc)"
+  exit "$rc"
+fi
+if [ "$verdict" != 0 ]; then
+  echo "mkTestCheck: the report lists failed tests"
+  exit 1
+fi
+echo "mkTestCheck: results in $out/results.json"

@@ -1,0 +1,174 @@
+"""nix/lib.nix against real nix: hermetic checks, failing suites, flaky clocks, fresh stores.
+
+Also the structure of the project's own flake.nix (lib must not force nixpkgs, which
+cannot be fetched here) and the syntax of the nixpkgs-flavoured parts.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+
+from provenance import lognorm
+from provenance.example import find_static_busybox
+from provenance.hashing import sha256_hex
+from provenance.nix import current_system
+from tests.conftest import nix, run
+
+ROOT = Path(__file__).parent.parent.parent
+LIB_FILES = ("lib.nix", "check-builder.sh", "normalise-results.awk")
+
+FLAKE = """{
+  outputs = { self }:
+    let
+      system = "@SYSTEM@";
+      lib = import ./nix/lib.nix;
+      tools = builtins.path { path = ./tools; name = "bootstrap-tools"; };
+      src = builtins.path { path = ./src; name = "suite"; };
+      mk = name: extra: lib.mkTestCheck ({
+        inherit name system src;
+        toolchain = tools;
+        command = "sh run.sh";
+        format = "tap";
+        report = "report.tap";
+        env = { salt = "@SALT@"; };
+      } // extra);
+    in {
+      checks.${system} = {
+        ok = mk "suite-ok" { };
+        fail = mk "suite-fail" { env = { salt = "@SALT@"; FAILME = "1"; }; };
+      };
+    };
+}
+"""
+
+# A suite with a flaky clock: dates and durations (random, so two runs always differ) go
+# into the report and the log, never into $out.
+RUN_SH = """t=0.$(busybox od -An -N2 -tu2 /dev/urandom | busybox tr -d ' ')
+echo "TAP version 13" > report.tap
+echo "# started $(busybox date) time=$t" >> report.tap
+echo "ok 1 - parses input" >> report.tap
+echo "ok 2 - counts words # SKIP slow" >> report.tap
+if [ -n "$FAILME" ]; then echo "not ok 3 - broken on purpose" >> report.tap; exit 1; fi
+echo "ok 3 - handles empty input" >> report.tap
+echo "$(busybox date -u +%Y-%m-%dT%H:%M:%S) 2 passed in ${t}s"
+"""
+
+
+def make_suite(dest: Path) -> Path:
+    (dest / "tools" / "bin").mkdir(parents=True)
+    shutil.copy2(find_static_busybox(), dest / "tools" / "bin" / "busybox")
+    (dest / "nix").mkdir()
+    for f in LIB_FILES:
+        shutil.copy2(ROOT / "nix" / f, dest / "nix" / f)
+    (dest / "src").mkdir()
+    (dest / "src" / "run.sh").write_text(RUN_SH)
+    flake = FLAKE.replace("@SYSTEM@", current_system()).replace("@SALT@", uuid.uuid4().hex)
+    (dest / "flake.nix").write_text(flake)
+    run(["git", "init", "-q"], cwd=dest)
+    run(["git", "add", "-A"], cwd=dest)
+    run(["git", "commit", "-q", "-m", "suite"], cwd=dest)
+    return dest
+
+
+def build(ref: str, store: str | None = None) -> str:
+    args = ["build", "--no-link", "--json", *(["--store", store] if store else []), ref]
+    return str(json.loads(nix(*args))[0]["outputs"]["out"])
+
+
+def nar_hash(out: str, store: str | None = None) -> str:
+    args = ["path-info", "--json", *(["--store", store] if store else []), out]
+    return str(json.loads(nix(*args))[0]["narHash"])
+
+
+def build_log(out: str, store: str | None = None) -> bytes:
+    args = ["log", *(["--store", store] if store else []), out]
+    return nix(*args).encode() + b"\n"
+
+
+@pytest.mark.nix
+def test_passing_suite_writes_only_normalised_results(tmp_path: Path) -> None:
+    repo = make_suite(tmp_path / "suite")
+    out = Path(build(f"git+file://{repo}#checks.{current_system()}.ok"))
+    assert sorted(p.name for p in out.iterdir()) == ["results.json"]
+    results = json.loads((out / "results.json").read_text())
+    assert results["counts"] == {"passed": 2, "failed": 0, "skipped": 1}
+    assert [t["id"] for t in results["tests"]] == [
+        "counts words",
+        "handles empty input",
+        "parses input",
+    ]
+    log = build_log(str(out))
+    assert b"# started " in log  # the raw report, clock included, is in the log
+
+
+@pytest.mark.nix
+def test_failing_suite_fails_the_build(tmp_path: Path) -> None:
+    repo = make_suite(tmp_path / "suite")
+    with pytest.raises(AssertionError, match="failed with exit code 1"):
+        build(f"git+file://{repo}#checks.{current_system()}.fail")
+
+
+@pytest.mark.nix
+def test_two_fresh_stores_give_the_same_output_and_normalised_log(tmp_path: Path) -> None:
+    repo = make_suite(tmp_path / "suite")
+    ref = f"git+file://{repo}#checks.{current_system()}.ok"
+    stores = [str(tmp_path / "store-a"), str(tmp_path / "store-b")]
+    outs = [build(ref, s) for s in stores]
+    assert outs[0] == outs[1]
+    assert nar_hash(outs[0], stores[0]) == nar_hash(outs[1], stores[1])
+    logs = [build_log(o, s) for o, s in zip(outs, stores, strict=True)]
+    assert sha256_hex(logs[0]) != sha256_hex(logs[1])  # the clocks differ...
+    norm = [lognorm.normalised_sha256(log) for log in logs]
+    assert norm[0] == norm[1]  # ...and normalise away
+    results = [
+        (Path(s) / o.lstrip("/") / "results.json").read_bytes()
+        for o, s in zip(outs, stores, strict=True)
+    ]
+    assert results[0] == results[1]
+
+
+@pytest.mark.nix
+def test_project_flake_lib_needs_no_nixpkgs() -> None:
+    # nixpkgs is unreachable here: any evaluation that forced it would fail.
+    names = json.loads(nix("eval", "--json", "--no-update-lock-file", f"{ROOT}#lib",
+                           "--apply", "builtins.attrNames"))
+    assert names == ["formats", "mkTestCheck", "normaliser"]
+    structure = {
+        out: json.loads(nix("eval", "--json", "--no-update-lock-file",
+                            f"{ROOT}#{out}.x86_64-linux", "--apply", "builtins.attrNames"))
+        for out in ("apps", "checks", "devShells", "packages")
+    }
+    assert structure == {
+        "apps": ["default"],
+        "checks": ["tests"],
+        "devShells": ["default"],
+        "packages": ["default", "provenance"],
+    }
+
+
+def test_project_flake_lock_pins_a_nixpkgs_release() -> None:
+    lock = json.loads((ROOT / "flake.lock").read_text())
+    assert lock["version"] == 7
+    node = lock["nodes"][lock["nodes"]["root"]["inputs"]["nixpkgs"]]
+    assert node["original"]["ref"].startswith("nixos-")
+    assert len(node["locked"]["rev"]) == 40
+    assert node["locked"]["narHash"].startswith("sha256-")
+
+
+@pytest.mark.nix
+@pytest.mark.parametrize("path", ["flake.nix", "nix/lib.nix", "nix/pytest.nix"])
+def test_nix_files_parse(path: str) -> None:
+    run(["nix-instantiate", "--parse", str(ROOT / path)])
+
+
+def test_example_vendors_the_library_unchanged() -> None:
+    for f in LIB_FILES:
+        vendored = ROOT / "examples" / "python-pytest" / "nix" / f
+        assert vendored.read_bytes() == (ROOT / "nix" / f).read_bytes(), (
+            f"examples/python-pytest/nix/{f} differs from nix/{f}: copy it over"
+        )
