@@ -58,6 +58,9 @@ class LedgerError(ProvenanceError):
     """The ledger cannot be read or appended to (I/O, or a corrupt last entry)."""
 
 
+_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
+
+
 class _Model(BaseModel):
     # Our own schema: unknown fields are an error, so a reader never silently drops data;
     # strict, so "5.0" or "true" never pass for an int or a bool.
@@ -99,7 +102,7 @@ class Draft(_Model):
     ok: bool  # did the command succeed (exit 0)
     repo: str  # remote URL of `origin`, or the toplevel path when there is none
     tier: Tier  # the highest tier any passing check reached (else the environment's)
-    time: str  # UTC, ISO 8601 with milliseconds and a Z
+    time: str = Field(pattern=_TIME)  # UTC, ISO 8601 with milliseconds and a Z
 
 
 class Entry(_Model):
@@ -116,7 +119,7 @@ class Entry(_Model):
     repo: str
     seq: int = Field(ge=0)  # 0-based index = line number - 1
     tier: Tier
-    time: str
+    time: str = Field(pattern=_TIME)
     v: Literal[1]  # SCHEMA_VERSION
 
     def wire(self) -> dict[str, Any]:
