@@ -313,10 +313,11 @@ def _check_line(raw: bytes, n: int, prev: str) -> tuple[Entry | None, str | None
         entry = Entry.model_validate_json(raw)
     except ValidationError as e:
         return None, _diagnose(raw, n, prev, e), digest
+    # seq first: a removed, inserted or reordered line shows as a wrong seq on that line.
+    if entry.seq != n - 1:
+        return None, _seq_problem(entry.seq, n), digest
     if entry.prev != prev:
         return None, _genesis_or_mismatch(n), digest
-    if entry.seq != n - 1:
-        return None, f"seq is {entry.seq}, expected {n - 1}", digest
     if entry.model_dump_json(by_alias=True, exclude_none=True).encode() != raw and (
         canonical(json.loads(raw)) != raw  # the exact rule, for the rare escaping difference
     ):
@@ -328,6 +329,10 @@ def _genesis_or_mismatch(n: int) -> str:
     return "the first entry's prev is not 64 zeros (genesis)" if n == 1 else _PREV_MISMATCH
 
 
+def _seq_problem(seq: int, n: int) -> str:
+    return f"seq is {seq}, expected {n - 1}: a line before it was removed, inserted or moved"
+
+
 def _diagnose(raw: bytes, n: int, prev: str, error: ValidationError) -> str:
     """Name what is wrong with an invalid line, chain problems first."""
     try:
@@ -336,6 +341,8 @@ def _diagnose(raw: bytes, n: int, prev: str, error: ValidationError) -> str:
         return "not valid JSON"
     if not isinstance(obj, dict):
         return "not a JSON object"
+    if isinstance(obj.get("seq"), int) and obj["seq"] != n - 1:
+        return _seq_problem(obj["seq"], n)
     if obj.get("prev") != prev:
         return _genesis_or_mismatch(n)
     err = error.errors()[0]
@@ -383,11 +390,11 @@ def verify_chain(path: Path, *, keep: bool = False) -> ChainReport:
             if keep:
                 items.append(entry)
         elif problem == _PREV_MISMATCH and n > 0:
-            # Line n no longer hashes to what line n+1 recorded: line n is the first entry
-            # we cannot vouch for (it was edited, or n+1's prev was, or lines went missing).
-            broken = ChainBreak(n, f"its hash does not match the prev recorded by line {n + 1}"
-                                   " (this line was changed, or a line after it was removed,"
-                                   " inserted or edited)")
+            # Line n no longer hashes to what line n+1 recorded (seqs agree, so no line is
+            # missing): line n is the first entry we cannot vouch for.
+            broken = ChainBreak(n, f"its hash does not match the prev recorded by line {n + 1}:"
+                                   f" line {n} was changed after it was written"
+                                   f" (or line {n + 1}'s prev was)")
             n -= 1
             prev = before
             if keep:

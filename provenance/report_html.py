@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import math
 from collections.abc import Callable, Sequence
 
 from provenance.audit import TIERS, RunPoint, Summary, chain_line, parse_time, pct
@@ -137,11 +138,21 @@ def _rate_plot(points: Sequence[RunPoint]) -> str:
                  y_label=lambda t: f"{t:.0f}%", y_ticks=(0, 25, 50, 75, 100), unit="%")
 
 
+def _nice_ticks(peak: float) -> tuple[float, list[float]]:
+    """Round axis ticks (1, 2, 2.5 or 5 times a power of ten) covering 0..peak in <= 5 steps."""
+    if peak <= 0:
+        return 1.0, [0.0, 1.0]
+    raw = peak / 4
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    n = math.ceil(peak / step)
+    return step * n, [step * i for i in range(n + 1)]
+
+
 def _duration_plot(points: Sequence[RunPoint]) -> str:
     series = [(p.time, float(p.duration_ms)) for p in points
               if p.command == "build" and p.duration_ms is not None]
-    top = max((v for _, v in series), default=1.0) * 1.1 or 1.0
-    ticks = [top * f for f in (0, 0.25, 0.5, 0.75, 1.0)]
+    top, ticks = _nice_ticks(max((v for _, v in series), default=0.0))
     return _plot("Build duration", "plot-duration", series, y_max=top, y_label=_fmt_ms,
                  y_ticks=ticks, unit="ms")
 
