@@ -12,9 +12,11 @@ Docs: docs/audit.md.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,14 +209,29 @@ def summarize(
     )
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    # Loading 100k entries creates ~1M long-lived, acyclic objects; with the collector on,
+    # its repeated full passes over them cost more than the parsing (8 s vs 2 s measured).
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def load(path: Path) -> tuple[list[Entry], ChainReport]:
-    chain = verify_chain(path, keep=True)
+    with _gc_paused():
+        chain = verify_chain(path, keep=True)
     return chain.items, chain
 
 
 def summary(path: Path) -> Summary:
     entries, chain = load(path)
-    return summarize(entries, str(path), chain)
+    with _gc_paused():
+        return summarize(entries, str(path), chain)
 
 
 def aggregate(paths: Sequence[Path]) -> Summary:
@@ -226,9 +243,11 @@ def aggregate(paths: Sequence[Path]) -> Summary:
     everything: list[Entry] = []
     for p in paths:
         entries, chain = load(resolve(p))
-        parts.append(summarize(entries, str(p), chain))
+        with _gc_paused():
+            parts.append(summarize(entries, str(p), chain))
         everything.extend(entries)
-    return summarize(everything, f"{len(paths)} ledgers", None, parts)
+    with _gc_paused():
+        return summarize(everything, f"{len(paths)} ledgers", None, parts)
 
 
 # -- rendering ----------------------------------------------------------------------------

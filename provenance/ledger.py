@@ -201,7 +201,8 @@ def _repair_tail(fd: int, path: Path) -> tuple[int, int]:
     os.ftruncate(fd, keep)
     os.fsync(fd)
     dropped = size - keep
-    log.warning("%s: dropped a partial last line (%d bytes) left by an interrupted append",
+    # Reported to the user by the caller (Appended.repaired_bytes); logged for -v.
+    log.info("%s: dropped a partial last line (%d bytes) left by an interrupted append",
                 path, dropped)
     return keep, dropped
 
