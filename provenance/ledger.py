@@ -430,6 +430,13 @@ def _ensure_ignored(directory: Path) -> None:
         ignore.write_bytes(b"*\n")
 
 
+def _repo_id(git: Any, top: Path) -> str:
+    try:
+        return str(git.remote_url() or top)
+    except ProvenanceError:  # not a repository (explicit ledger path): the directory
+        return str(top)
+
+
 def bundle_record(path: Path, role: Literal["written", "read"]) -> BundleRecord:
     return BundleRecord(path=str(path), sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
                         role=role)
@@ -468,7 +475,12 @@ def record(
         if ledger_path is None and env_path:
             ledger_path = Path(env_path)
         git = Git(repo_root)
-        top = git.toplevel()
+        try:
+            top = git.toplevel()
+        except UsageError:
+            if ledger_path is None:
+                raise  # no repository and no explicit ledger: nowhere to write
+            top = repo_root.resolve()  # e.g. `verify` of a bundle outside any repository
         if ledger_path is None:
             ledger_path = default_path(top)
             _ensure_ignored(ledger_path.parent)
@@ -477,7 +489,7 @@ def record(
             command=command,
             ok=ok,
             actor=actor(keyid),
-            repo=git.remote_url() or str(top),
+            repo=_repo_id(git, top),
             commit=commit,
             checks=tuple(checks),
             bundles=tuple(bundle_record(p, role) for p, role in bundles),

@@ -294,6 +294,10 @@ def test_record_never_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert L.record(tmp_path, command="gate", ok=False, commit=None, checks=[],
                     warn=warnings.append) is None
     assert "not inside a git repository" in warnings[1]
+    # outside a repository with an explicit ledger: recorded, repo = the directory
+    monkeypatch.setenv(L.LEDGER_ENV, str(tmp_path / "x.jsonl"))
+    assert L.record(tmp_path, command="verify", ok=True, commit=None, checks=[]) is not None
+    assert L.verify_chain(tmp_path / "x.jsonl", keep=True).items[0].repo == str(tmp_path)
     monkeypatch.setenv(L.LEDGER_ENV, "off")
     assert L.record(repo, command="gate", ok=True, commit=None, checks=[]) is None
     assert not (repo / ".provenance").exists()
