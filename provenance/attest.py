@@ -371,8 +371,16 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
     if report.failed:
         failed = ", ".join(c.name for c in report.failed)
         msg = f"check(s) failed: {failed}" + ("; the others were attested" if lines else "")
-        raise BuildFailedError(msg, "see the log above; failed checks are never attested")
+        raise ChecksFailedError(msg, "see the log above; failed checks are never attested", report)
     return report
+
+
+class ChecksFailedError(BuildFailedError):
+    """Some checks failed; carries the full report so callers can still record the run."""
+
+    def __init__(self, message: str, hint: str | None, report: BuildReport) -> None:
+        super().__init__(message, hint)
+        self.report = report
 
 
 def _ensure_ignored(bundle_path: Path) -> None:

@@ -142,3 +142,9 @@ class Git:
             cmd = [*self._identity(), "notes", "--ref", ref, "add", "-f", "-F", "-", rev]
             self._run(*cmd, stdin=body.encode())
             return len(new)
+
+    def remote_url(self, remote: str = "origin") -> str | None:
+        """The URL of `remote`, or None when it is not configured (a local-only repo)."""
+        done = self._run("config", "--get", f"remote.{remote}.url", check=False)
+        url = done.stdout.decode().strip()
+        return url if done.returncode == 0 and url else None

@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+sh scripts/install-test-deps.sh >&2
 . scripts/env.sh
 .venv/bin/ruff check provenance tests bench
 .venv/bin/mypy
