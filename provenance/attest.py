@@ -35,6 +35,7 @@ from provenance.git import Git
 from provenance.hashing import nar_sha256, sha256_hex
 from provenance.keys import Signer
 from provenance.nix import HERMETIC_OPTIONS, Derivation, Nix, PathInfo, current_system
+from provenance.notes import DEFAULT_SEARCH_DEPTH, history_notes
 from provenance.progress import Reporter
 from provenance.statement import BUILT, REBUILT, BuiltCheck, SourceInfo, provenance_statement
 
@@ -61,6 +62,7 @@ class CheckResult:
     output_check: str | None = None
     log_sha256: str | None = None
     error: str | None = None
+    via: str | None = None  # cache hit on an ancestor: the commit whose attestation was reused
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class BuildReport:
                     "outputCheck": c.output_check,
                     "logSha256": c.log_sha256,
                     **({"error": c.error} if c.error else {}),
+                    **({"reusedFrom": c.via} if c.via else {}),
                 }
                 for c in self.checks
             ],
@@ -140,15 +143,19 @@ def _flake_ref(top: Path, commit: str, subdir: str, dirty: bool) -> str:
 
 
 def _cached(
-    git: Git, commit: str, drvs: dict[str, str], signer: Signer
+    git: Git, commit: str, drvs: dict[str, str], signer: Signer, depth: int = DEFAULT_SEARCH_DEPTH
 ) -> dict[str, tuple[str, CheckResult]]:
-    """Checks whose drvPath this key already attested on this commit: name -> (line, result)."""
-    note = git.note(commit)
-    if not note:
-        return {}
+    """Checks whose drvPath this key already attested: name -> (line, result).
+
+    On this commit or, since the drvPath pins every input, on one of its last `depth`
+    commits (a README-only change keeps the drvPaths): the same bound as `gate`.
+    """
+    window, notes = history_notes(git, commit, depth)
+    in_window = set(window)
     hits: dict[str, tuple[str, CheckResult]] = {}
     wanted = {drv: name for name, drv in drvs.items()}
-    for line in note.decode(errors="replace").splitlines():
+    lines = [ln for _, note in notes for ln in note.decode(errors="replace").splitlines()]
+    for line in lines:
         if not line.strip():
             continue
         try:
@@ -158,7 +165,7 @@ def _cached(
         except (AttestationError, VerificationError):
             continue  # other keys' lines, other predicates, or junk: not ours to judge here
         name = wanted.get(claim.drv_path)
-        if name is None or claim.dirty or claim.commit != commit or name in hits:
+        if name is None or claim.dirty or claim.commit not in in_window or name in hits:
             continue
         hits[name] = (
             line,
@@ -168,6 +175,7 @@ def _cached(
                 "cached",
                 {claim.output_names[p]: {"path": p, "sha256": d} for p, d in claim.subjects.items()},
                 claim.output_check,
+                via=None if claim.commit == commit else claim.commit,
             ),
         )
     return hits
@@ -265,7 +273,9 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
 
     hits = {} if (req.force or dirty) else _cached(git, commit, drvs, req.signer)
     for name in hits:
-        reporter.info(f"{name}: already attested on {commit[:12]} for {drvs[name]} (cache hit)")
+        via = hits[name][1].via
+        where = f"cache hit via {via[:12]}, same drvPath" if via else "cache hit"
+        reporter.info(f"{name}: already attested for {drvs[name]} ({where})")
     todo = [n for n in names if n not in hits]
 
     lines: list[str] = []
