@@ -445,7 +445,7 @@ def step_summary(report: GateReport) -> str:
             drv = f"`{c.drv_path.rsplit('/', 1)[-1]}`" if c.drv_path else ""
             at = f"`{c.commit[:12]}`" if c.commit else ""
             mark = "pass" if c.passed else "not proven"
-            out.append(f"| {c.name} | {mark} | {drv} | {at} | {_md(c.reason)} |")
+            out.append(f"| {_md(c.name)} | {mark} | {drv} | {at} | {_md(c.reason)} |")
         out.append("")
     out.append(
         f"Notes: {report.notes or 'n/a'}. Trust: {report.trust or 'n/a'}. "
