@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from provenance import attest, dsse, keys
+from provenance import attest, dsse, intoto, keys
 from provenance.errors import BuildFailedError
 from provenance.intoto import TEST_RESULT_V01, ResourceDescriptor, Statement
-from provenance.intoto import TestResult as TestResultPredicate
 from provenance.nix import Nix
 from tests.conftest import git, make_flake
 
@@ -148,7 +147,7 @@ def test_failed_test_result_statement_never_skips(
             for p in det.outputs.values()
         ],
         predicate_type=TEST_RESULT_V01,
-        predicate=TestResultPredicate(
+        predicate=intoto.TestResult(
             result="FAILED",
             configuration=[ResourceDescriptor(name=det.drv_path)],
             failed_tests=["x"],
