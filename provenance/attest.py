@@ -44,6 +44,7 @@ from provenance.nix import (
     PathInfo,
     current_system,
 )
+from provenance.notes import DEFAULT_SEARCH_DEPTH, history_notes
 from provenance.progress import Reporter
 
 # How an output came to be trusted (internalParameters.outputCheck):
@@ -73,6 +74,7 @@ class CheckResult:
     log_sha256: str | None = None
     error: str | None = None
     tests: dict[str, object] | None = None  # test results, when the check left any
+    via: str | None = None  # cache hit on an ancestor: the commit whose attestation was reused
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class BuildReport:
                     "logSha256": c.log_sha256,
                     **({"error": c.error} if c.error else {}),
                     **({"tests": c.tests} if c.tests else {}),
+                    **({"reusedFrom": c.via} if c.via else {}),
                 }
                 for c in self.checks
             ],
@@ -160,50 +163,67 @@ def _flake_ref(top: Path, commit: str, subdir: str, dirty: bool) -> str:
 
 @dataclass
 class _OwnLines:
-    """This key's statements already in the note on this commit, per check name."""
+    """This key's statements already in the notes, per check name, newest commit first."""
 
     provenance: dict[str, list[tuple[str, CheckResult]]] = field(default_factory=dict)
-    test_results: dict[str, list[str]] = field(default_factory=dict)
+    test_results: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
 
-    def lines_of(self, name: str) -> list[str]:
-        return [ln for ln, _ in self.provenance.get(name, [])] + self.test_results.get(name, [])
+    def companions(self, name: str, commit: str | None) -> list[str]:
+        """The test-result lines that go with the provenance line made on `commit`."""
+        return [ln for ln, c in self.test_results.get(name, []) if c == commit]
+
+    def on_commit(self, name: str, commit: str) -> list[str]:
+        """All of this key's lines for the check that hang on `commit` itself."""
+        prov = [ln for ln, r in self.provenance.get(name, []) if r.via is None]
+        return prov + self.companions(name, commit)
 
 
-def _cached(git: Git, commit: str, drvs: dict[str, str], signer: Signer) -> _OwnLines:
-    """Lines in which this key already attested a check's drvPath on this commit.
+def _cached(
+    git: Git,
+    commit: str,
+    drvs: dict[str, str],
+    signer: Signer,
+    depth: int = DEFAULT_SEARCH_DEPTH,
+) -> _OwnLines:
+    """Lines in which this key already attested a check's drvPath.
 
-    A provenance line is a cache hit (its test-result companion rides along into the
-    bundle); with --force all of them are superseded by the new statements and dropped
-    from the note. Only this key's own lines for the same drvPath: other keys' and other
-    checks' lines are kept.
+    On this commit or, since the drvPath pins every input, on one of its last `depth`
+    commits (a README-only change keeps the drvPaths): the same bound as `gate`. The
+    first provenance line per check (this commit's before an ancestor's) is a cache hit,
+    and its test-result companion rides along into the bundle. With --force this
+    commit's lines for the check are superseded by the new statements and dropped from
+    its note; other keys' and other checks' lines are kept.
     """
     own = _OwnLines()
-    note = git.note(commit)
-    if not note:
-        return own
+    window, notes = history_notes(git, commit, depth)
+    in_window = set(window)
     wanted = {drv: name for name, drv in drvs.items()}
-    for line in note.decode(errors="replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            env = dsse.Envelope.from_json(line)
-            stmt = load_statement(dsse.verify(env, [signer.public]).payload)
-            if (bound := test_result_binding(stmt)) is not None:
-                name = wanted.get(bound[0])
-                if name is not None and bound[1] == commit:
-                    own.test_results.setdefault(name, []).append(line)
+    for _, note in notes:  # newest commit first
+        for line in note.decode(errors="replace").splitlines():
+            if not line.strip():
                 continue
-            claim = parse_provenance(stmt)
-        except (AttestationError, VerificationError):
-            continue  # other keys' lines, other predicates, or junk: not ours to judge here
-        name = wanted.get(claim.drv_path)
-        if name is None or claim.dirty or claim.commit != commit:
-            continue
-        outputs = {
-            claim.output_names[p]: {"path": p, "sha256": d} for p, d in claim.subjects.items()
-        }
-        result = CheckResult(name, claim.drv_path, "cached", outputs, claim.output_check)
-        own.provenance.setdefault(name, []).append((line, result))
+            try:
+                env = dsse.Envelope.from_json(line)
+                stmt = load_statement(dsse.verify(env, [signer.public]).payload)
+                if (bound := test_result_binding(stmt)) is not None:
+                    name = wanted.get(bound[0])
+                    if name is not None:
+                        own.test_results.setdefault(name, []).append((line, bound[1]))
+                    continue
+                claim = parse_provenance(stmt)
+            except (AttestationError, VerificationError):
+                continue  # other keys' lines, other predicates, or junk: not ours to judge
+            name = wanted.get(claim.drv_path)
+            if name is None or claim.dirty or claim.commit not in in_window:
+                continue
+            outputs = {
+                claim.output_names[p]: {"path": p, "sha256": d} for p, d in claim.subjects.items()
+            }
+            via = None if claim.commit == commit else claim.commit
+            result = CheckResult(
+                name, claim.drv_path, "cached", outputs, claim.output_check, via=via
+            )
+            own.provenance.setdefault(name, []).append((line, result))
     return own
 
 
@@ -319,15 +339,24 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
 
     own = _OwnLines() if dirty else _cached(git, commit, drvs, req.signer)
     hits = {} if req.force else {n: found[0] for n, found in own.provenance.items()}
-    superseded = {ln for n in names if n not in hits for ln in own.lines_of(n)}
+    superseded = {ln for n in names if n not in hits for ln in own.on_commit(n, commit)}
     for name in hits:
-        reporter.info(f"{name}: already attested on {commit[:12]} for {drvs[name]} (cache hit)")
+        via = hits[name][1].via
+        where = f"cache hit via {via[:12]}, same drvPath" if via else "cache hit"
+        reporter.info(f"{name}: already attested for {drvs[name]} ({where})")
     todo = [n for n in names if n not in hits]
 
     lines: list[str] = []
+    # Lines reused from an ancestor go into the bundle but not onto this commit's note:
+    # they are statements about that commit (verify binds a statement to its own commit).
+    ancestors: set[str] = set()
     results: dict[str, CheckResult] = {n: hits[n][1] for n in hits}
     for n in sorted(hits):
-        lines += [hits[n][0], *own.test_results.get(n, [])]
+        line, hit = hits[n]
+        reused = [line, *own.companions(n, hit.via or commit)]
+        lines += reused
+        if hit.via:
+            ancestors.update(reused)
     if todo:
         lines += _attest(
             nix,
@@ -356,8 +385,8 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
             reporter.warn(
                 "dirty tree: the bundle is written but not attached to the commit as a note"
             )
-        elif req.attach_note:
-            git.add_note_lines(commit, lines, drop=superseded)
+        elif req.attach_note and (own_lines := [ln for ln in lines if ln not in ancestors]):
+            git.add_note_lines(commit, own_lines, drop=superseded)
             note_attached = True
     report = BuildReport(
         commit=commit,

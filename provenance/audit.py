@@ -165,7 +165,9 @@ def _run_rate(checks: Iterable[CheckRecord]) -> float | None:
 
 
 def summarize(
-    entries: Sequence[Entry], label: str, chain: ChainReport | None = None,
+    entries: Sequence[Entry],
+    label: str,
+    chain: ChainReport | None = None,
     parts: Sequence[Summary] = (),
 ) -> Summary:
     stats: dict[str, CheckStats] = {}
@@ -259,11 +261,17 @@ def pct(rate: float | None) -> str:
 
 def chain_line(chain: ChainReport) -> str:
     if chain.broken:
-        return (f"BROKEN at line {chain.broken.line}: {chain.broken.reason}; "
-                f"{chain.entries} entries before it verify, "
-                f"{chain.unverified} after it are ignored")
-    tail = (f"; a partial last line ({chain.partial_tail} bytes) from an interrupted append "
-            "will be dropped by the next append" if chain.partial_tail else "")
+        return (
+            f"BROKEN at line {chain.broken.line}: {chain.broken.reason}; "
+            f"{chain.entries} entries before it verify, "
+            f"{chain.unverified} after it are ignored"
+        )
+    tail = (
+        f"; a partial last line ({chain.partial_tail} bytes) from an interrupted append "
+        "will be dropped by the next append"
+        if chain.partial_tail
+        else ""
+    )
     return f"valid, {chain.entries} entries, head {chain.head}{tail}"
 
 
@@ -286,8 +294,9 @@ def render_text(s: Summary) -> str:
     ]
     for p in s.parts:
         status = ("chain valid" if p.chain and p.chain.ok else "CHAIN BROKEN") if p.chain else ""
-        out.append(f"  {p.label}: {p.runs} runs, pass rate {pct(p.pass_rate)}, "
-                   f"{_tier_line(p)}; {status}")
+        out.append(
+            f"  {p.label}: {p.runs} runs, pass rate {pct(p.pass_rate)}, {_tier_line(p)}; {status}"
+        )
     if s.checks:
         width = max(len(c.name) for c in s.checks)
         out.append("")
@@ -335,8 +344,10 @@ def render_markdown(s: Summary) -> str:
         ]
         lines.append("")
     if s.checks:
-        lines += ["| check | runs | pass rate | local | ci | reproduced | last |",
-                  "|---|---:|---:|---:|---:|---:|---|"]
+        lines += [
+            "| check | runs | pass rate | local | ci | reproduced | last |",
+            "|---|---:|---:|---:|---:|---:|---|",
+        ]
         lines += [
             f"| {md(c.name)} | {c.runs} | {pct(c.pass_rate)} | {c.tiers['local']} | "
             f"{c.tiers['ci']} | {c.tiers['reproduced']} | {md(c.last_result)} |"
@@ -344,9 +355,12 @@ def render_markdown(s: Summary) -> str:
         ]
         lines.append("")
     if s.recent:
-        lines += ["<details><summary>Recent runs</summary>", "",
-                  "| time | command | ok | commit | tier | checks | by |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "<details><summary>Recent runs</summary>",
+            "",
+            "| time | command | ok | commit | tier | checks | by |",
+            "|---|---|---|---|---|---|---|",
+        ]
         lines += [
             f"| {md(e.time)} | {md(e.command)} | {'yes' if e.ok else 'no'} | "
             f"{md((e.commit or '-')[:12])} | {md(e.tier)} | "
@@ -381,8 +395,10 @@ class PolicyReport:
         return [r for r in self.rules if not r.ok]
 
     def as_json(self) -> dict[str, Any]:
-        return {"ok": self.ok,
-                "rules": [{"rule": r.rule, "ok": r.ok, "detail": r.detail} for r in self.rules]}
+        return {
+            "ok": self.ok,
+            "rules": [{"rule": r.rule, "ok": r.ok, "detail": r.detail} for r in self.rules],
+        }
 
     def raise_if_failed(self) -> None:
         if not self.ok:
@@ -420,14 +436,22 @@ def check_policy(
     if require_chain:
         rules.append(Rule("chain", chain.ok, chain_line(chain)))
     scope = [
-        e for e in entries
+        e
+        for e in entries
         if (since is None or parse_time(e.time) >= since)
         and (commit is None or (e.commit or "").startswith(commit))
     ]
-    where = " ".join(
-        x for x in (f"since {since.isoformat()}" if since else "",
-                    f"on commit {commit}" if commit else "") if x
-    ) or "in the ledger"
+    where = (
+        " ".join(
+            x
+            for x in (
+                f"since {since.isoformat()}" if since else "",
+                f"on commit {commit}" if commit else "",
+            )
+            if x
+        )
+        or "in the ledger"
+    )
     by_name: dict[str, list[tuple[Entry, CheckRecord]]] = {}
     for e in scope:
         for c in e.checks:
@@ -438,8 +462,10 @@ def check_policy(
             rules.append(Rule(f"require {name}", False, f"no result for {name} {where}"))
             continue
         e, c = last
-        detail = (f"latest result {c.result} at {e.time} (line {e.seq + 1}, "
-                  f"commit {(e.commit or '-')[:12]}, tier {c.tier})")
+        detail = (
+            f"latest result {c.result} at {e.time} (line {e.seq + 1}, "
+            f"commit {(e.commit or '-')[:12]}, tier {c.tier})"
+        )
         rules.append(Rule(f"require {name}", c.result in PASSING, detail))
     if require_reproduced:
         names = list(require) or sorted(by_name)
@@ -450,16 +476,24 @@ def check_policy(
             last = _latest(records)
             drv = last[1].drv_path if last else None
             hits = [
-                (e, c) for e, c in records
-                if c.result in PASSING and TIER_RANK[c.tier] >= TIER_RANK["reproduced"]
+                (e, c)
+                for e, c in records
+                if c.result in PASSING
+                and TIER_RANK[c.tier] >= TIER_RANK["reproduced"]
                 and (drv is None or c.drv_path == drv)
             ]
             if hits:
                 e, _ = max(hits, key=lambda r: r[0].seq)
-                rules.append(Rule(f"reproduced {name}", True,
-                                  f"reproduced at {e.time} (line {e.seq + 1})"))
+                rules.append(
+                    Rule(f"reproduced {name}", True, f"reproduced at {e.time} (line {e.seq + 1})")
+                )
             else:
                 what = f"{name} ({drv})" if drv else name
-                rules.append(Rule(f"reproduced {name}", False,
-                                  f"no passing reproduced result for {what} {where}"))
+                rules.append(
+                    Rule(
+                        f"reproduced {name}",
+                        False,
+                        f"no passing reproduced result for {what} {where}",
+                    )
+                )
     return PolicyReport(tuple(rules))

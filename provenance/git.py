@@ -148,3 +148,108 @@ class Git:
         done = self._run("config", "--get", f"remote.{remote}.url", check=False)
         url = done.stdout.decode().strip()
         return url if done.returncode == 0 and url else None
+
+    # -- sync and history (notes sync, gate, hooks) -------------------------------------
+
+    def remotes(self) -> list[str]:
+        out = self._run("remote").stdout.decode()
+        return [r for r in out.split() if r]
+
+    def ref_exists(self, ref: str) -> bool:
+        done = self._run("rev-parse", "--verify", "--quiet", ref, check=False)
+        return done.returncode == 0
+
+    def fetch_notes(self, remote: str, into: str, ref: str = NOTES_REF) -> bool:
+        """Fetch the remote's notes ref into `into` (forced); False if the remote has none."""
+        done = self._run("fetch", "--quiet", "--no-tags", remote, f"+{ref}:{into}", check=False)
+        if done.returncode == 0:
+            return True
+        if "couldn't find remote ref" in done.stderr:
+            return False
+        err = done.stderr.strip().splitlines()
+        msg = f"git fetch {remote} failed: {err[-1] if err else 'no message'}"
+        raise GitError(msg, "check the remote's URL and your access to it")
+
+    def merge_notes(self, other: str, ref: str = NOTES_REF) -> None:
+        """Merge notes ref `other` into `ref`, unioning lines (`cat_sort_uniq`).
+
+        NOTE: cat_sort_uniq sorts the merged note's lines; JSONL lines carry no order.
+        When `ref` does not exist yet the merge simply fast-forwards to `other`.
+        """
+        with self._notes_lock():
+            self._run(
+                *self._identity(),
+                "notes",
+                "--ref",
+                ref,
+                "merge",
+                "--quiet",
+                "-s",
+                "cat_sort_uniq",
+                other,
+            )
+
+    def push_notes(self, remote: str, ref: str = NOTES_REF) -> bool:
+        """Push `ref` to the same ref on `remote`; False when rejected as not fast-forward."""
+        done = self._run(
+            "push", "--quiet", "--porcelain", "--no-verify", remote, f"{ref}:{ref}", check=False
+        )
+        if done.returncode == 0:
+            return True
+        text = done.stderr + done.stdout.decode(errors="replace")
+        if "[rejected]" in text or "fetch first" in text or "non-fast-forward" in text:
+            return False
+        err = done.stderr.strip().splitlines()
+        msg = f"git push {remote} failed: {err[-1] if err else 'no message'}"
+        raise GitError(msg, "check the remote's URL and your push access to it")
+
+    def rev_list(self, rev: str, max_count: int) -> list[str]:
+        """`rev` and its ancestors, newest first, at most `max_count` commits."""
+        out = self._run("rev-list", f"--max-count={max_count}", rev, "--").stdout.decode()
+        return out.split()
+
+    def notes_index(self, ref: str = NOTES_REF) -> dict[str, str]:
+        """Every annotated commit under `ref` -> its note's blob id (one git call)."""
+        done = self._run("notes", "--ref", ref, "list", check=False)
+        if done.returncode != 0:
+            return {}  # no notes ref yet
+        index: dict[str, str] = {}
+        for line in done.stdout.decode().splitlines():
+            parts = line.split()
+            if len(parts) == 2:
+                index[parts[1]] = parts[0]
+        return index
+
+    def read_blobs(self, blobs: list[str]) -> dict[str, bytes]:
+        """Contents of several blobs in one `git cat-file --batch` call."""
+        if not blobs:
+            return {}
+        out = self._run("cat-file", "--batch", stdin=("\n".join(blobs) + "\n").encode()).stdout
+        found: dict[str, bytes] = {}
+        pos = 0
+        for blob in blobs:
+            end = out.index(b"\n", pos)
+            header = out[pos:end].decode().split()
+            pos = end + 1
+            if len(header) != 3:  # "<id> missing"
+                continue
+            size = int(header[2])
+            found[blob] = out[pos : pos + size]
+            pos += size + 1
+        return found
+
+    def show_file(self, rev: str, path: str) -> bytes | None:
+        """The file `path` as it is at `rev`, or None when absent there."""
+        done = self._run("show", f"{rev}:{path}", check=False)
+        return done.stdout if done.returncode == 0 else None
+
+    def git_path(self, name: str) -> Path:
+        """Absolute path of `name` inside the git dir (honours core.hooksPath for hooks)."""
+        if name == "hooks":
+            hooks = self._run("config", "--get", "core.hooksPath", check=False)
+            if hooks.returncode == 0 and hooks.stdout.strip():
+                path = Path(hooks.stdout.decode().strip())
+                return path if path.is_absolute() else self.toplevel() / path
+        out = self._run("rev-parse", "--git-path", name).stdout.decode().strip()
+        path = Path(out)
+        return path if path.is_absolute() else Path(self.repo) / path

@@ -134,8 +134,9 @@ def canonical(obj: Any) -> bytes:
     UTF-16 order for ASCII keys), minimal escapes (`\\"`, `\\\\`, `\\b\\f\\n\\r\\t`, other
     controls as `\\u00xx`), non-ASCII characters as raw UTF-8.
     """
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode()
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
 
 
 def entry_hash(line: bytes) -> str:
@@ -202,8 +203,9 @@ def _repair_tail(fd: int, path: Path) -> tuple[int, int]:
     os.fsync(fd)
     dropped = size - keep
     # Reported to the user by the caller (Appended.repaired_bytes); logged for -v.
-    log.info("%s: dropped a partial last line (%d bytes) left by an interrupted append",
-                path, dropped)
+    log.info(
+        "%s: dropped a partial last line (%d bytes) left by an interrupted append", path, dropped
+    )
     return keep, dropped
 
 
@@ -283,8 +285,10 @@ class ChainReport:
 
     def describe(self) -> str:
         if self.broken:
-            return (f"{self.path}: chain broken at line {self.broken.line}: {self.broken.reason} "
-                    f"({self.entries} entries before it verify)")
+            return (
+                f"{self.path}: chain broken at line {self.broken.line}: {self.broken.reason} "
+                f"({self.entries} entries before it verify)"
+            )
         return f"{self.path}: chain valid, {self.entries} entries, head {self.head}"
 
     def as_json(self) -> dict[str, Any]:
@@ -393,9 +397,12 @@ def verify_chain(path: Path, *, keep: bool = False) -> ChainReport:
         elif problem == _PREV_MISMATCH and n > 0:
             # Line n no longer hashes to what line n+1 recorded (seqs agree, so no line is
             # missing): line n is the first entry we cannot vouch for.
-            broken = ChainBreak(n, f"its hash does not match the prev recorded by line {n + 1}:"
-                                   f" line {n} was changed after it was written"
-                                   f" (or line {n + 1}'s prev was)")
+            broken = ChainBreak(
+                n,
+                f"its hash does not match the prev recorded by line {n + 1}:"
+                f" line {n} was changed after it was written"
+                f" (or line {n + 1}'s prev was)",
+            )
             n -= 1
             prev = before
             if keep:
@@ -438,8 +445,9 @@ def _repo_id(git: Any, top: Path) -> str:
 
 
 def bundle_record(path: Path, role: Literal["written", "read"]) -> BundleRecord:
-    return BundleRecord(path=str(path), sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
-                        role=role)
+    return BundleRecord(
+        path=str(path), sha256=hashlib.sha256(path.read_bytes()).hexdigest(), role=role
+    )
 
 
 def record(
@@ -504,8 +512,10 @@ def record(
         say(f"ledger not updated: {e}")
         return None
     if done.repaired_bytes:
-        say(f"ledger {ledger_path}: dropped a partial last line ({done.repaired_bytes} bytes) "
-            "left by an interrupted append")
+        say(
+            f"ledger {ledger_path}: dropped a partial last line ({done.repaired_bytes} bytes) "
+            "left by an interrupted append"
+        )
     return done
 
 

@@ -79,8 +79,14 @@ def _fmt_ms(ms: float) -> str:
 
 
 def _plot(
-    title: str, pid: str, points: Sequence[tuple[str, float]], *, y_max: float,
-    y_label: Callable[[float], str], y_ticks: Sequence[float], unit: str,
+    title: str,
+    pid: str,
+    points: Sequence[tuple[str, float]],
+    *,
+    y_max: float,
+    y_label: Callable[[float], str],
+    y_ticks: Sequence[float],
+    unit: str,
 ) -> str:
     """A time-series SVG: x = time of the run, y = value; dots and a line."""
     head = f'<div class="plot" id="{pid}"><h3>{_e(title)}</h3>'
@@ -102,40 +108,59 @@ def _plot(
     def py(y: float) -> float:
         return _PAD_T + ih * (1 - min(y, y_max) / (y_max or 1.0))
 
-    parts = [f'<svg viewBox="0 0 {_W} {_H}" width="100%" role="img" '
-             f'aria-label="{_e(title)}" data-points="{len(xs)}">']
+    parts = [
+        f'<svg viewBox="0 0 {_W} {_H}" width="100%" role="img" '
+        f'aria-label="{_e(title)}" data-points="{len(xs)}">'
+    ]
     for t in y_ticks:
         y = py(t)
-        parts.append(f'<line x1="{_PAD_L}" x2="{_W - _PAD_R}" y1="{y:.1f}" y2="{y:.1f}" '
-                     'stroke="#eaeef2"/>')
-        parts.append(f'<text x="{_PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end">'
-                     f"{_e(y_label(t))}</text>")
+        parts.append(
+            f'<line x1="{_PAD_L}" x2="{_W - _PAD_R}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eaeef2"/>'
+        )
+        parts.append(
+            f'<text x="{_PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end">{_e(y_label(t))}</text>'
+        )
     coords = [(px(x, i), py(y)) for i, (x, y) in enumerate(data)]
-    parts.append('<polyline fill="none" stroke="#0969da" stroke-width="1.5" points="'
-                 + " ".join(f"{x:.1f},{y:.1f}" for x, y in coords) + '"/>')
+    parts.append(
+        '<polyline fill="none" stroke="#0969da" stroke-width="1.5" points="'
+        + " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+        + '"/>'
+    )
     if len(data) <= 120:
         for (x, y), (t, v) in zip(coords, data, strict=True):
             when = dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
             shown = _fmt_ms(v) if unit == "ms" else f"{v:.0f}%"
-            parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#0969da">'
-                         f"<title>{_e(when)}: {_e(shown)}</title></circle>")
+            parts.append(
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#0969da">'
+                f"<title>{_e(when)}: {_e(shown)}</title></circle>"
+            )
     base = _H - _PAD_B
-    parts.append(f'<line x1="{_PAD_L}" x2="{_W - _PAD_R}" y1="{base}" y2="{base}" '
-                 'stroke="#8c959f"/>')
+    parts.append(
+        f'<line x1="{_PAD_L}" x2="{_W - _PAD_R}" y1="{base}" y2="{base}" stroke="#8c959f"/>'
+    )
     first = dt.datetime.fromtimestamp(x0, dt.UTC).strftime("%Y-%m-%d %H:%M")
     last = dt.datetime.fromtimestamp(x1, dt.UTC).strftime("%Y-%m-%d %H:%M")
     parts.append(f'<text x="{_PAD_L}" y="{base + 16}">{_e(first)}</text>')
     parts.append(f'<text x="{_W - _PAD_R}" y="{base + 16}" text-anchor="end">{_e(last)} UTC</text>')
-    parts.append(f'<text x="{_PAD_L + iw / 2:.0f}" y="{base + 28}" text-anchor="middle">'
-                 f"{len(xs)} run(s){' (averaged)' if len(xs) > MAX_POINTS else ''}</text>")
+    parts.append(
+        f'<text x="{_PAD_L + iw / 2:.0f}" y="{base + 28}" text-anchor="middle">'
+        f"{len(xs)} run(s){' (averaged)' if len(xs) > MAX_POINTS else ''}</text>"
+    )
     parts.append("</svg></div>")
     return head + "".join(parts)
 
 
 def _rate_plot(points: Sequence[RunPoint]) -> str:
     series = [(p.time, p.pass_rate * 100) for p in points if p.pass_rate is not None]
-    return _plot("Pass rate per run", "plot-pass-rate", series, y_max=100.0,
-                 y_label=lambda t: f"{t:.0f}%", y_ticks=(0, 25, 50, 75, 100), unit="%")
+    return _plot(
+        "Pass rate per run",
+        "plot-pass-rate",
+        series,
+        y_max=100.0,
+        y_label=lambda t: f"{t:.0f}%",
+        y_ticks=(0, 25, 50, 75, 100),
+        unit="%",
+    )
 
 
 def _nice_ticks(peak: float) -> tuple[float, list[float]]:
@@ -150,21 +175,36 @@ def _nice_ticks(peak: float) -> tuple[float, list[float]]:
 
 
 def _duration_plot(points: Sequence[RunPoint]) -> str:
-    series = [(p.time, float(p.duration_ms)) for p in points
-              if p.command == "build" and p.duration_ms is not None]
+    series = [
+        (p.time, float(p.duration_ms))
+        for p in points
+        if p.command == "build" and p.duration_ms is not None
+    ]
     top, ticks = _nice_ticks(max((v for _, v in series), default=0.0))
-    return _plot("Build duration", "plot-duration", series, y_max=top, y_label=_fmt_ms,
-                 y_ticks=ticks, unit="ms")
+    return _plot(
+        "Build duration",
+        "plot-duration",
+        series,
+        y_max=top,
+        y_label=_fmt_ms,
+        y_ticks=ticks,
+        unit="ms",
+    )
 
 
 def _card(key: str, value: object, cid: str) -> str:
-    return (f'<div class="card"><div class="k">{_e(key)}</div>'
-            f'<div class="v" id="{cid}">{_e(value)}</div></div>')
+    return (
+        f'<div class="card"><div class="k">{_e(key)}</div>'
+        f'<div class="v" id="{cid}">{_e(value)}</div></div>'
+    )
 
 
 def _result(result: str) -> str:
-    cls = "pass" if result in {"passed", "cached", "reused"} else (
-        "fail" if result in {"failed", "error"} else "")
+    cls = (
+        "pass"
+        if result in {"passed", "cached", "reused"}
+        else ("fail" if result in {"failed", "error"} else "")
+    )
     return f'<span class="{cls}">{_e(result)}</span>'
 
 
@@ -186,8 +226,10 @@ def render(s: Summary, generated: str | None = None) -> str:
     ]
     if s.chain:
         cls = "ok" if s.chain.ok else "bad"
-        out.append(f'<div class="banner {cls}" id="chain"><b>Hash chain:</b> '
-                   f"{_e(chain_line(s.chain))}</div>")
+        out.append(
+            f'<div class="banner {cls}" id="chain"><b>Hash chain:</b> '
+            f"{_e(chain_line(s.chain))}</div>"
+        )
     out.append('<div class="cards">')
     out += [
         _card("Runs", s.runs, "runs"),
@@ -205,8 +247,10 @@ def render(s: Summary, generated: str | None = None) -> str:
     out += [_rate_plot(s.points), _duration_plot(s.points), "</div>"]
 
     if s.parts:
-        out.append('<h2>Ledgers</h2><table id="ledgers"><tr><th>ledger</th><th class="n">runs</th>'
-                   '<th class="n">pass rate</th><th class="n">reproduced</th><th>chain</th></tr>')
+        out.append(
+            '<h2>Ledgers</h2><table id="ledgers"><tr><th>ledger</th><th class="n">runs</th>'
+            '<th class="n">pass rate</th><th class="n">reproduced</th><th>chain</th></tr>'
+        )
         for p in s.parts:
             ok = p.chain is not None and p.chain.ok
             out.append(
@@ -217,12 +261,14 @@ def render(s: Summary, generated: str | None = None) -> str:
             )
         out.append("</table>")
 
-    out.append('<h2>Checks</h2>')
+    out.append("<h2>Checks</h2>")
     if s.checks:
-        out.append('<table id="checks"><tr><th>check</th><th class="n">runs</th>'
-                   '<th class="n">passed</th><th class="n">failed</th><th class="n">pass rate</th>'
-                   '<th class="n">local</th><th class="n">ci</th><th class="n">reproduced</th>'
-                   "<th>last</th></tr>")
+        out.append(
+            '<table id="checks"><tr><th>check</th><th class="n">runs</th>'
+            '<th class="n">passed</th><th class="n">failed</th><th class="n">pass rate</th>'
+            '<th class="n">local</th><th class="n">ci</th><th class="n">reproduced</th>'
+            "<th>last</th></tr>"
+        )
         for c in s.checks:
             out.append(
                 f'<tr data-check="{_e(c.name)}"><td class="mono">{_e(c.name)}</td>'
@@ -237,8 +283,10 @@ def render(s: Summary, generated: str | None = None) -> str:
 
     out.append(f"<h2>Recent runs ({len(s.recent)})</h2>")
     if s.recent:
-        out.append('<table id="recent"><tr><th>time</th><th>command</th><th>ok</th><th>commit</th>'
-                   '<th>tier</th><th>checks</th><th class="n">duration</th><th>by</th></tr>')
+        out.append(
+            '<table id="recent"><tr><th>time</th><th>command</th><th>ok</th><th>commit</th>'
+            '<th>tier</th><th>checks</th><th class="n">duration</th><th>by</th></tr>'
+        )
         for e in s.recent:
             checks = ", ".join(f"{_e(c.name)}: {_result(c.result)}" for c in e.checks) or "-"
             dur = _fmt_ms(e.duration_ms) if e.duration_ms is not None else "-"

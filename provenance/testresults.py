@@ -297,8 +297,15 @@ def _merge(parts: list[TestResults], fmt: str) -> TestResults:
         return parts[0]
     merged = _from_cases(fmt, [t for r in parts for t in r.tests])
     digest = sha256_hex("\n".join(f"{r.source} {r.digest}" for r in parts).encode())
-    return TestResults(fmt, merged.tests, merged.passed, merged.failed, merged.skipped,
-                       ", ".join(r.source for r in parts), digest)
+    return TestResults(
+        fmt,
+        merged.tests,
+        merged.passed,
+        merged.failed,
+        merged.skipped,
+        ", ".join(r.source for r in parts),
+        digest,
+    )
 
 
 def find_results(outputs: Mapping[str, str], log: bytes | None) -> TestResults | None:
