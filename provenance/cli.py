@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 
@@ -146,6 +146,7 @@ def build(
     A check this key already attested for the same drvPath on HEAD is a cache hit.
     """
     _setup_logging(verbose)
+    _preload("provenance.ledger")
     from provenance import attest, keys  # noqa: PLC0415
     from provenance.nix import Nix, default_nix_bin  # noqa: PLC0415
 
@@ -310,7 +311,18 @@ def verify(
         vsa_output=output,
         attach_note=not no_note,
     )
+    started = time.monotonic()
     report = _guard(lambda: verify_mod.verify(req, Nix(default_nix_bin()), reporter))
+    _record(
+        flake,
+        "verify",
+        ok=report.passed,
+        commit=report.rev,
+        report=report,
+        bundles=[(b, "read") for b in bundles or ()],
+        started=started,
+        reporter=reporter,
+    )
     if json_out:
         _emit_json(report.as_json())
     for line in report.lines():
@@ -324,20 +336,63 @@ def verify(
 
 
 def _record_build(flake_dir: Path, report: Any, started: float, reporter: Reporter) -> None:
-    """Append the build to the audit ledger; a ledger problem is only a warning."""
-    from provenance import ledger  # noqa: PLC0415
-
-    ledger.record(
+    _record(
         flake_dir,
-        command="build",
+        "build",
         ok=not report.failed,
         commit=report.commit,
-        checks=ledger.build_checks(report),
+        report=report,
         bundles=[(report.bundle_path, "written")] if report.bundle_path else [],
+        started=started,
+        reporter=reporter,
         keyid=report.keyid,
+    )
+
+
+def _record(
+    where: Path,
+    command: Literal["build", "verify", "gate"],
+    *,
+    ok: bool,
+    commit: str | None,
+    report: Any,
+    bundles: list[tuple[Path, Literal["written", "read"]]],
+    started: float,
+    reporter: Reporter,
+    keyid: str | None = None,
+) -> None:
+    """Append the run to the audit ledger; a ledger problem is only a warning."""
+    from provenance import ledger  # noqa: PLC0415
+
+    per_check = {
+        "build": ledger.build_checks,
+        "verify": ledger.verify_checks,
+        "gate": ledger.gate_checks,
+    }[command]
+    ledger.record(
+        where,
+        command=command,
+        ok=ok,
+        commit=commit,
+        checks=per_check(report),
+        bundles=bundles,
+        keyid=keyid,
         duration_ms=int((time.monotonic() - started) * 1000),
         warn=reporter.warn,
     )
+
+
+def _preload(module: str) -> None:
+    """Import `module` in a background thread while the command waits on nix and git.
+
+    NOTE: the ledger needs pydantic (~100 ms to import). A build that is a cache hit
+    spends most of its time waiting on `nix eval`; importing meanwhile keeps that
+    time off the agent's loop. A failed preload is harmless: the real import retries.
+    """
+    import importlib  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    threading.Thread(target=importlib.import_module, args=(module,), daemon=True).start()
 
 
 def main() -> None:
@@ -631,7 +686,18 @@ def gate(
         fetch=not no_fetch,
         search_depth=search_depth,
     )
+    started = time.monotonic()
     report = g.gate(req, Nix(default_nix_bin()))
+    _record(
+        flake_dir,
+        "gate",
+        ok=report.skip,
+        commit=report.commit,
+        report=report,
+        bundles=[],
+        started=started,
+        reporter=StderrReporter(),
+    )
     for problem in g.write_ci_files(report):
         typer.echo(f"warning: {problem}", err=True)
     if json_out:

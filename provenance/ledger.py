@@ -529,3 +529,38 @@ def build_checks(report: Any) -> list[CheckRecord]:
         )
         for c in report.checks
     ]
+
+
+def verify_checks(report: Any) -> list[CheckRecord]:
+    """Ledger check records from a verify.VerifyReport: one per attestation about a check.
+
+    The tier is `reproduced` only when the rebuild level was reached (an independent
+    rebuild matched every output); otherwise where the verifier ran.
+    """
+    tier = env_tier()
+    records = [
+        CheckRecord(
+            name=a.check,
+            drv_path=a.drv_path,
+            result="passed" if a.status == "PASSED" else "failed",
+            tier="reproduced" if "reproduced" in a.levels and a.status == "PASSED" else tier,
+        )
+        for a in report.attestations
+        if a.check and a.status != "SKIPPED"
+    ]
+    records += [CheckRecord(name=name, result="failed", tier=tier) for name in report.missing]
+    return records
+
+
+def gate_checks(report: Any) -> list[CheckRecord]:
+    """Ledger check records from a gate.GateReport: `reused` when a proof lets CI skip it."""
+    tier = env_tier()
+    return [
+        CheckRecord(
+            name=c.name,
+            drv_path=c.drv_path,
+            result="reused" if c.passed else "skipped",
+            tier=tier,
+        )
+        for c in report.checks
+    ]

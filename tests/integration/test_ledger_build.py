@@ -73,3 +73,34 @@ def test_ledger_failure_does_not_fail_the_build(flake: Path, keypair: tuple[Path
     r = runner.invoke(app, ["build", "--key", str(keypair[0]), str(flake), "-q"])
     assert r.exit_code == 0
     assert "warning: ledger not updated" in r.stderr
+
+
+@pytest.mark.nix
+def test_verify_and_gate_are_recorded_with_their_tiers(
+    flake: Path, keypair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    key, pub = keypair
+    assert runner.invoke(app, ["build", "--key", str(key), str(flake), "-q"]).exit_code == 0
+    r = runner.invoke(app, ["verify", "--flake", str(flake), "--trusted-key", str(pub), "-q"])
+    assert r.exit_code == 0, r.stderr
+    r = runner.invoke(
+        app, ["verify", "--flake", str(flake), "--trusted-key", str(pub), "--rebuild", "-q"]
+    )
+    assert r.exit_code == 0, r.stderr
+    r = runner.invoke(app, ["gate", str(flake), "--trusted-key", str(pub)])
+    assert r.exit_code == 0, r.stderr
+
+    chain = L.verify_chain(flake / ".provenance" / "ledger.jsonl", keep=True)
+    assert chain.ok and [e.command for e in chain.items] == ["build", "verify", "verify", "gate"]
+    _, plain, rebuilt, gated = chain.items
+    commit = git(flake, "rev-parse", "HEAD")
+    assert plain.ok and plain.commit == commit
+    assert {c.name: (c.result, c.tier) for c in plain.checks} == {
+        "chain": ("passed", "local"),
+        "det": ("passed", "local"),
+    }
+    # Only an independent rebuild that matched earns the reproduced tier.
+    assert {c.tier for c in rebuilt.checks} == {"reproduced"} and rebuilt.tier == "reproduced"
+    assert gated.ok and {c.result for c in gated.checks} == {"reused"}
