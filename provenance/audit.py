@@ -27,11 +27,10 @@ from provenance.ledger import (
     PASSING,
     TIER_RANK,
     ChainReport,
-    CheckRecord,
-    Entry,
     default_path,
     verify_chain,
 )
+from provenance.ledger_models import CheckRecord, Entry
 
 TIERS = ("local", "ci", "reproduced")
 RECENT = 20

@@ -146,7 +146,6 @@ def build(
     A check this key already attested for the same drvPath on HEAD is a cache hit.
     """
     _setup_logging(verbose)
-    _preload("provenance.ledger")
     from provenance import attest, keys  # noqa: PLC0415
     from provenance.nix import Nix, default_nix_bin  # noqa: PLC0415
 
@@ -380,19 +379,6 @@ def _record(
         duration_ms=int((time.monotonic() - started) * 1000),
         warn=reporter.warn,
     )
-
-
-def _preload(module: str) -> None:
-    """Import `module` in a background thread while the command waits on nix and git.
-
-    NOTE: the ledger needs pydantic (~100 ms to import). A build that is a cache hit
-    spends most of its time waiting on `nix eval`; importing meanwhile keeps that
-    time off the agent's loop. A failed preload is harmless: the real import retries.
-    """
-    import importlib  # noqa: PLC0415
-    import threading  # noqa: PLC0415
-
-    threading.Thread(target=importlib.import_module, args=(module,), daemon=True).start()
 
 
 def main() -> None:

@@ -27,14 +27,30 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import TYPE_CHECKING, Any, Literal
 
 from provenance.errors import ProvenanceError, UsageError, VerificationError
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from provenance.ledger_models import CheckRecord, Draft, Entry
+
+_MODELS = ("Actor", "BundleRecord", "CheckRecord", "Draft", "Entry")
+
+
+def __getattr__(name: str) -> Any:
+    # The pydantic models load on first use: appending needs none of them.
+    if name in _MODELS:
+        from provenance import ledger_models  # noqa: PLC0415
+
+        return getattr(ledger_models, name)
+    msg = f"module {__name__!r} has no attribute {name!r}"
+    raise AttributeError(msg)
+
 
 log = logging.getLogger(__name__)
 
@@ -56,74 +72,6 @@ FAILING: frozenset[str] = frozenset({"failed", "error"})
 
 class LedgerError(ProvenanceError):
     """The ledger cannot be read or appended to (I/O, or a corrupt last entry)."""
-
-
-_TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
-
-
-class _Model(BaseModel):
-    # Our own schema: unknown fields are an error, so a reader never silently drops data;
-    # strict, so "5.0" or "true" never pass for an int or a bool.
-    # NOTE: fields are declared in sorted wire-name order. Then pydantic's compact
-    # `model_dump_json` of a valid entry is byte-identical to `canonical`, which lets
-    # `verify_chain` confirm canonical form without a second, slower JSON round trip.
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
-
-
-class Actor(_Model):
-    host: str
-    keyid: str | None = None  # the signer's keyid (hex SHA-256 of its SPKI DER)
-    user: str
-
-
-class CheckRecord(_Model):
-    drv_path: str | None = Field(default=None, alias="drvPath")
-    duration_ms: int | None = Field(default=None, alias="durationMs", ge=0)
-    name: str
-    result: Result
-    tier: Tier
-
-
-class BundleRecord(_Model):
-    path: str
-    role: Literal["written", "read"]
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-
-
-class Draft(_Model):
-    """Everything an entry says about a run; `append` adds `v`, `seq` and `prev`."""
-
-    actor: Actor
-    bundles: tuple[BundleRecord, ...] = ()  # bundles the command wrote or read
-    checks: tuple[CheckRecord, ...] = ()
-    command: Command
-    commit: str | None = None
-    duration_ms: int | None = Field(default=None, alias="durationMs", ge=0)  # whole command
-    ok: bool  # did the command succeed (exit 0)
-    repo: str  # remote URL of `origin`, or the toplevel path when there is none
-    tier: Tier  # the highest tier any passing check reached (else the environment's)
-    time: str = Field(pattern=_TIME)  # UTC, ISO 8601 with milliseconds and a Z
-
-
-class Entry(_Model):
-    """One ledger line: a Draft plus its place in the chain (same fields, sorted)."""
-
-    actor: Actor
-    bundles: tuple[BundleRecord, ...] = ()
-    checks: tuple[CheckRecord, ...] = ()
-    command: Command
-    commit: str | None = None
-    duration_ms: int | None = Field(default=None, alias="durationMs", ge=0)
-    ok: bool
-    prev: str = Field(pattern=r"^[0-9a-f]{64}$")  # entry_hash of the previous line
-    repo: str
-    seq: int = Field(ge=0)  # 0-based index = line number - 1
-    tier: Tier
-    time: str = Field(pattern=_TIME)
-    v: Literal[1]  # SCHEMA_VERSION
-
-    def wire(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def canonical(obj: Any) -> bytes:
@@ -157,17 +105,23 @@ def env_tier(environ: dict[str, str] | None = None) -> Tier:
     return "local"
 
 
-def highest_tier(checks: Iterable[CheckRecord], default: Tier) -> Tier:
-    tiers = [c.tier for c in checks if c.result in PASSING]
+def highest_tier(checks: Iterable[CheckRecord | Mapping[str, Any]], default: Tier) -> Tier:
+    """The highest tier any passing check reached (models or wire dicts alike)."""
+    pairs = [
+        (c["tier"], c["result"]) if isinstance(c, Mapping) else (c.tier, c.result) for c in checks
+    ]
+    tiers = [tier for tier, result in pairs if result in PASSING]
     return max(tiers, key=TIER_RANK.__getitem__) if tiers else default
 
 
-def actor(keyid: str | None = None) -> Actor:
+def actor(keyid: str | None = None) -> dict[str, str]:
+    """Who ran the command, as the wire form of `Actor`."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry in some containers
         user = f"uid{os.getuid()}"
-    return Actor(keyid=keyid, user=user, host=socket.gethostname())
+    who = {"host": socket.gethostname(), "user": user}
+    return {**who, "keyid": keyid} if keyid else who
 
 
 # -- appending ----------------------------------------------------------------------------
@@ -175,7 +129,7 @@ def actor(keyid: str | None = None) -> Actor:
 
 @dataclass(frozen=True)
 class Appended:
-    entry: Entry
+    entry: dict[str, Any]  # the entry as written (wire form)
     line: int  # 1-based line number of the new entry
     repaired_bytes: int  # bytes of a partial last line dropped before appending
 
@@ -225,11 +179,18 @@ def _last_entry(fd: int, size: int, path: Path) -> tuple[int, str]:
     return seq + 1, entry_hash(line)
 
 
-def append(path: Path, draft: Draft) -> Appended:
+def append(path: Path, draft: Draft | Mapping[str, Any]) -> Appended:
     """Append `draft` as the next entry, under an exclusive lock; return what was written.
 
+    `draft` is a `Draft` model, or its wire form as a dict (what `record` passes, so
+    that appending never imports pydantic; readers validate every line either way).
     Example: `append(Path(".provenance/ledger.jsonl"), Draft(time=now(), ...))`.
     """
+    fields = (
+        dict(draft)
+        if isinstance(draft, Mapping)
+        else draft.model_dump(mode="json", by_alias=True, exclude_none=True)
+    )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -240,8 +201,8 @@ def append(path: Path, draft: Draft) -> Appended:
         fcntl.flock(fd, fcntl.LOCK_EX)
         size, dropped = _repair_tail(fd, path)
         seq, prev = _last_entry(fd, size, path)
-        entry = Entry(**draft.model_dump(), seq=seq, prev=prev, v=SCHEMA_VERSION)
-        data = canonical(entry.wire()) + b"\n"
+        entry = {**fields, "prev": prev, "seq": seq, "v": SCHEMA_VERSION}
+        data = canonical(entry) + b"\n"
         if len(data) > MAX_ENTRY_BYTES:
             msg = f"ledger entry is {len(data)} bytes, over the {MAX_ENTRY_BYTES}-byte limit"
             raise LedgerError(msg)
@@ -308,15 +269,27 @@ class ChainReport:
 _PREV_MISMATCH = "prev does not match the hash of the line before it"
 
 
-def _check_line(raw: bytes, n: int, prev: str) -> tuple[Entry | None, str | None, str]:
+def _reader_types() -> tuple[type[Entry], type[ValidationError]]:
+    """The schema model and pydantic's error type, imported when something reads."""
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from provenance.ledger_models import Entry  # noqa: PLC0415
+
+    return Entry, ValidationError
+
+
+def _check_line(
+    raw: bytes, n: int, prev: str, types: tuple[type[Entry], type[ValidationError]]
+) -> tuple[Entry | None, str | None, str]:
     """(entry, problem, hash) for line `n` (1-based) given the expected prev."""
     digest = entry_hash(raw)
     if len(raw) > MAX_ENTRY_BYTES:
         return None, f"over the {MAX_ENTRY_BYTES}-byte entry limit", digest
+    model, invalid = types
     try:
         # Fast path (pydantic-core parses in Rust): a valid, canonical, chained entry.
-        entry = Entry.model_validate_json(raw)
-    except ValidationError as e:
+        entry = model.model_validate_json(raw)
+    except invalid as e:
         return None, _diagnose(raw, n, prev, e), digest
     # seq first: a removed, inserted or reordered line shows as a wrong seq on that line.
     if entry.seq != n - 1:
@@ -376,6 +349,7 @@ def verify_chain(path: Path, *, keep: bool = False) -> ChainReport:
     Never raises for a broken chain (see `ChainReport.broken`); raises UsageError when the
     file is missing. With `keep`, the verified entries are returned in `items`.
     """
+    types = _reader_types()
     before, prev, n = GENESIS, GENESIS, 0  # hashes of lines n-1 and n
     items: list[Entry] = []
     broken: ChainBreak | None = None
@@ -387,7 +361,7 @@ def verify_chain(path: Path, *, keep: bool = False) -> ChainReport:
         if broken:
             unverified += 1
             continue
-        entry, problem, digest = _check_line(raw[:-1], n + 1, prev)
+        entry, problem, digest = _check_line(raw[:-1], n + 1, prev, types)
         if problem is None:
             assert entry is not None
             n += 1
@@ -444,10 +418,13 @@ def _repo_id(git: Any, top: Path) -> str:
         return str(top)
 
 
-def bundle_record(path: Path, role: Literal["written", "read"]) -> BundleRecord:
-    return BundleRecord(
-        path=str(path), sha256=hashlib.sha256(path.read_bytes()).hexdigest(), role=role
-    )
+def bundle_record(path: Path, role: Literal["written", "read"]) -> dict[str, str]:
+    """The wire form of a `BundleRecord`."""
+    return {
+        "path": str(path),
+        "role": role,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    }
 
 
 def record(
@@ -456,7 +433,7 @@ def record(
     command: Command,
     ok: bool,
     commit: str | None,
-    checks: Sequence[CheckRecord],
+    checks: Sequence[Mapping[str, Any]],
     bundles: Sequence[tuple[Path, Literal["written", "read"]]] = (),
     keyid: str | None = None,
     duration_ms: int | None = None,
@@ -492,23 +469,25 @@ def record(
         if ledger_path is None:
             ledger_path = default_path(top)
             _ensure_ignored(ledger_path.parent)
-        draft = Draft(
-            time=now(),
-            command=command,
-            ok=ok,
-            actor=actor(keyid),
-            repo=_repo_id(git, top),
-            commit=commit,
-            checks=tuple(checks),
-            bundles=tuple(bundle_record(p, role) for p, role in bundles),
-            tier=highest_tier(checks, env_tier()),
-            duration_ms=duration_ms,
-        )
+        draft: dict[str, Any] = {
+            "time": now(),
+            "command": command,
+            "ok": ok,
+            "actor": actor(keyid),
+            "repo": _repo_id(git, top),
+            "checks": [dict(c) for c in checks],
+            "bundles": [bundle_record(p, role) for p, role in bundles],
+            "tier": highest_tier(checks, env_tier()),
+        }
+        if commit is not None:
+            draft["commit"] = commit
+        if duration_ms is not None:
+            draft["durationMs"] = duration_ms
         done = append(ledger_path, draft)
     except ProvenanceError as e:
         say(f"ledger not updated: {e.diagnostics()}")
         return None
-    except (OSError, ValidationError) as e:
+    except (OSError, ValueError) as e:
         say(f"ledger not updated: {e}")
         return None
     if done.repaired_bytes:
@@ -519,19 +498,25 @@ def record(
     return done
 
 
-def build_checks(report: Any) -> list[CheckRecord]:
+def check_record(
+    name: str, result: Result, tier: Tier, drv_path: str | None = None
+) -> dict[str, str]:
+    """The wire form of a `CheckRecord` (what `record` takes)."""
+    rec = {"name": name, "result": result, "tier": tier}
+    return {**rec, "drvPath": drv_path} if drv_path else rec
+
+
+def build_checks(report: Any) -> list[dict[str, str]]:
     """Ledger check records from an attest.BuildReport (attested/cached/failed)."""
     tier = env_tier()
     results: dict[str, Result] = {"attested": "passed", "cached": "cached", "failed": "failed"}
     return [
-        CheckRecord(
-            name=c.name, drv_path=c.drv_path, result=results.get(c.status, "error"), tier=tier
-        )
+        check_record(c.name, results.get(c.status, "error"), tier, c.drv_path)
         for c in report.checks
     ]
 
 
-def verify_checks(report: Any) -> list[CheckRecord]:
+def verify_checks(report: Any) -> list[dict[str, str]]:
     """Ledger check records from a verify.VerifyReport: one per attestation about a check.
 
     The tier is `reproduced` only when the rebuild level was reached (an independent
@@ -539,28 +524,23 @@ def verify_checks(report: Any) -> list[CheckRecord]:
     """
     tier = env_tier()
     records = [
-        CheckRecord(
-            name=a.check,
-            drv_path=a.drv_path,
-            result="passed" if a.status == "PASSED" else "failed",
-            tier="reproduced" if "reproduced" in a.levels and a.status == "PASSED" else tier,
+        check_record(
+            a.check,
+            "passed" if a.status == "PASSED" else "failed",
+            "reproduced" if "reproduced" in a.levels and a.status == "PASSED" else tier,
+            a.drv_path,
         )
         for a in report.attestations
         if a.check and a.status != "SKIPPED"
     ]
-    records += [CheckRecord(name=name, result="failed", tier=tier) for name in report.missing]
+    records += [check_record(name, "failed", tier) for name in report.missing]
     return records
 
 
-def gate_checks(report: Any) -> list[CheckRecord]:
+def gate_checks(report: Any) -> list[dict[str, str]]:
     """Ledger check records from a gate.GateReport: `reused` when a proof lets CI skip it."""
     tier = env_tier()
     return [
-        CheckRecord(
-            name=c.name,
-            drv_path=c.drv_path,
-            result="reused" if c.passed else "skipped",
-            tier=tier,
-        )
+        check_record(c.name, "reused" if c.passed else "skipped", tier, c.drv_path)
         for c in report.checks
     ]

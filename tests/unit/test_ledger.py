@@ -8,6 +8,8 @@ import multiprocessing
 import os
 import random
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -157,7 +159,7 @@ def test_partial_only_line_is_dropped(tmp_path: Path) -> None:
     p = tmp_path / "l.jsonl"
     p.write_bytes(b'{"act')
     done = L.append(p, draft())
-    assert done.repaired_bytes == 5 and done.entry.seq == 0 and done.entry.prev == L.GENESIS
+    assert done.repaired_bytes == 5 and done.entry["seq"] == 0 and done.entry["prev"] == L.GENESIS
 
 
 def test_refuses_to_chain_onto_junk(tmp_path: Path) -> None:
@@ -301,3 +303,28 @@ def test_record_never_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv(L.LEDGER_ENV, "off")
     assert L.record(repo, command="gate", ok=True, commit=None, checks=[]) is None
     assert not (repo / ".provenance").exists()
+
+
+def test_record_writes_without_pydantic_and_readers_accept_it(tmp_path: Path) -> None:
+    """The append path (every build, cache hits included) must not import pydantic, and
+    what it writes must be exactly what the strict schema reads back."""
+    ledger = tmp_path / "l.jsonl"
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from provenance import ledger as L\n"
+        f"p = Path({str(ledger)!r})\n"
+        "checks = [L.check_record('det', 'passed', 'local', '/nix/store/" + "a" * 32 + "-x.drv'),\n"
+        "          L.check_record('lint', 'failed', 'ci')]\n"
+        "for i in range(3):\n"
+        "    assert L.record(p.parent, command='build', ok=i != 1, commit='c' * 40,\n"
+        "                    checks=checks, keyid='k' * 64, duration_ms=i, ledger_path=p)\n"
+        "print('pydantic' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    chain = L.verify_chain(ledger, keep=True)
+    assert chain.ok and chain.entries == 3
+    first = chain.items[0]
+    assert first.actor.keyid == "k" * 64 and first.tier == "local" and first.duration_ms == 0
+    assert [c.name for c in first.checks] == ["det", "lint"]
