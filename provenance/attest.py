@@ -200,7 +200,9 @@ def _cached(
     wanted = {drv: name for name, drv in drvs.items()}
     for _, note in notes:  # newest commit first
         for line in note.decode(errors="replace").splitlines():
-            if not line.strip():
+            # keyid is only a hint, but a line without ours cannot count as ours here, and
+            # skipping it saves parsing other signers' (large) statements.
+            if signer.keyid not in line:
                 continue
             try:
                 env = dsse.Envelope.from_json(line)
