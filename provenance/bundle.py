@@ -41,10 +41,15 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def parse_lines(data: bytes, source: str) -> list[Envelope]:
     """Parse JSONL envelopes; blank lines are skipped, anything else malformed raises."""
+    return [env for _, env in parse_pairs(data, source)]
+
+
+def parse_pairs(data: bytes, source: str) -> list[tuple[bytes, Envelope]]:
+    """Each non-blank line with its parsed envelope (verifiers hash the exact line)."""
     if len(data) > MAX_BUNDLE_BYTES:
         msg = f"{source} is {len(data)} bytes, over the {MAX_BUNDLE_BYTES}-byte limit"
         raise AttestationError(msg)
-    envelopes: list[Envelope] = []
+    envelopes: list[tuple[bytes, Envelope]] = []
     for n, line in enumerate(data.split(b"\n"), 1):
         if not line.strip():
             continue
@@ -52,13 +57,18 @@ def parse_lines(data: bytes, source: str) -> list[Envelope]:
             msg = f"{source} line {n} is over the {MAX_ENVELOPE_BYTES}-byte envelope limit"
             raise AttestationError(msg)
         try:
-            envelopes.append(Envelope.from_json(line))
+            envelopes.append((line, Envelope.from_json(line)))
         except AttestationError as e:
             raise AttestationError(f"{source} line {n}: {e.message}") from None
     return envelopes
 
 
 def read(path: Path) -> list[Envelope]:
+    return [env for _, env in read_pairs(path)]
+
+
+def read_pairs(path: Path) -> list[tuple[bytes, Envelope]]:
+    """A bundle file's lines with their envelopes; one clear error for any bad input."""
     try:
         size = path.stat().st_size
         if size > MAX_BUNDLE_BYTES:
@@ -74,8 +84,8 @@ def read(path: Path) -> list[Envelope]:
     except OSError as e:
         msg = f"cannot read {path}: {e.strerror}"
         raise UsageError(msg) from None
-    envelopes = parse_lines(data, str(path))
+    envelopes = parse_pairs(data, str(path))  # raises, naming the bad line
     if not envelopes:
         msg = f"{path} holds no envelopes"
-        raise AttestationError(msg)
+        raise AttestationError(msg, "is it empty or truncated?")
     return envelopes

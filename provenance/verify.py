@@ -263,29 +263,9 @@ def _split_lines(data: bytes) -> list[bytes]:
 
 
 def _read_bundle(path: Path) -> list[_Att]:
-    try:
-        size = path.stat().st_size
-        if size > bundle.MAX_BUNDLE_BYTES:
-            msg = f"{path} is {size} bytes, over the {bundle.MAX_BUNDLE_BYTES}-byte limit"
-            raise AttestationError(msg)
-        data = path.read_bytes()
-    except FileNotFoundError:
-        msg = f"bundle {path} does not exist"
-        raise UsageError(msg) from None
-    except IsADirectoryError:
-        msg = f"{path} is a directory, not a bundle"
-        raise UsageError(msg) from None
-    except OSError as e:
-        msg = f"cannot read {path}: {e.strerror}"
-        raise UsageError(msg) from None
-    envelopes = bundle.parse_lines(data, str(path))  # raises, naming the bad line
-    if not envelopes:
-        msg = f"{path} holds no envelopes"
-        raise AttestationError(msg, "is it empty or truncated?")
-    lines = _split_lines(data)
     return [
         _Att(f"{path.name} line {n}", ln, env, strict=True)
-        for n, (ln, env) in enumerate(zip(lines, envelopes, strict=True), 1)
+        for n, (ln, env) in enumerate(bundle.read_pairs(path), 1)
     ]
 
 
