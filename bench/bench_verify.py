@@ -215,6 +215,8 @@ def _api(req: verify.VerifyRequest) -> None:
 
 def _check(line: str) -> str:
     stmt = json.loads(base64.b64decode(json.loads(line)["payload"]))
+    if stmt["predicateType"] != "https://slsa.dev/provenance/v1":
+        return ""  # a test-result companion statement
     return str(stmt["predicate"]["buildDefinition"]["externalParameters"]["check"])
 
 

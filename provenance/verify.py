@@ -50,7 +50,7 @@ from provenance.errors import AttestationError, NixError, UsageError, Verificati
 from provenance.git import NOTES_REF, Git
 from provenance.hashing import nar_sha256, sha256_hex
 from provenance.keys import Signer
-from provenance.nix import HERMETIC_OPTIONS, Derivation, Nix, current_system
+from provenance.nix import HERMETIC_OPTIONS, Derivation, EvaluatedCheck, Nix, current_system
 from provenance.progress import Reporter
 from provenance.trust import TrustPolicy
 from provenance.uris import SLSA_PROVENANCE_V1, TEST_RESULT_V01
@@ -485,20 +485,15 @@ def _bind(atts: list[_Att], repo: _Repo, nix: Nix, required_system: str) -> dict
     candidates = [a for a in atts if a.claim and not a.failed and not a.skipped]
     statically_ok = [a for a in candidates if _check_static_binding(a, repo)]
     ref = repo.ref(repo.rev)
-    evaluated: dict[str, dict[str, str]] = {}
+    # One evaluation per system gives each check's drvPath and its output paths together.
+    evaluated: dict[str, dict[str, EvaluatedCheck]] = {}
     systems = {required_system} | {a.claim.system for a in statically_ok if a.claim}
     errors: dict[str, str] = {}
     for system in sorted(systems):
         try:
-            evaluated[system] = nix.check_drv_paths(ref, system, None)
+            evaluated[system] = nix.eval_checks(ref, system, None)
         except UsageError as e:
             errors[system] = e.message
-    drvs_needed = {
-        evaluated[a.claim.system][a.claim.check]
-        for a in statically_ok
-        if a.claim and a.claim.check in evaluated.get(a.claim.system, {})
-    }
-    derivations = nix.derivations(sorted(drvs_needed)) if drvs_needed else {}
     for a in statically_ok:
         c = a.claim
         assert c is not None
@@ -507,14 +502,15 @@ def _bind(atts: list[_Att], repo: _Repo, nix: Nix, required_system: str) -> dict
                 BOUND, "drvPath", f"re-evaluating {ref} for {c.system} failed: {errors[c.system]}"
             )
             continue
-        drv = evaluated[c.system].get(c.check)
-        if drv is None:
+        check = evaluated[c.system].get(c.check)
+        if check is None:
             a.fail(
                 BOUND,
                 "drvPath",
                 f"the flake at {repo.rev[:12]} has no check {c.check!r} for {c.system}",
             )
             continue
+        drv = check.drv_path
         if drv != c.drv_path:
             why = explain_drv_difference(nix, c.drv_path, drv)
             a.fail(
@@ -525,7 +521,7 @@ def _bind(atts: list[_Att], repo: _Repo, nix: Nix, required_system: str) -> dict
             )
             continue
         a.ok(BOUND, "drvPath", f"{drv} (re-evaluated at {repo.rev[:12]})")
-        outputs = {o.path: o.name for o in derivations[drv].outputs if o.path}
+        outputs = {path: name for name, path in check.outputs.items()}
         claimed = dict(c.output_names)
         if claimed != outputs:
             extra = sorted(set(claimed) - set(outputs))
@@ -541,7 +537,7 @@ def _bind(atts: list[_Att], repo: _Repo, nix: Nix, required_system: str) -> dict
             )
             continue
         a.ok(BOUND, "subjects", f"exactly the {len(outputs)} output(s) of the derivation")
-    return evaluated.get(required_system, {})
+    return {n: c.drv_path for n, c in evaluated.get(required_system, {}).items()}
 
 
 # -- level 3: reproduced -----------------------------------------------------------------
