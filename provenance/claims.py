@@ -77,12 +77,11 @@ def load_statement(payload: bytes) -> dict[str, Any]:
     return stmt
 
 
-def predicate_type(stmt: dict[str, Any]) -> str:
-    ptype = stmt.get("predicateType")
-    if ptype not in (SLSA_PROVENANCE_V1, TEST_RESULT_V01) and not isinstance(ptype, str):
-        msg = "statement has no predicateType"
-        raise AttestationError(msg)
-    return str(ptype)
+def test_result_outcome(stmt: dict[str, Any]) -> str | None:
+    """PASSED / WARNED / FAILED of a test-result statement, or None if it has none."""
+    predicate = stmt.get("predicate")
+    result = predicate.get("result") if isinstance(predicate, dict) else None
+    return result if result in ("PASSED", "WARNED", "FAILED") else None
 
 
 def parse_provenance(stmt: dict[str, Any]) -> ProvenanceClaim:
@@ -141,14 +140,15 @@ def test_result_binding(stmt: dict[str, Any]) -> tuple[str, str | None] | None:
     """
     if stmt.get("predicateType") != TEST_RESULT_V01:
         return None
-    config = stmt.get("predicate", {}).get("configuration")
+    predicate = stmt.get("predicate")
+    config = predicate.get("configuration") if isinstance(predicate, dict) else None
     if not isinstance(config, list):
         return None
     drv = commit = None
     for entry in config:
         if not isinstance(entry, dict):
             continue
-        notes = entry.get("annotations") or {}
+        notes = entry.get("annotations")
         if isinstance(notes, dict) and notes.get("kind") == "derivation":
             drv = entry.get("name")
         elif entry.get("name") == "source" and isinstance(entry.get("digest"), dict):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from provenance import attest, bundle, dsse, keys
-from provenance.claims import load_statement, parse_provenance
+from provenance.claims import load_statement, parse_provenance, test_result_outcome
 from provenance.errors import UsageError
 from provenance.git import Git
 from provenance.hashing import nar_sha256
@@ -88,7 +88,13 @@ def run(workdir: Path | None, reporter: Reporter) -> dict[str, Any]:
     reporter.info("")
     reporter.info("What this proves:")
     for env in bundle.read(report.bundle_path):
-        claim = parse_provenance(load_statement(dsse.verify(env, [public]).payload))
+        stmt = load_statement(dsse.verify(env, [public]).payload)
+        if (outcome := test_result_outcome(stmt)) is not None:
+            named = len(stmt["predicate"].get("passedTests") or [])
+            names = f", {named} test(s) by name" if named else ""
+            reporter.info(f"  test results: {outcome}{names} (signed, pinned to the same derivation)")
+            continue
+        claim = parse_provenance(stmt)
         reporter.info(f"  signature by {keyid[:16]}... verifies over the exact statement bytes")
         reporter.info(f"  check {claim.check} = derivation {claim.drv_path}")
         reporter.info(f"  evaluated from commit {claim.commit} (clean tree)")
