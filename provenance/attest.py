@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
+import re
 import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from provenance import bundle, dsse
@@ -41,7 +43,9 @@ from provenance.nix import (
     DrvFlags,
     EvaluatedCheck,
     Nix,
+    NixConfig,
     PathInfo,
+    StoreInfo,
     current_system,
 )
 from provenance.notes import DEFAULT_SEARCH_DEPTH, history_notes
@@ -62,6 +66,7 @@ class BuildRequest:
     force: bool = False
     allow_dirty: bool = False
     attach_note: bool = True
+    verify_deps: bool = False  # `nix store verify` the dependency outputs and sources first
 
 
 @dataclass(frozen=True)
@@ -241,6 +246,32 @@ def _refuse_impure(closure: dict[str, DrvFlags]) -> frozenset[str]:
     return frozenset(d.path for d in closure.values() if d.fixed_output)
 
 
+def _check_dependencies(
+    nix: Nix, drv_path: str, closure: list[PathInfo], flags: dict[str, DrvFlags], verify: bool
+) -> str:
+    """How far the check's dependency outputs and sources are vouched for.
+
+    Only the check's own outputs are built (or rebuilt and compared) by us. What it
+    builds on is pinned by the drv hash but taken from the store as it is; with
+    --verify-deps, `nix store verify` first proves their contents still match the hashes
+    the store recorded (it catches tampering, not an unsandboxed earlier build).
+    """
+    if not verify:
+        return "taken-from-store"
+    paths = [p.path for p in closure if not p.path.endswith(".drv")]
+    paths += (
+        [o for p in closure if p.path != drv_path for o in flags[p.path].outputs] if flags else []
+    )
+    try:
+        nix.verify_contents(sorted(set(paths)))
+    except NixError as e:
+        msg = f"a dependency in the store does not match its recorded hash: {e.message}"
+        raise RefusedError(
+            msg, "repair it with `nix store repair PATH`, or delete it and rerun"
+        ) from None
+    return "contents-verified"
+
+
 def _closure_of(drv: str, infos: dict[str, PathInfo]) -> list[PathInfo]:
     seen: set[str] = set()
     stack = [drv]
@@ -267,11 +298,15 @@ def _build_one(
     nix: Nix, name: str, drv_path: str, already_valid: bool, nix_version: str, reporter: Reporter
 ) -> tuple[dict[str, str], str]:
     deps_built = 0
+    built_it = False
 
     def on_line(line: str) -> None:
-        nonlocal deps_built
-        if line.startswith("building '") and drv_path not in line:
-            deps_built += 1
+        nonlocal deps_built, built_it
+        if line.startswith("building '"):
+            if line.startswith(f"building '{drv_path}'"):
+                built_it = True
+            else:
+                deps_built += 1
         reporter.log_line(name, line)
 
     target = _installable(drv_path, nix_version)
@@ -279,31 +314,38 @@ def _build_one(
         result = nix.build(target, options=HERMETIC_OPTIONS, on_line=on_line)
         if deps_built:
             reporter.info(f"{name}: built {deps_built} dependency derivation(s)")
-        return result.outputs, BUILT
+        if built_it:
+            return result.outputs, BUILT
+        # Nix built nothing: the output became valid after we looked (another process
+        # built it, perhaps unsandboxed). We did not see it built, so check it below.
     # Valid before we built it: we did not see it built, and it may have been built
     # unsandboxed or tampered with. Prove it: rebuild in the sandbox and compare.
     reporter.info(f"{name}: output already in the store; rebuilding to check it reproduces")
     try:
         result = nix.build(target, rebuild=True, options=HERMETIC_OPTIONS, on_line=on_line)
     except NixError as e:
-        if "not valid" in e.stderr:  # raced with a garbage collection: build, then check
-            nix.build(target, options=HERMETIC_OPTIONS, on_line=on_line)
-            return _build_one(nix, name, drv_path, True, nix_version, reporter)
-        if "may not be deterministic" not in e.stderr and "differs" not in e.stderr:
-            raise
+        differing = _nondeterministic_outputs(e.stderr)
+        if differing is None:
+            raise  # the rebuild failed for another reason (its tests, say): a failed check
         msg = (
             f"check {name}: the output already in the store does not reproduce in the "
             "sandbox; it may have been built unsandboxed or tampered with"
         )
-        outs = " ".join(_output_paths_from(e.stderr)) or "<output path>"
+        outs = " ".join(differing) or "<output path>"
         raise RefusedError(msg, f"delete it with `nix store delete {outs}` and rerun") from None
     return result.outputs, REBUILT
 
 
-def _output_paths_from(stderr: str) -> list[str]:
-    import re  # noqa: PLC0415 - only on this error path
+_NONDETERMINISTIC = re.compile(r"^error: .*may not be deterministic: output '(/nix/store/[^']+)'")
 
-    return sorted(set(re.findall(r"output '(/nix/store/[^']+)' differs", stderr)))
+
+def _nondeterministic_outputs(stderr: str) -> list[str] | None:
+    """Outputs nix's rebuild check says differ, or None if that is not why it failed.
+
+    Only nix's own `error:` lines count, never the build log a test printed.
+    """
+    found = [m.group(1) for ln in stderr.splitlines() if (m := _NONDETERMINISTIC.match(ln.strip()))]
+    return sorted(set(found)) if found else None
 
 
 def _hash_outputs(
@@ -422,6 +464,37 @@ def _ensure_ignored(bundle_path: Path) -> None:
             bundle.write_atomic(ignore, b"*\n")
 
 
+def _sandbox_enforcement(nix: Nix, config: NixConfig, store: StoreInfo) -> str:
+    """Why the builds we run are sandboxed, or RefusedError when we cannot tell.
+
+    With a local store nix builds in this process, so the options we pass are in force.
+    Through a daemon they are forwarded only for trusted users; for others the daemon's
+    own nix.conf decides, which we can read but not prove (recorded as such).
+    """
+    hint = "set `sandbox = true` and `sandbox-fallback = false` in nix.conf"
+    if not config.hermetic:
+        msg = (
+            f"nix reports sandbox={config.sandbox}, sandbox-fallback={config.sandbox_fallback}: "
+            "builds would not be hermetic"
+        )
+        raise RefusedError(msg, hint)
+    if store.local:
+        return "local-store"
+    if store.trusted:
+        return "daemon-trusted-user"
+    # Untrusted (or unknown): the daemon ignores our sandbox options. Read the nix.conf
+    # it reads, without this process's NIX_CONFIG, which the daemon never sees.
+    env = {k: v for k, v in os.environ.items() if k != "NIX_CONFIG"}
+    daemon = replace(nix, env=env).config()
+    if not daemon.hermetic:
+        msg = (
+            f"the nix daemon ({store.url}) is configured with sandbox={daemon.sandbox}, "
+            f"sandbox-fallback={daemon.sandbox_fallback}, and ignores this user's options"
+        )
+        raise RefusedError(msg, f"{hint} for the daemon, or build as a trusted user")
+    return "daemon-nix-conf"
+
+
 def _import_statement() -> None:
     # pydantic costs ~100 ms to import; only attesting needs it, so it loads in a thread
     # while the first nix calls run.
@@ -479,19 +552,16 @@ def _attest_in(
     nix_version = nix.version()  # picks the command names the other calls use
     drv_paths = [c.drv_path for c in checks.values()]
     config_f = pool.submit(nix.config, HERMETIC_OPTIONS)
+    store_f = pool.submit(nix.store_info)
     meta_f = pool.submit(nix.flake_metadata, ref)
     infos_f = pool.submit(nix.closure_info, drv_paths)
     valid_f = pool.submit(nix.path_info, [p for c in checks.values() for p in c.outputs.values()])
 
     config = config_f.result()
-    if not config.hermetic:
-        msg = (
-            f"nix reports sandbox={config.sandbox}, sandbox-fallback={config.sandbox_fallback}: "
-            "builds would not be hermetic"
-        )
-        raise RefusedError(msg, "set `sandbox = true` and `sandbox-fallback = false` in nix.conf")
+    enforcement = _sandbox_enforcement(nix, config, store_f.result())
     infos = {i.path: i for i in infos_f.result()}
-    fods = _refuse_impure(nix.drv_flags(p for p in infos if p.endswith(".drv")))
+    flags = nix.drv_flags(p for p in infos if p.endswith(".drv"))
+    fods = _refuse_impure(flags)
     imported.result()
     from provenance import lognorm, testresults  # noqa: PLC0415
     from provenance.statement import (  # noqa: PLC0415
@@ -531,6 +601,16 @@ def _attest_in(
         log_f = pool.submit(nix.log, drv_path)
         hashed = _hash_outputs(nix, name, outputs, pool)
         log = log_f.result()
+        tested = testresults.read_for_check(hashed, log, name, reporter)
+        if tested is not None and tested.result == "FAILED":
+            # The build passed but its own results say tests failed: not a pass, so
+            # nothing is signed for it, exactly as for a failing build.
+            why = f"its test results report {tested.summary_line()}"
+            reporter.info(f"{name}: FAILED ({why})")
+            results[name] = CheckResult(name, drv_path, "failed", error=why)
+            continue
+        closure = _closure_of(drv_path, infos)
+        dependency_check = _check_dependencies(nix, drv_path, closure, flags, req.verify_deps)
         log_sha = sha256_hex(log) if log is not None else None
         if log_sha is None:
             reporter.warn(f"{name}: nix kept no build log; the statement has no log byproduct")
@@ -542,31 +622,31 @@ def _attest_in(
             outputs=hashed,
             output_check=output_check,
             log_sha256=log_sha,
-            closure=_closure_of(drv_path, infos),
+            closure=closure,
+            dependency_check=dependency_check,
             fixed_output_drvs=fods,
             started_on=started,
             finished_on=finished,
             invocation_id=str(uuid.uuid4()),
             log_normalised_sha256=lognorm.normalised_sha256(log) if log is not None else None,
         )
-        stmt = provenance_statement(built, src, config, nix_version)
+        stmt = provenance_statement(built, src, config, nix_version, enforcement)
         envelope = dsse.sign(stmt.dump_bytes(), [req.signer])
         lines.append(envelope.to_json())
         # -- test results (provenance/testresults.py): one more statement, same bundle --
-        tested = testresults.sign_for_check(
-            stmt.subject,
-            hashed,
-            log,
-            built.attribute,
-            name,
-            drv_path,
-            infos.get(drv_path),
-            source_descriptor(src),
-            req.signer,
-            reporter,
-        )
         if tested is not None:
-            lines.append(tested[1])
+            lines.append(
+                testresults.sign_for_check(
+                    tested,
+                    stmt.subject,
+                    built.attribute,
+                    name,
+                    drv_path,
+                    infos.get(drv_path),
+                    source_descriptor(src),
+                    req.signer,
+                )
+            )
         results[name] = CheckResult(
             name,
             drv_path,
@@ -574,7 +654,7 @@ def _attest_in(
             {o: {"path": p, "sha256": h} for o, (p, h) in hashed.items()},
             output_check,
             log_sha,
-            tests=tested[0].as_json() if tested else None,
+            tests=tested.as_json() if tested else None,
         )
         reporter.info(f"{name}: OK, attested {len(hashed)} output(s) [{output_check}]")
     return lines

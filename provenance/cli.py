@@ -132,6 +132,14 @@ def build(
     no_note: Annotated[
         bool, typer.Option("--no-note", help="Write the bundle but attach no git note.")
     ] = False,
+    verify_deps: Annotated[
+        bool,
+        typer.Option(
+            "--verify-deps",
+            help="First prove that dependency outputs and sources in the store still match "
+            "their recorded hashes (nix store verify); recorded in the statement.",
+        ),
+    ] = False,
     json_out: JsonOut = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")
@@ -162,6 +170,7 @@ def build(
         force=force,
         allow_dirty=allow_dirty,
         attach_note=not no_note,
+        verify_deps=verify_deps,
     )
     started = time.monotonic()
 

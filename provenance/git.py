@@ -127,20 +127,25 @@ class Git:
         (statements the caller has just superseded); new ones are appended. The note is
         replaced in one ref update, so a crash leaves the old note or the new.
         """
+        # Bytes throughout, split on b"\n" only: other tools' lines (any encoding, U+2028
+        # inside JSON strings, a stray \r) come back exactly as they were.
+        dropped = {ln.encode() for ln in drop}
         with self._notes_lock():
-            current = (self.note(rev, ref) or b"").decode(errors="replace").splitlines()
-            existing = [ln for ln in current if ln not in drop]
-            new: list[str] = []
+            current = [ln for ln in (self.note(rev, ref) or b"").split(b"\n") if ln.strip()]
+            existing = [ln for ln in current if ln not in dropped]
+            new: list[bytes] = []
             seen = set(existing)
-            for ln in lines:
+            for ln in (line.encode() for line in lines):
                 if ln not in seen:
                     seen.add(ln)
                     new.append(ln)
             if not new and len(existing) == len(current):
                 return 0
-            body = "\n".join([*(ln for ln in existing if ln.strip()), *new]) + "\n"
-            cmd = [*self._identity(), "notes", "--ref", ref, "add", "-f", "-F", "-", rev]
-            self._run(*cmd, stdin=body.encode())
+            body = b"\n".join([*existing, *new]) + b"\n"
+            # NOTE: `notes add -F` would run git's stripspace over the text (trailing
+            # blanks, \r); a blob passed with -C is taken exactly as written.
+            blob = self._run("hash-object", "-w", "--stdin", stdin=body).stdout.decode().strip()
+            self._run(*self._identity(), "notes", "--ref", ref, "add", "-f", "-C", blob, rev)
             return len(new)
 
     def remote_url(self, remote: str = "origin") -> str | None:

@@ -72,6 +72,17 @@ class NixConfig:
 
 
 @dataclass(frozen=True)
+class StoreInfo:
+    url: str  # "local", "daemon", "unix://...", a chroot path, ...
+    trusted: bool | None  # does the store trust this user? None when nix cannot say
+
+    @property
+    def local(self) -> bool:
+        """Builds run in this process: the options we pass are the ones in force."""
+        return self.url == "local" or self.url.startswith(("/", "local?", "local://"))
+
+
+@dataclass(frozen=True)
 class LockedInput:
     name: str
     type: str
@@ -125,6 +136,7 @@ class DrvFlags:
     fixed_output: bool  # may use the network, checked only by its output hash
     no_chroot: bool  # asks to build outside the sandbox
     impure: bool  # impure derivation: output not determined by inputs
+    outputs: tuple[str, ...] = ()  # output store paths (none for floating CA outputs)
 
 
 # One output tuple of an ATerm derivation: ("name","path","hashAlgo","hash").
@@ -157,7 +169,8 @@ def read_drv_flags(path: str) -> DrvFlags | None:
         return None
     fixed = any(algo and h and h != "impure" for _, _, algo, h in outputs)
     impure = any(h == "impure" for _, _, _, h in outputs) or '("__impure","1")' in text
-    return DrvFlags(path, fixed, '("__noChroot","1")' in text, impure)
+    paths = tuple(p for _, p, _, _ in outputs if p)
+    return DrvFlags(path, fixed, '("__noChroot","1")' in text, impure, paths)
 
 
 @dataclass(frozen=True)
@@ -268,10 +281,27 @@ class Nix:
             self._json([*args, "--json"], what="reading nix's settings", options=options)
         )
 
-    def store_url(self) -> str:
+    def store_info(self) -> StoreInfo:
+        """Which store builds go to, and whether it trusts us (when nix can say)."""
+        if self.version_tuple() >= (2, 14):
+            done = self._run(["store", "ping", "--json"], what="nix store ping", check=False)
+            try:
+                raw = json.loads(done.stdout)
+                trusted = raw.get("trusted")
+                return StoreInfo(
+                    str(raw.get("url", "unknown")), None if trusted is None else bool(trusted)
+                )
+            except (json.JSONDecodeError, AttributeError):
+                pass
         done = self._run(["store", "ping"], what="nix store ping", check=False)
         m = re.search(r"Store URL: (\S+)", done.stderr + done.stdout.decode(errors="replace"))
-        return m.group(1) if m else "unknown"
+        return StoreInfo(m.group(1) if m else "unknown", None)
+
+    def verify_contents(self, paths: Iterable[str]) -> None:
+        """`nix store verify --no-trust`: each path's contents still match its recorded hash."""
+        paths = list(paths)
+        if paths:
+            self._run(["store", "verify", "--no-trust", *paths], what="nix store verify")
 
     # -- evaluation ------------------------------------------------------------------
 
@@ -316,8 +346,12 @@ class Nix:
         )
         if done.returncode != 0:
             raise _eval_error(done)
-        result = json.loads(done.stdout)
-        have = result["selected"]
+        try:
+            result = json.loads(done.stdout)
+            have = result["selected"]
+        except (json.JSONDecodeError, TypeError, KeyError):
+            msg = "evaluating the flake's checks: nix printed something that is not the JSON asked for"
+            raise NixError(msg, cmd=done.cmd, stderr=done.stderr) from None
         if have is None:
             systems = ", ".join(result["systems"]) or "none"
             msg = f"the flake has no checks for {system} (systems with checks: {systems})"
@@ -358,7 +392,8 @@ class Nix:
                 missing.append(p)
         if missing:
             for d in self.derivations(missing).values():
-                flags[d.path] = DrvFlags(d.path, d.fixed_output, d.no_chroot, d.impure)
+                outs = tuple(o.path for o in d.outputs if o.path)
+                flags[d.path] = DrvFlags(d.path, d.fixed_output, d.no_chroot, d.impure, outs)
         return flags
 
     def closure_info(self, drv_paths: Iterable[str]) -> list[PathInfo]:

@@ -53,6 +53,7 @@ class BuiltCheck:
     output_check: str
     log_sha256: str | None
     closure: list[PathInfo]
+    dependency_check: str  # "taken-from-store" | "contents-verified" (attest._check_dependencies)
     fixed_output_drvs: frozenset[str]
     started_on: str
     finished_on: str
@@ -76,7 +77,7 @@ def source_descriptor(src: SourceInfo) -> ResourceDescriptor:
 
 
 def provenance_statement(
-    check: BuiltCheck, src: SourceInfo, config: NixConfig, nix_version: str
+    check: BuiltCheck, src: SourceInfo, config: NixConfig, nix_version: str, enforcement: str
 ) -> Statement:
     subjects = [
         ResourceDescriptor(
@@ -123,9 +124,10 @@ def provenance_statement(
         },
     }
     internal = {
-        "nix": {"version": nix_version, **config.as_dict()},
+        "nix": {"version": nix_version, **config.as_dict(), "sandboxEnforcement": enforcement},
         "evaluation": {"pure": True, "ref": src.flake_ref},
         "outputCheck": check.output_check,
+        "dependencyOutputs": check.dependency_check,
         "trustTier": "local",
         "slsaBuildLevel": 1,
     }

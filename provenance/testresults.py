@@ -405,23 +405,14 @@ def drv_descriptor(
     )
 
 
-def sign_for_check(
-    subjects: list[ResourceDescriptor],
-    outputs: Mapping[str, tuple[str, str]],
-    log: bytes | None,
-    attribute: str,
-    check: str,
-    drv_path: str,
-    drv_info: PathInfo | None,
-    source: ResourceDescriptor,
-    signer: Signer,
-    reporter: Reporter,
-) -> tuple[TestResults, str] | None:
-    """The hook `provenance build` calls after a check built: (results, signed line) or None.
+def read_for_check(
+    outputs: Mapping[str, tuple[str, str]], log: bytes | None, check: str, reporter: Reporter
+) -> TestResults | None:
+    """The results a built check left (in its outputs, else its log), or None.
 
-    Only called for checks that built, so a failing suite (whose build failed) never
-    gets here: it is never attested at all, let alone PASSED. A report that cannot be
-    read is a warning, not a refusal: the provenance statement stands on its own.
+    A report that cannot be read is a warning, not a refusal: the provenance statement
+    stands on its own. `provenance build` reads results *before* signing anything, so a
+    check whose results say FAILED is never attested (see attest.py).
     """
     try:
         results = find_results({o: p for o, (p, _) in outputs.items()}, log)
@@ -431,9 +422,24 @@ def sign_for_check(
     except OSError as e:
         reporter.warn(f"{check}: test results not attested: cannot read the output ({e.strerror})")
         return None
-    if results is None:
-        return None
+    if results is not None:
+        reporter.info(
+            f"{check}: {results.summary_line()} [{results.result}, from {results.format}]"
+        )
+    return results
+
+
+def sign_for_check(
+    results: TestResults,
+    subjects: list[ResourceDescriptor],
+    attribute: str,
+    check: str,
+    drv_path: str,
+    drv_info: PathInfo | None,
+    source: ResourceDescriptor,
+    signer: Signer,
+) -> str:
+    """The signed test-result line that goes beside the check's provenance statement."""
     drv = drv_descriptor(drv_path, drv_info.nar_hash if drv_info else None, check, attribute)
     stmt = statement(results, subjects, drv, source)
-    reporter.info(f"{check}: {results.summary_line()} [{results.result}, from {results.format}]")
-    return results, dsse.sign(stmt.dump_bytes(), [signer]).to_json()
+    return dsse.sign(stmt.dump_bytes(), [signer]).to_json()

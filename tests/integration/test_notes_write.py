@@ -1,0 +1,34 @@
+"""Writing our lines into a git note never alters anybody else's lines."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from provenance.git import NOTES_REF, Git
+from tests.conftest import git, run
+
+
+def test_other_tools_lines_survive_byte_for_byte(tmp_path: Path) -> None:
+    repo = tmp_path / "r"
+    repo.mkdir()
+    run(["git", "init", "-q"], cwd=repo)
+    (repo / "f").write_text("x\n")
+    run(["git", "add", "-A"], cwd=repo)
+    run(["git", "commit", "-qm", "x"], cwd=repo)
+    head = git(repo, "rev-parse", "HEAD")
+    # A JSON line with a raw U+2028, a line with a non-UTF-8 byte, a line ending in \r.
+    theirs = '{"other":"a\u2028b"}'.encode() + b"\n" + b"bin \xff junk  \n" + b"crlf\r\n"
+    blob = subprocess.run(
+        ["git", "-C", str(repo), "hash-object", "-w", "--stdin"],
+        input=theirs, capture_output=True, check=True,
+    ).stdout.decode().strip()
+    git(repo, "notes", "--ref", NOTES_REF, "add", "-C", blob, head)
+    assert Git(repo).add_note_lines(head, ['{"ours":1}']) == 1
+    note = subprocess.run(
+        ["git", "-C", str(repo), "notes", "--ref", NOTES_REF, "show", head],
+        capture_output=True, check=True,
+    ).stdout
+    assert note == theirs + b'{"ours":1}\n'
+    # Adding the same line again changes nothing.
+    assert Git(repo).add_note_lines(head, ['{"ours":1}']) == 0
