@@ -92,7 +92,9 @@ def run(workdir: Path | None, reporter: Reporter) -> dict[str, Any]:
         if (outcome := test_result_outcome(stmt)) is not None:
             named = len(stmt["predicate"].get("passedTests") or [])
             names = f", {named} test(s) by name" if named else ""
-            reporter.info(f"  test results: {outcome}{names} (signed, pinned to the same derivation)")
+            reporter.info(
+                f"  test results: {outcome}{names} (signed, pinned to the same derivation)"
+            )
             continue
         claim = parse_provenance(stmt)
         reporter.info(f"  signature by {keyid[:16]}... verifies over the exact statement bytes")
