@@ -258,10 +258,15 @@ def _check_dependencies(
     """
     if not verify:
         return "taken-from-store"
-    paths = [p.path for p in closure if not p.path.endswith(".drv")]
-    paths += (
-        [o for p in closure if p.path != drv_path for o in flags[p.path].outputs] if flags else []
-    )
+    sources = [p.path for p in closure if not p.path.endswith(".drv")]
+    outputs = [
+        out
+        for p in closure
+        if p.path.endswith(".drv") and p.path != drv_path and p.path in flags
+        for out in flags[p.path].outputs
+    ]
+    paths = sources + outputs
+
     try:
         nix.verify_contents(sorted(set(paths)))
     except NixError as e:
