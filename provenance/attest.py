@@ -204,7 +204,9 @@ def _cached(
     in_window = set(window)
     wanted = {drv: name for name, drv in drvs.items()}
     for _, note in notes:  # newest commit first
-        for line in note.decode(errors="replace").splitlines():
+        # Lines are split on b"\n" only, as everywhere notes are read (U+2028 in a JSON
+        # string is not a line break); a line that is not UTF-8 cannot be one of ours.
+        for line in (raw.decode(errors="replace") for raw in note.split(b"\n")):
             # keyid is only a hint, but a line without ours cannot count as ours here, and
             # skipping it saves parsing other signers' (large) statements.
             if signer.keyid not in line:
