@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -94,12 +95,32 @@ class Envelope:
         return cls(ptype, _b64(payload), tuple(parsed))
 
 
+_STANDARD = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+_URL_SAFE = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+
+
 def _b64(text: str) -> bytes:
-    # DSSE allows standard or URL-safe base64; accept both, reject garbage.
+    """Decode standard or URL-safe base64 (DSSE allows both), strictly.
+
+    Every character must be in the one alphabet used (the decoders silently drop what they
+    do not know unless told otherwise), and padding, if present, must be exact. URL-safe
+    text may omit its padding (RFC 4648 section 3.2); standard text may not.
+    """
+    url = "-" in text or "_" in text
+    body = text.rstrip("=")
+    padded = body + "=" * (-len(body) % 4)
+    ok = (
+        (_URL_SAFE if url else _STANDARD).fullmatch(text) is not None
+        and len(body) % 4 != 1
+        and (text == padded or (url and text == body))
+    )
+    if not ok:
+        msg = "envelope field is not valid base64"
+        raise AttestationError(msg)
     try:
-        if "-" in text or "_" in text:
-            return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        return base64.b64decode(text, validate=True)
+        if url:
+            return base64.b64decode(padded.encode(), altchars=b"-_", validate=True)
+        return base64.b64decode(text.encode(), validate=True)
     except (binascii.Error, ValueError):
         msg = "envelope field is not valid base64"
         raise AttestationError(msg) from None

@@ -122,3 +122,43 @@ def test_keyid_is_only_a_hint(signer: Signer) -> None:
     assert dsse.verify(renamed, [signer.public]).keyids == {signer.keyid}
     obj = json.loads(renamed.to_json())
     assert base64.b64decode(obj["payload"]) == b"{}"
+
+
+def _envelope_with_payload(text: str) -> bytes:
+    return json.dumps({"payloadType": "x", "payload": text, "signatures": []}).encode()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a-b!c",  # URL-safe with junk: the lenient decoder dropped the `!` and said b"k..."
+        "ab-c!!!!",
+        "ab-c d__",  # a space inside
+        "ab-c\nd__",  # a newline inside
+        "ab-+cd==",  # both alphabets mixed
+        "ab_/cd==",
+        "ab-cd",  # 5 characters: no whole byte can end there
+        "ab-cde=",  # wrong padding (needs two `=` or none)
+        "ab-c=d==",  # padding inside
+        "e30",  # standard alphabet must be padded
+        "e30=x",
+        "e3\u00e90=",  # non-ASCII
+    ],
+)
+def test_base64_is_decoded_strictly(text: str) -> None:
+    with pytest.raises(AttestationError, match="not valid base64"):
+        dsse.Envelope.from_json(_envelope_with_payload(text))
+
+
+@pytest.mark.parametrize(
+    ("text", "payload"),
+    [
+        ("e30=", b"{}"),  # standard
+        ("-_-_", b"\xfb\xff\xbf"),  # URL-safe, no padding needed
+        ("-_8", b"\xfb\xff"),  # URL-safe, padding omitted (RFC 4648 3.2)
+        ("-_8=", b"\xfb\xff"),  # URL-safe, padded
+        ("+/8=", b"\xfb\xff"),  # the same bytes in the standard alphabet
+    ],
+)
+def test_both_alphabets_decode(text: str, payload: bytes) -> None:
+    assert dsse.Envelope.from_json(_envelope_with_payload(text)).payload == payload
