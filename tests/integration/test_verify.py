@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -317,6 +318,16 @@ def test_oversized_bundle_and_envelope(built: Built, tmp_path: Path) -> None:
     line.write_bytes(b'{"payload":"' + b"A" * (17 * 1024 * 1024) + b'"}\n')
     code, _, err = verify_bundle(built, line)
     assert code == 2 and "over the 16777216-byte envelope limit" in err
+
+
+def test_device_and_fifo_are_refused(built: Built, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.intoto.jsonl"
+    os.mkfifo(fifo)
+    for path in (Path("/dev/zero"), fifo):
+        code, _, err = verify_bundle(built, path)
+        assert code == 2, err
+        assert f"{path} is not a regular file" in err
+        assert "Traceback" not in err and err.startswith("error:")
 
 
 def test_missing_bundle_and_no_trust(built: Built, tmp_path: Path) -> None:
