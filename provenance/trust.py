@@ -60,9 +60,26 @@ def from_key_files(paths: list[Path]) -> TrustPolicy:
     return TrustPolicy(keys)
 
 
+MAX_POLICY_BYTES = 1024 * 1024
+
+
+def _read_policy_text(path: Path) -> str:
+    """The policy file's text; refuses devices and FIFOs, which never end or block."""
+    if path.exists() and not path.is_file():
+        kind = "a directory" if path.is_dir() else "not a regular file"
+        msg = f"policy file {path} is {kind}"
+        raise UsageError(msg, f"pass the file, e.g. {POLICY_FILE}")
+    with path.open("rb") as f:
+        data = f.read(MAX_POLICY_BYTES + 1)
+    if len(data) > MAX_POLICY_BYTES:
+        msg = f"policy file {path} is over the {MAX_POLICY_BYTES}-byte limit"
+        raise UsageError(msg)
+    return data.decode()
+
+
 def load_policy(path: Path) -> TrustPolicy:
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(_read_policy_text(path))
     except FileNotFoundError:
         msg = f"policy file {path} does not exist"
         raise UsageError(msg, "create it with `provenance trust add NAME PUB`") from None
@@ -76,9 +93,11 @@ def load_policy(path: Path) -> TrustPolicy:
     if not isinstance(trust, dict):
         msg = f"{path}: [trust] must be a table"
         raise UsageError(msg)
-    keys: list[TrustedKey] = []
-    for name, entry in (trust.get("keys") or {}).items():
-        keys.append(_entry(path, name, entry))
+    entries = trust.get("keys", {})
+    if not isinstance(entries, dict):
+        msg = f"{path}: trust.keys must be a table of named keys"
+        raise UsageError(msg, "add keys with `provenance trust add NAME PUB`")
+    keys = [_entry(path, name, entry) for name, entry in entries.items()]
     threshold = trust.get("threshold", 1)
     if not isinstance(threshold, int) or isinstance(threshold, bool) or threshold < 1:
         msg = f"{path}: trust.threshold must be a positive integer"
@@ -119,15 +138,21 @@ def add_key(policy_path: Path, name: str, pub: Path, expires: dt.date | None = N
     data: dict[str, Any] = {}
     if policy_path.exists():
         try:
-            data = tomllib.loads(policy_path.read_text())
+            data = tomllib.loads(_read_policy_text(policy_path))
+        except (OSError, UnicodeDecodeError) as e:
+            msg = f"cannot read policy file {policy_path}: {e}"
+            raise UsageError(msg) from None
         except tomllib.TOMLDecodeError as e:
             msg = f"policy file {policy_path} is not valid TOML: {e}"
             raise UsageError(msg) from None
     trust = data.setdefault("trust", {})
+    if not isinstance(trust, dict) or not isinstance(trust.setdefault("keys", {}), dict):
+        msg = f"{policy_path}: [trust] and trust.keys must be tables; not changing it"
+        raise UsageError(msg, "fix the file by hand (see docs/verify.md), then add the key")
     trust.setdefault("threshold", 1)
     entry: dict[str, Any] = {"public_key": key.pem().decode(), "keyid": key.keyid}
     if expires:
         entry["expires"] = expires
-    trust.setdefault("keys", {})[name] = entry
+    trust["keys"][name] = entry
     write_atomic(policy_path, tomli_w.dumps(data).encode())
     return TrustedKey(name, key, expires)

@@ -1,0 +1,74 @@
+"""Trust policy files that are not what they should be: one-line UsageErrors, never a traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from provenance import keys, trust
+from provenance.cli import app
+from provenance.errors import UsageError
+
+
+@pytest.fixture
+def pub(tmp_path: Path) -> Path:
+    return keys.generate(tmp_path / "k")[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("trust = 3\n", "[trust] must be a table"),
+        ("[trust]\nkeys = [1]\n", "trust.keys must be a table"),
+        ('[trust]\nkeys = "x"\n', "trust.keys must be a table"),
+        ("[trust]\nkeys = 3\n", "trust.keys must be a table"),
+        ("[trust.keys]\nalice = 1\n", "trust.keys.alice needs a public_key PEM string"),
+        ('[trust.keys]\nalice = "pem"\n', "trust.keys.alice needs a public_key PEM string"),
+        ("[trust.keys.alice]\npublic_key = 1\n", "trust.keys.alice needs a public_key"),
+        ("[trust]\nthreshold = 0\n", "trust.threshold must be a positive integer"),
+    ],
+)
+def test_malformed_policy_is_a_usage_error(tmp_path: Path, text: str, message: str) -> None:
+    policy = tmp_path / "provenance.toml"
+    policy.write_text(text)
+    with pytest.raises(UsageError) as raised:
+        trust.load_policy(policy)
+    assert message in raised.value.message
+
+
+def test_policy_that_is_not_a_file(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="is a directory"):
+        trust.load_policy(tmp_path)
+    with pytest.raises(UsageError, match="is not a regular file"):
+        trust.load_policy(Path("/dev/zero"))
+
+
+@pytest.mark.parametrize("text", ["trust = 3\n", "[trust]\nkeys = [1]\n", '[trust]\nkeys = "x"\n'])
+def test_trust_add_refuses_a_malformed_policy_and_leaves_it(
+    tmp_path: Path, pub: Path, text: str
+) -> None:
+    policy = tmp_path / "provenance.toml"
+    policy.write_text(text)
+    with pytest.raises(UsageError, match="must be tables; not changing it"):
+        trust.add_key(policy, "alice", pub)
+    assert policy.read_text() == text
+    result = CliRunner().invoke(app, ["trust", "add", "alice", str(pub), "--policy", str(policy)])
+    assert result.exit_code == 2
+    assert isinstance(result.exception, SystemExit)
+    assert "not changing it" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_trust_add_with_a_directory_as_policy(tmp_path: Path, pub: Path) -> None:
+    result = CliRunner().invoke(app, ["trust", "add", "alice", str(pub), "--policy", str(tmp_path)])
+    assert result.exit_code == 2
+    assert isinstance(result.exception, SystemExit)
+    assert f"policy file {tmp_path} is a directory" in result.stderr
+
+
+def test_trust_add_then_load_round_trips(tmp_path: Path, pub: Path) -> None:
+    policy = tmp_path / "provenance.toml"
+    trust.add_key(policy, "alice", pub)
+    loaded = trust.load_policy(policy)
+    assert [k.name for k in loaded.keys] == ["alice"] and loaded.threshold == 1
