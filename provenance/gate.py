@@ -11,9 +11,11 @@ How it decides (docs/ci.md has the long form):
 2. evaluate the required checks (all by default) to drvPaths at the exact commit REV
    (`git+file://TOP?rev=REV`; evaluation only, nothing is built);
 3. walk REV and at most `search_depth - 1` of its ancestors (`git rev-list`); a check
-   passes when trusted keys (threshold counted as distinct signers over all statements)
-   signed a clean provenance statement for exactly its drvPath, its name, attribute and
-   system, made at one of those commits. Reuse across commits is sound because the
+   passes when enough trusted keys signed a clean provenance statement for exactly its
+   drvPath, its name, attribute and system, made at one of those commits. The threshold
+   rule is verify's (trust.count_signers): each statement authenticates with any one
+   trusted key, and the distinct signers of statements that agree on every output digest
+   are counted against the policy's threshold. Reuse across commits is sound because the
    drvPath pins every input of the check: tests, dependencies, toolchain;
 4. `skip` is true only when every required check passes.
 
@@ -45,7 +47,14 @@ from provenance.git import Git
 from provenance.nix import Nix, current_system
 from provenance.notes import DEFAULT_SEARCH_DEPTH, default_remote, history_notes
 from provenance.notes import fetch as fetch_notes
-from provenance.trust import POLICY_FILE, TrustPolicy, from_key_files, load_policy
+from provenance.trust import (
+    POLICY_FILE,
+    Endorsement,
+    TrustPolicy,
+    count_signers,
+    from_key_files,
+    load_policy,
+)
 from provenance.uris import SLSA_PROVENANCE_V1, TEST_RESULT_V01
 
 log = logging.getLogger(__name__)
@@ -295,18 +304,21 @@ def _judge(name: str, drv: str, ctx: _Context) -> CheckVerdict:
     exact = [c for c in same_check if c.claim.drv_path == drv]
     good = [c for c in exact if not c.claim.dirty and c.claim.commit in in_window]
     if good:
-        signers: set[str] = set()
-        for c in good:
-            signers |= c.keyids
-        names = tuple(sorted(policy.name_of(k) for k in signers))
-        # The newest commit that carries it: `good` follows the walk, newest first.
-        at = good[0].claim.commit
-        if len(signers) < policy.threshold:
-            reason = f"only {len(signers)} of {policy.threshold} required trusted signer(s)"
-            return CheckVerdict(name, drv, passed=False, reason=reason, commit=at, signers=names)
+        # `good` follows the walk, newest first: on a tie the newest agreeing group counts.
+        tally = count_signers(policy, [Endorsement.of(c.keyids, c.claim.subjects) for c in good])
+        agreeing = [
+            c for c in good if Endorsement.of(c.keyids, c.claim.subjects).subjects == tally.subjects
+        ]
+        at = agreeing[0].claim.commit  # the newest commit that carries it
+        if not tally.passed:
+            return CheckVerdict(
+                name, drv, passed=False, reason=tally.reason, commit=at, signers=tally.signers
+            )
         how = "on this commit" if at == commit else f"on {_short(at)}, reused (same drvPath)"
-        reason = f"attested by {', '.join(names)} {how}"
-        return CheckVerdict(name, drv, passed=True, reason=reason, commit=at, signers=names)
+        reason = f"attested by {', '.join(tally.signers)} {how}"
+        if policy.threshold > 1 or tally.dissent:
+            reason += f": {tally.reason}"
+        return CheckVerdict(name, drv, passed=True, reason=reason, commit=at, signers=tally.signers)
     if any(c.claim.dirty for c in exact):
         reason = "only dirty-tree attestations exist for this drvPath; they never count"
     elif exact:

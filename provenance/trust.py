@@ -4,14 +4,17 @@ A policy file (`provenance.toml`) names keys with inline PEM, so it can be revie
 committed like code:
 
     [trust]
-    threshold = 1                      # distinct trusted signers needed per statement
+    threshold = 1                      # distinct trusted signers needed per check
 
     [trust.keys.alice]
     public_key = "-----BEGIN PUBLIC KEY-----\\n...\\n-----END PUBLIC KEY-----\\n"
     expires = 2027-06-30               # optional: signatures by this key stop counting after
 
 `provenance trust add NAME PUB` writes it (tomli-w). Verification and the gate take either
-`--trusted-key PUB...` (threshold 1, no expiry) or a policy file.
+`--trusted-key PUB...` (threshold 1, no expiry) or a policy file, and both apply the one
+threshold rule here (`count_signers`): a statement authenticates with any one trusted key,
+and a check needs `threshold` distinct trusted signers of statements that agree on its
+drvPath and every output digest.
 """
 
 from __future__ import annotations
@@ -156,3 +159,72 @@ def add_key(policy_path: Path, name: str, pub: Path, expires: dt.date | None = N
     trust["keys"][name] = entry
     write_atomic(policy_path, tomli_w.dumps(data).encode())
     return TrustedKey(name, key, expires)
+
+
+# -- the threshold rule, shared by `verify` and `gate` ------------------------------------
+
+
+@dataclass(frozen=True)
+class Endorsement:
+    """One authentic, bound statement about a check's exact derivation.
+
+    keyids: the trusted keys whose signatures on it verified (each envelope authenticates
+    with any one trusted key); subjects: what it says the outputs are (path -> sha256).
+    """
+
+    keyids: frozenset[str]
+    subjects: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, keyids: frozenset[str], subjects: dict[str, str]) -> Endorsement:
+        return cls(keyids, tuple(sorted(subjects.items())))
+
+
+@dataclass(frozen=True)
+class Tally:
+    passed: bool
+    count: int
+    threshold: int
+    signers: tuple[str, ...]  # names of the counted signers
+    subjects: tuple[tuple[str, str], ...]  # the outputs they agree on
+    dissent: tuple[str, ...] = ()  # names of trusted signers who attested other digests
+
+    @property
+    def reason(self) -> str:
+        names = f" ({', '.join(self.signers)})" if self.signers else ""
+        text = f"{self.count} of {self.threshold} required trusted signer(s){names}"
+        if not self.passed:
+            text = "only " + text
+        if self.dissent:
+            text += (
+                f"; {', '.join(self.dissent)} attested different output digests for the same "
+                "drvPath, which do not add up (nondeterministic build, or a forgery)"
+            )
+        return text
+
+
+def count_signers(policy: TrustPolicy, endorsements: list[Endorsement]) -> Tally:
+    """The one threshold rule: distinct trusted signers who agree on the same outputs.
+
+    The caller passes the endorsements of one check's one drvPath (each already
+    authentic and bound). They are grouped by their subjects, exact paths and digests;
+    the group with the most distinct signers counts (the first one on a tie, so callers
+    list newest first), and the check passes when it has at least `policy.threshold`.
+    Signers who attested other digests never add to it; they are named in `dissent`.
+    """
+    groups: dict[tuple[tuple[str, str], ...], set[str]] = {}
+    for e in endorsements:
+        groups.setdefault(e.subjects, set()).update(e.keyids)
+    if not groups:
+        return Tally(False, 0, policy.threshold, (), ())
+    best = max(groups, key=lambda s: len(groups[s]))  # max keeps the first of equals
+    counted = groups[best]
+    others = set().union(*(k for s, k in groups.items() if s != best)) - counted
+    return Tally(
+        passed=len(counted) >= policy.threshold,
+        count=len(counted),
+        threshold=policy.threshold,
+        signers=tuple(sorted(policy.name_of(k) for k in counted)),
+        subjects=best,
+        dissent=tuple(sorted(policy.name_of(k) for k in others)),
+    )

@@ -3,25 +3,31 @@
 Levels, each reported per attestation (docs/verify.md):
 
 1. authentic: the DSSE signatures check against the trust policy over the PAE of the
-   payload bytes, before anything is parsed; then payloadType, predicateType and the
-   statement's shape (claims.py: subject names are plain store paths, digests hex).
-2. bound: the flake is re-evaluated at the *attested commit* (never the work tree); the
-   attested commit must be --rev, the flake ref and attribute must be this repo's, the
-   drvPath must be the same (it pins tests, dependencies and toolchain), and the
-   subjects must be exactly that derivation's outputs. A different drvPath is explained
-   (which input derivations, sources or env keys differ).
+   payload bytes, before anything is parsed (any one trusted key authenticates); then
+   payloadType, predicateType and the statement's shape (claims.py: subject names are
+   plain store paths, digests hex).
+2. bound: the attested commit must be --rev or one of its ancestors within
+   notes.DEFAULT_SEARCH_DEPTH commits (as `gate`), the flake ref and attribute must be
+   this repo's, and the flake re-evaluated at --rev (never the work tree) must give the
+   same drvPath (it pins tests, dependencies and toolchain) with exactly the attested
+   outputs. A different drvPath is explained (which inputs, sources or env keys differ).
 3. reproduced (--rebuild): the derivation is built again in a fresh chroot store (or in
    place with Nix's rebuild check) and every output's NAR SHA-256, computed by us, must be
    the subject digest; every differing output is compared file by file (diff.py).
 4. with a signer, one SLSA Verification Summary per attestation is signed, written as a
    bundle and unioned into the git note (vsa.py).
 
-`verify()` returns a frozen VerifyReport (one entry per check and per level); it raises
-only for bad usage, unreadable input or a broken environment. Bundles given on the
-command line are verified strictly: every envelope must pass. Without bundles, the note
-on --rev is read as a shared log: lines not signed by the policy's keys, or not build
-provenance (someone's verification summary, say) are listed as skipped, and every check
-of the flake (or each --check) must be covered by an attestation that passes.
+Then per check, the threshold rule shared with `gate` (trust.count_signers): the distinct
+trusted signers of passing attestations that agree on the outputs must reach the policy's
+threshold, and a trusted test-result saying FAILED for the check's drvPath fails it.
+
+`verify()` returns a frozen VerifyReport (one entry per attestation and per check); it
+raises only for bad usage, unreadable input or a broken environment. Bundles given on the
+command line are verified strictly: every envelope must pass. Without bundles, the notes
+on --rev and its ancestors are read as a shared log: lines not signed by the policy's
+keys, or not build provenance (someone's verification summary, say), are listed as
+skipped, ancestors' lines that do not bind to --rev are counted as history, and every
+check of the flake (or each --check) must be covered by attestations that pass.
 """
 
 from __future__ import annotations
@@ -45,14 +51,16 @@ from provenance.claims import (
     load_statement,
     parse_provenance,
     test_result_binding,
+    test_result_outcome,
 )
 from provenance.errors import AttestationError, NixError, UsageError, VerificationError
 from provenance.git import NOTES_REF, Git
 from provenance.hashing import nar_sha256, sha256_hex
 from provenance.keys import Signer
 from provenance.nix import HERMETIC_OPTIONS, Derivation, EvaluatedCheck, Nix, current_system
+from provenance.notes import DEFAULT_SEARCH_DEPTH, history_notes
 from provenance.progress import Reporter
-from provenance.trust import TrustPolicy
+from provenance.trust import Endorsement, Tally, TrustPolicy, count_signers
 from provenance.uris import SLSA_PROVENANCE_V1, TEST_RESULT_V01
 
 AUTHENTIC, BOUND, REPRODUCED = "authentic", "bound", "reproduced"
@@ -141,15 +149,39 @@ class AttestationReport:
 
 
 @dataclass(frozen=True)
+class CheckResult:
+    """The verdict on one check: the threshold rule over its passing attestations."""
+
+    name: str
+    passed: bool
+    reason: str
+    drv_path: str | None = None
+    signers: tuple[str, ...] = ()
+    attested_on: tuple[str, ...] = ()  # commits named by the counted attestations
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "reason": self.reason,
+            "drvPath": self.drv_path,
+            "signers": list(self.signers),
+            "attestedOn": list(self.attested_on),
+        }
+
+
+@dataclass(frozen=True)
 class VerifyReport:
     rev: str
     flake: str
     mode: str  # "bundle" | "notes"
     requested: tuple[str, ...]  # levels asked for
     attestations: tuple[AttestationReport, ...]
-    missing: tuple[str, ...]  # checks with no passing attestation (notes mode, or --check)
+    missing: tuple[str, ...]  # checks that did not pass (no attestation, threshold, FAILED)
     vsa_path: Path | None = None
     vsa_note: bool = False
+    checks: tuple[CheckResult, ...] = ()
+    ancestor_lines_ignored: int = 0  # lines on ancestors' notes that say nothing about rev
 
     @property
     def passed(self) -> bool:
@@ -165,6 +197,8 @@ class VerifyReport:
             "levels": list(self.requested),
             "attestations": [a.as_json() for a in self.attestations],
             "missing": list(self.missing),
+            "checks": [c.as_json() for c in self.checks],
+            "ancestorLinesIgnored": self.ancestor_lines_ignored,
             "vsa": {"path": str(self.vsa_path), "noteAttached": self.vsa_note}
             if self.vsa_path
             else None,
@@ -188,10 +222,18 @@ class VerifyReport:
                 out.extend(f"       {f.change:8} {f.path or '.'}: {f.detail}" for f in d.files)
                 if d.diffoscope:
                     out.extend(f"       | {ln}" for ln in d.diffoscope.splitlines()[:60])
+        if self.ancestor_lines_ignored:
+            out.append(
+                f"SKIP {self.ancestor_lines_ignored} line(s) on ancestors' notes: "
+                "not trusted build claims bound to this revision"
+            )
+        judged = {c.name for c in self.checks}
+        for c in self.checks:
+            out.append(f"{'OK  ' if c.passed else 'FAIL'} {c.name}: {c.reason}")
         failed = {a.check for a in self.attestations if a.status == FAILED}
         for name in self.missing:
-            if name in failed:
-                continue  # its failing attestation is listed above
+            if name in failed or name in judged:
+                continue  # its failing attestation or its verdict is listed above
             out.append(f"FAIL {name}: no attestation that passes verification")
         verdict = "verified" if self.passed else "verification FAILED"
         reached = ", ".join(self.requested)
@@ -211,10 +253,14 @@ class _Att:
     line: bytes
     envelope: dsse.Envelope | None
     strict: bool  # bundle input: every failure counts; notes: unauthentic lines are skipped
+    ancestor: bool = False  # read from an ancestor's note: it counts only if it binds to rev
     steps: list[Step] = field(default_factory=list)
     skipped: bool = False
     claim: ProvenanceClaim | None = None
     signers: tuple[str, ...] = ()
+    keyids: frozenset[str] = frozenset()
+    failed_result: str | None = None  # drvPath of a trusted test-result that says FAILED
+    check: str | None = None  # the check a FAILED test-result is about
     diffs: list[OutputDiff] = field(default_factory=list)
 
     def ok(self, level: str, name: str, detail: str) -> None:
@@ -226,6 +272,13 @@ class _Att:
     def skip(self, level: str, name: str, detail: str) -> None:
         self.steps.append(Step(level, name, False, detail))
         self.skipped = True
+
+    def unbound(self, name: str, detail: str) -> None:
+        """Level 2 failed. A line on an ancestor's note is about that ancestor: skip it."""
+        if self.ancestor:
+            self.skip(BOUND, name, f"{detail} (not a claim about this revision)")
+        else:
+            self.fail(BOUND, name, detail)
 
     @property
     def failed(self) -> bool:
@@ -246,8 +299,8 @@ class _Att:
             status=status,
             steps=tuple(self.steps),
             levels=tuple(lv for lv in requested if self.reached(lv)),
-            check=c.check if c else None,
-            drv_path=c.drv_path if c else None,
+            check=c.check if c else self.check,
+            drv_path=c.drv_path if c else self.failed_result,
             signers=self.signers,
             subjects={p: (c.output_names[p], d) for p, d in c.subjects.items()} if c else {},
             diffs=tuple(self.diffs),
@@ -269,16 +322,18 @@ def _read_bundle(path: Path) -> list[_Att]:
     ]
 
 
-def _read_note(git: Git, rev: str) -> list[_Att]:
-    data = git.note(rev) or b""
+def _read_notes(git: Git, rev: str, depth: int) -> list[_Att]:
+    """The notes on rev and on its ancestors within the bound, newest first."""
+    _, notes = history_notes(git, rev, depth)
     atts: list[_Att] = []
-    for n, ln in enumerate(_split_lines(data), 1):
-        att = _Att(f"note on {rev[:12]} line {n}", ln, None, strict=False)
-        try:
-            att.envelope = dsse.Envelope.from_json(ln)
-        except AttestationError as e:
-            att.skip(AUTHENTIC, "envelope", f"not a DSSE envelope ({e.message})")
-        atts.append(att)
+    for commit, data in notes:
+        for n, ln in enumerate(_split_lines(data), 1):
+            att = _Att(f"note on {commit[:12]} line {n}", ln, None, False, commit != rev)
+            try:
+                att.envelope = dsse.Envelope.from_json(ln)
+            except AttestationError as e:
+                att.skip(AUTHENTIC, "envelope", f"not a DSSE envelope ({e.message})")
+            atts.append(att)
     return atts
 
 
@@ -290,7 +345,9 @@ def _authenticate(att: _Att, policy: TrustPolicy) -> None:
     if env is None:
         return
     try:
-        verified = dsse.verify(env, policy.active_keys(), threshold=policy.threshold)
+        # Any one trusted key authenticates a statement; the policy's threshold is
+        # counted per check, over statements that agree (trust.count_signers).
+        verified = dsse.verify(env, policy.active_keys())
     except VerificationError as e:
         detail = f"{e.message} (trust: {policy.source})"
         if att.strict:
@@ -298,10 +355,9 @@ def _authenticate(att: _Att, policy: TrustPolicy) -> None:
         else:
             att.skip(AUTHENTIC, "signature", detail)
         return
+    att.keyids = verified.keyids
     att.signers = tuple(sorted(policy.name_of(k) for k in verified.keyids))
-    att.ok(
-        AUTHENTIC, "signature", f"signed by {', '.join(att.signers)} (threshold {policy.threshold})"
-    )
+    att.ok(AUTHENTIC, "signature", f"signed by {', '.join(att.signers)}")
     try:
         stmt = load_statement(verified.payload)
     except AttestationError as e:
@@ -309,8 +365,14 @@ def _authenticate(att: _Att, policy: TrustPolicy) -> None:
         return
     ptype = stmt.get("predicateType")
     bound = test_result_binding(stmt) if ptype == TEST_RESULT_V01 else None
-    result = stmt.get("predicate", {}).get("result")
-    if bound is not None and result in ("PASSED", "WARNED", "FAILED"):
+    result = test_result_outcome(stmt)
+    if bound is not None and result == "FAILED":
+        # A trusted key says the tests of this derivation failed: judged once the flake is
+        # evaluated (_judge_failed_results), whatever provenance says about the same drvPath.
+        att.failed_result = bound[0]
+        att.ok(AUTHENTIC, "predicateType", f"test-result FAILED for {bound[0]}")
+        return
+    if bound is not None and result is not None:
         # build writes a test-result statement beside each check's provenance: signed and
         # authentic, but it claims nothing about the build, so it is reported, not counted.
         att.skip(
@@ -343,6 +405,7 @@ class _Repo:
     top: Path
     subdir: str
     rev: str
+    window: tuple[str, ...] = ()  # rev and its ancestors within the bound, newest first
 
     def ref(self, commit: str) -> str:
         query = f"rev={commit}" + (f"&dir={urllib.parse.quote(self.subdir)}" if self.subdir else "")
@@ -357,29 +420,38 @@ def _check_static_binding(att: _Att, repo: _Repo) -> bool:
     c = att.claim
     assert c is not None
     if c.dirty:
-        att.fail(
-            BOUND, "commit", "the attestation is of a dirty work tree: it names no commit to check"
+        att.unbound(
+            "commit", "the attestation is of a dirty work tree: it names no commit to check"
         )
         return False
-    if c.commit != repo.rev:
+    if c.commit == repo.rev:
+        att.ok(BOUND, "commit", f"attests {c.commit[:12]}, the revision verified")
+    elif c.commit in repo.window:
+        # As the gate does: the drvPath pins every input of the check, so a statement made
+        # on a recent ancestor holds for rev if rev evaluates to the same drvPath (_bind).
+        att.ok(
+            BOUND,
+            "commit",
+            f"attests {c.commit[:12]}, an ancestor of {repo.rev[:12]} within "
+            f"{len(repo.window)} commits: it holds if the drvPath at {repo.rev[:12]} is the same",
+        )
+    else:
         try:
             repo.git.rev_parse(c.commit)
         except UsageError:
-            att.fail(
-                BOUND,
+            att.unbound(
                 "commit",
                 f"attests commit {c.commit[:40]!r}, which is not in this repository "
                 "(a bundle from another repository?)",
             )
             return False
-        att.fail(
-            BOUND,
+        att.unbound(
             "commit",
-            f"attests commit {c.commit[:12]}, but the revision verified is {repo.rev[:12]} "
+            f"attests commit {c.commit[:12]}, but the revision verified is {repo.rev[:12]}, "
+            f"and it is not one of its last {DEFAULT_SEARCH_DEPTH} commits "
             "(replayed from another commit? pass --rev to verify that commit)",
         )
         return False
-    att.ok(BOUND, "commit", f"attests {c.commit[:12]}, the revision verified")
     url = urllib.parse.urlsplit(c.flake)
     their_dir = urllib.parse.parse_qs(url.query).get("dir", [""])[0]
     if (
@@ -387,10 +459,8 @@ def _check_static_binding(att: _Att, repo: _Repo) -> bool:
         or their_dir != repo.subdir
         or {*urllib.parse.parse_qs(url.query)} - {"dir"}
     ):
-        att.fail(
-            BOUND,
-            "flake",
-            f"names flake {c.flake!r}, not this repository's flake {repo.flake()!r}",
+        att.unbound(
+            "flake", f"names flake {c.flake!r}, not this repository's flake {repo.flake()!r}"
         )
         return False
     moved = (
@@ -399,7 +469,7 @@ def _check_static_binding(att: _Att, repo: _Repo) -> bool:
     att.ok(BOUND, "flake", f"{repo.flake()}{moved}")
     want_attr = f"checks.{c.system}.{c.check}"
     if c.attribute != want_attr:
-        att.fail(BOUND, "attribute", f"attribute {c.attribute!r} is not {want_attr!r}")
+        att.unbound("attribute", f"attribute {c.attribute!r} is not {want_attr!r}")
         return False
     return True
 
@@ -480,8 +550,10 @@ def _only_paths_differ(va: str | None, vb: str | None, da: Derivation, db: Deriv
     return va == vb
 
 
-def _bind(atts: list[_Att], repo: _Repo, nix: Nix, required_system: str) -> dict[str, str]:
-    """Level 2 for every authentic claim; returns the evaluated checks of required_system."""
+def _bind(
+    atts: list[_Att], repo: _Repo, nix: Nix, required_system: str
+) -> dict[str, dict[str, EvaluatedCheck]]:
+    """Level 2 for every authentic claim; returns the checks evaluated at rev, per system."""
     candidates = [a for a in atts if a.claim and not a.failed and not a.skipped]
     statically_ok = [a for a in candidates if _check_static_binding(a, repo)]
     ref = repo.ref(repo.rev)
@@ -504,23 +576,33 @@ def _bind(atts: list[_Att], repo: _Repo, nix: Nix, required_system: str) -> dict
             continue
         check = evaluated[c.system].get(c.check)
         if check is None:
-            a.fail(
-                BOUND,
-                "drvPath",
-                f"the flake at {repo.rev[:12]} has no check {c.check!r} for {c.system}",
+            a.unbound(
+                "drvPath", f"the flake at {repo.rev[:12]} has no check {c.check!r} for {c.system}"
             )
             continue
         drv = check.drv_path
+        ancestor = c.commit != repo.rev
         if drv != c.drv_path:
+            if a.ancestor:
+                # An older statement about an older derivation: superseded, nothing to explain.
+                a.skip(BOUND, "drvPath", f"attested on {c.commit[:12]} for another drvPath")
+                continue
             why = explain_drv_difference(nix, c.drv_path, drv)
+            replayed = (
+                f"attests commit {c.commit[:12]}, but the revision verified is {repo.rev[:12]} "
+                "and the check's inputs changed in between: "
+                if ancestor
+                else ""
+            )
             a.fail(
                 BOUND,
                 "drvPath",
-                f"re-evaluation at {repo.rev[:12]} gives {drv}, "
+                f"{replayed}re-evaluation at {repo.rev[:12]} gives {drv}, "
                 f"the attestation says {c.drv_path}: {why}",
             )
             continue
-        a.ok(BOUND, "drvPath", f"{drv} (re-evaluated at {repo.rev[:12]})")
+        via = f"; attested on ancestor {c.commit[:12]}, same drvPath" if ancestor else ""
+        a.ok(BOUND, "drvPath", f"{drv} (re-evaluated at {repo.rev[:12]}{via})")
         outputs = {path: name for name, path in check.outputs.items()}
         claimed = dict(c.output_names)
         if claimed != outputs:
@@ -532,12 +614,94 @@ def _bind(atts: list[_Att], repo: _Repo, nix: Nix, required_system: str) -> dict
                 *(f"output {outputs[p]} ({p}) is missing" for p in absent),
                 *(f"{p} is output {outputs[p]}, not {claimed[p]}" for p in renamed),
             ]
-            a.fail(
-                BOUND, "subjects", "subjects are not the derivation's outputs: " + "; ".join(parts)
-            )
+            a.unbound("subjects", "subjects are not the derivation's outputs: " + "; ".join(parts))
             continue
         a.ok(BOUND, "subjects", f"exactly the {len(outputs)} output(s) of the derivation")
-    return {n: c.drv_path for n, c in evaluated.get(required_system, {}).items()}
+    return evaluated
+
+
+def _judge_failed_results(
+    atts: list[_Att],
+    evaluated: dict[str, dict[str, EvaluatedCheck]],
+    rev: str,
+    wanted: set[str] | None,
+) -> None:
+    """A trusted test-result saying FAILED for a check's exact drvPath fails that check."""
+    by_drv = {c.drv_path: name for checks in evaluated.values() for name, c in checks.items()}
+    for a in atts:
+        drv = a.failed_result
+        if drv is None or a.failed or a.skipped:
+            continue
+        name = by_drv.get(drv)
+        if name is None:
+            detail = f"test-result FAILED for {drv}, which is no check of the flake at {rev[:12]}"
+            if a.strict:
+                a.fail(BOUND, "test-result", detail)
+            else:
+                a.skip(BOUND, "test-result", f"{detail}: not about this revision")
+            continue
+        a.check = name
+        if wanted is not None and name not in wanted:
+            a.skip(BOUND, "check", f"check {name} not selected by --check")
+            continue
+        a.fail(
+            BOUND,
+            "test-result",
+            f"signed by {', '.join(a.signers)}: the tests of {name} at exactly this drvPath "
+            f"({drv}) FAILED",
+        )
+
+
+def _judge_checks(
+    atts: list[_Att], reports: list[AttestationReport], policy: TrustPolicy
+) -> list[CheckResult]:
+    """The threshold rule (trust.count_signers) per check and drvPath, over passing claims."""
+    groups: dict[tuple[str, str], list[_Att]] = {}
+    for a, r in zip(atts, reports, strict=True):
+        if r.status == PASSED and a.claim is not None:
+            groups.setdefault((a.claim.check, a.claim.drv_path), []).append(a)
+    failed_results = {a.check: a for a in atts if a.failed_result and a.check and not a.skipped}
+    results: list[CheckResult] = []
+    for name in sorted({n for n, _ in groups} | set(failed_results)):
+        bad = failed_results.get(name)
+        if bad is not None:
+            results.append(
+                CheckResult(
+                    name,
+                    False,
+                    f"a trusted key attested it FAILED ({bad.source})",
+                    bad.failed_result,
+                    bad.signers,
+                )
+            )
+            continue
+        for (_, drv), mine in sorted((k, v) for k, v in groups.items() if k[0] == name):
+            results.append(_tally_result(name, drv, mine, policy))
+    return results
+
+
+def _tally_result(name: str, drv: str, atts: list[_Att], policy: TrustPolicy) -> CheckResult:
+    tally: Tally = count_signers(
+        policy, [Endorsement.of(a.keyids, a.claim.subjects) for a in atts if a.claim]
+    )
+    counted = [
+        a
+        for a in atts
+        if a.claim and Endorsement.of(a.keyids, a.claim.subjects).subjects == tally.subjects
+    ]
+    commits = tuple(dict.fromkeys(a.claim.commit for a in counted if a.claim))
+    return CheckResult(name, tally.passed, tally.reason, drv, tally.signers, commits)
+
+
+def _warn_if_trust_is_in_the_tree(policy: TrustPolicy, top: Path, reporter: Reporter) -> None:
+    if policy.source == "--trusted-key":
+        return
+    source = Path(policy.source).resolve()
+    if source.is_relative_to(top.resolve()):
+        reporter.warn(
+            f"trust comes from {source}, in the tree under review: whoever can change this "
+            "repository chooses the keys; pass --trusted-key or --policy from outside it"
+        )
 
 
 # -- level 3: reproduced -----------------------------------------------------------------
@@ -789,13 +953,16 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
     git = Git(flake_dir)
     top = git.toplevel()
     rev = git.rev_parse(req.rev)
-    repo = _Repo(git, top, flake_dir.relative_to(top).as_posix() if flake_dir != top else "", rev)
+    window = tuple(git.rev_list(rev, DEFAULT_SEARCH_DEPTH))
+    subdir = flake_dir.relative_to(top).as_posix() if flake_dir != top else ""
+    repo = _Repo(git, top, subdir, rev, window)
     requested = (AUTHENTIC, BOUND, *((REPRODUCED,) if req.rebuild else ()))
+    _warn_if_trust_is_in_the_tree(req.policy, top, reporter)
 
     if req.bundles:
         atts = [a for p in req.bundles for a in _read_bundle(p)]
     else:
-        atts = _read_note(git, rev)
+        atts = _read_notes(git, rev, DEFAULT_SEARCH_DEPTH)
 
     for a in atts:
         _authenticate(a, req.policy)
@@ -807,7 +974,9 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
                 a.skip(BOUND, "check", f"check {a.claim.check} not selected by --check")
 
     system = current_system()
-    evaluated = _bind(atts, repo, nix, system)
+    all_evaluated = _bind(atts, repo, nix, system)
+    evaluated = {n: c.drv_path for n, c in all_evaluated.get(system, {}).items()}
+    _judge_failed_results(atts, all_evaluated, rev, wanted)
 
     if req.rebuild:
         bound = [a for a in atts if a.claim and not a.failed and not a.skipped]
@@ -816,8 +985,13 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
         elif bound:
             _rebuild_fresh(bound, nix, req.store, reporter)
 
+    # Lines on ancestors' notes that bind to nothing here are history, not evidence: counted,
+    # not listed one by one (a long-attested history would bury the report).
+    ignored = sum(1 for a in atts if a.ancestor and a.skipped)
+    atts = [a for a in atts if not (a.ancestor and a.skipped)]
     reports = [a.freeze(requested) for a in atts]
-    passing = {r.check for r in reports if r.status == PASSED}
+    checks = _judge_checks(atts, reports, req.policy)
+    passing = {c.name for c in checks if c.passed} - {c.name for c in checks if not c.passed}
     if wanted is not None:
         unknown = sorted(wanted - set(evaluated))
         if unknown:
@@ -827,7 +1001,7 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
             raise UsageError(msg)
         required = wanted
     elif req.bundles:
-        required = set()
+        required = {c.name for c in checks}  # every check the bundles speak of
     else:
         required = set(evaluated)
     missing = tuple(sorted(required - passing))
@@ -844,4 +1018,6 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
         missing=missing,
         vsa_path=vsa_path,
         vsa_note=vsa_note,
+        checks=tuple(checks),
+        ancestor_lines_ignored=ignored,
     )

@@ -127,7 +127,11 @@ def test_notes_mode_covers_every_check(built: Built) -> None:
     assert code == 0, err
     report = json.loads(out)
     assert report["mode"] == "notes"
-    assert sorted(a["check"] for a in report["attestations"] if a["check"]) == ["chain", "det", "nondet"]
+    assert sorted(a["check"] for a in report["attestations"] if a["check"]) == [
+        "chain",
+        "det",
+        "nondet",
+    ]
 
 
 def test_notes_mode_fails_when_a_check_is_not_attested(
@@ -175,7 +179,8 @@ def test_trust_from_policy_file_with_threshold(built: Built, tmp_path: Path) -> 
     both = _write(tmp_path, _resign(stmt, built.signer, keys.load_signer(key2)))
     code, _, err = cli(both, "--flake", built.repo, "--policy", policy)
     assert code == 0, err
-    assert "signed by alice, bob (threshold 2)" in err
+    assert "signed by alice, bob" in err
+    assert "OK   det: 2 of 2 required trusted signer(s) (alice, bob)" in err
 
 
 # -- forgeries: authenticity --------------------------------------------------------------
@@ -248,7 +253,7 @@ def test_repeated_signature_does_not_fake_a_threshold(built: Built, tmp_path: Pa
     env["signatures"] = env["signatures"] * 3
     code, _, err = cli(_write(tmp_path, json.dumps(env)), "--flake", built.repo, "--policy", policy)
     assert code == 1
-    assert "only 1 distinct trusted signer(s), policy requires 2" in err
+    assert "FAIL det: only 1 of 2 required trusted signer(s) (alice)" in err
 
 
 @pytest.mark.parametrize(

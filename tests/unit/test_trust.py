@@ -72,3 +72,27 @@ def test_trust_add_then_load_round_trips(tmp_path: Path, pub: Path) -> None:
     trust.add_key(policy, "alice", pub)
     loaded = trust.load_policy(policy)
     assert [k.name for k in loaded.keys] == ["alice"] and loaded.threshold == 1
+
+
+def _policy(tmp_path: Path, threshold: int) -> tuple[trust.TrustPolicy, list[str]]:
+    ks = [trust.TrustedKey(n, keys.load_public_key(keys.generate(tmp_path / n)[1])) for n in "abc"]
+    return trust.TrustPolicy(tuple(ks), threshold, "test"), [k.key.keyid for k in ks]
+
+
+def test_count_signers_needs_agreeing_distinct_signers(tmp_path: Path) -> None:
+    policy, (a, b, c) = _policy(tmp_path, 2)
+    x, y = {"/nix/store/x-out": "11" * 32}, {"/nix/store/x-out": "22" * 32}
+    E = trust.Endorsement.of
+    one = trust.count_signers(policy, [E(frozenset({a}), x), E(frozenset({a}), x)])
+    assert not one.passed and one.reason == "only 1 of 2 required trusted signer(s) (a)"
+    two = trust.count_signers(policy, [E(frozenset({a}), x), E(frozenset({b}), x)])
+    assert two.passed and two.signers == ("a", "b") and not two.dissent
+    split = trust.count_signers(policy, [E(frozenset({a}), x), E(frozenset({b}), y)])
+    assert not split.passed and split.count == 1 and split.dissent == ("b",)
+    assert "b attested different output digests" in split.reason
+    # The larger agreeing group counts; the odd one out is named.
+    most = trust.count_signers(
+        policy, [E(frozenset({c}), y), E(frozenset({a}), x), E(frozenset({b}), x)]
+    )
+    assert most.passed and most.signers == ("a", "b") and most.dissent == ("c",)
+    assert not trust.count_signers(policy, []).passed
