@@ -314,9 +314,16 @@ def _judge(name: str, drv: str, ctx: _Context) -> CheckVerdict:
             return CheckVerdict(
                 name, drv, passed=False, reason=tally.reason, commit=at, signers=tally.signers
             )
+        if tally.dissent:
+            # Trusted keys built the same derivation and got different outputs: the check
+            # is not reproducible, or a machine is lying. Doubt means run.
+            reason = f"trusted signers disagree on the output digests: {tally.reason}"
+            return CheckVerdict(
+                name, drv, passed=False, reason=reason, commit=at, signers=tally.signers
+            )
         how = "on this commit" if at == commit else f"on {_short(at)}, reused (same drvPath)"
         reason = f"attested by {', '.join(tally.signers)} {how}"
-        if policy.threshold > 1 or tally.dissent:
+        if policy.threshold > 1:
             reason += f": {tally.reason}"
         return CheckVerdict(name, drv, passed=True, reason=reason, commit=at, signers=tally.signers)
     if any(c.claim.dirty for c in exact):

@@ -134,12 +134,16 @@ def test_signers_disagreeing_on_digests_do_not_add_up(
     assert gh["skip"] == "false"
     assert "RUN  det: only 1 of 2 required trusted signer(s)" in err
     assert "attested different output digests" in err
-    # With threshold 1 either one suffices, and the disagreement is still reported.
+    # With threshold 1, verify accepts the larger agreeing group and reports the
+    # disagreement; the gate, where doubt means run, does not skip on it.
     one = _policy(tmp_path / "one", 1, alice=a_pub, bob=b_pub)
     code, _, err = cli(bundle, "--flake", flake, "--policy", one)
     assert code == 0, err
     assert "OK   det: 1 of 1 required trusted signer(s)" in err
     assert "attested different output digests" in err
+    _, gh, _, err = _gate(flake, tmp_path, "--policy", str(one), "--require", "det")
+    assert gh["skip"] == "false"
+    assert "RUN  det: trusted signers disagree on the output digests" in err
 
 
 # -- 2. a trusted FAILED test result ----------------------------------------------------
