@@ -15,7 +15,6 @@ Order matters for honesty:
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import re
@@ -379,12 +378,7 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
     dirty = bool(dirty_files)
     ref = _flake_ref(top, commit, subdir, dirty)
     system = current_system()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        # The version is needed only if something gets built; ask while nix evaluates.
-        version_f = pool.submit(nix.version)
-        evaluated = nix.eval_checks(ref, system, list(req.checks) if req.checks else None)
-        with contextlib.suppress(NixError):
-            version_f.result()  # cached in `nix`; a failure resurfaces where it matters
+    evaluated = nix.eval_checks(ref, system, list(req.checks) if req.checks else None)
     drvs = {n: c.drv_path for n, c in evaluated.items()}
     names = sorted(drvs)
 
