@@ -10,6 +10,7 @@ envelopes; verification always tries the signature against the trusted keys.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import os
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from provenance.errors import KeyFileError, UsageError
@@ -29,11 +29,38 @@ KEY_ENV = "PROVENANCE_KEY"  # path of the signing key when --key is not given
 KEY_NAME, PUB_NAME = "provenance.key", "provenance.pub"
 
 
+# NOTE: `cryptography...serialization` costs ~25 ms to import, paid on every cache hit an
+# agent waits for. Ed25519 keys have fixed DER encodings (RFC 8410), so the common case is
+# read and written here with two constant prefixes; anything else goes to cryptography,
+# which then explains what the key is instead.
+_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")  # SubjectPublicKeyInfo, Ed25519
+_PKCS8_PREFIX = bytes.fromhex("302e020100300506032b657004220420")  # PKCS#8 v1, Ed25519
+
+
+def _spki_der(pub: Ed25519PublicKey) -> bytes:
+    return _SPKI_PREFIX + pub.public_bytes_raw()
+
+
 def _keyid(pub: Ed25519PublicKey) -> str:
-    der = pub.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return hashlib.sha256(der).hexdigest()
+    return hashlib.sha256(_spki_der(pub)).hexdigest()
+
+
+def _pem_body(data: bytes, label: bytes) -> bytes | None:
+    """The DER inside a single PEM block with this label, or None if it is not one."""
+    text = data.strip()
+    head, tail = b"-----BEGIN " + label + b"-----", b"-----END " + label + b"-----"
+    if not (text.startswith(head) and text.endswith(tail)):
+        return None
+    try:
+        return base64.b64decode(b"".join(text[len(head) : -len(tail)].split()), validate=True)
+    except ValueError:
+        return None
+
+
+def _pem(der: bytes, label: str) -> str:
+    b64 = base64.b64encode(der).decode()
+    lines = [b64[i : i + 64] for i in range(0, len(b64), 64)]
+    return f"-----BEGIN {label}-----\n" + "\n".join(lines) + f"\n-----END {label}-----\n"
 
 
 @dataclass(frozen=True)
@@ -50,9 +77,7 @@ class PublicKey:
         return True
 
     def pem(self) -> bytes:
-        return self.key.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        return _pem(_spki_der(self.key), "PUBLIC KEY").encode()
 
 
 @dataclass(frozen=True)
@@ -89,6 +114,12 @@ def load_signer(path: str | Path) -> Signer:
             log.warning("signing key %s is readable by other users; run `chmod 600 %s`", p, p)
     except OSError:
         pass
+    der = _pem_body(data, b"PRIVATE KEY")
+    if der is not None and len(der) == 48 and der.startswith(_PKCS8_PREFIX):
+        fast = Ed25519PrivateKey.from_private_bytes(der[len(_PKCS8_PREFIX) :])
+        return Signer(fast, _keyid(fast.public_key()))
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - see NOTE
+
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as e:
@@ -107,6 +138,12 @@ def load_public_key(path: str | Path) -> PublicKey:
 
 
 def public_key_from_pem(data: bytes, source: str) -> PublicKey:
+    der = _pem_body(data, b"PUBLIC KEY")
+    if der is not None and len(der) == 44 and der.startswith(_SPKI_PREFIX):
+        fast = Ed25519PublicKey.from_public_bytes(der[len(_SPKI_PREFIX) :])
+        return PublicKey(fast, _keyid(fast), source)
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - see NOTE
+
     try:
         key = serialization.load_pem_public_key(data)
     except (ValueError, TypeError):
@@ -133,9 +170,7 @@ def generate(out_dir: str | Path, *, force: bool = False) -> tuple[Path, Path, s
         msg = f"cannot create {d}: {e.strerror}"
         raise UsageError(msg) from None
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    pem = _pem(_PKCS8_PREFIX + key.private_bytes_raw(), "PRIVATE KEY").encode()
     pub = PublicKey(key.public_key(), _keyid(key.public_key()))
     _write_new(key_path, pem, 0o600)
     _write_new(pub_path, pub.pem(), 0o644)

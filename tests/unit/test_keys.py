@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from provenance import keys
 from provenance.errors import KeyFileError, UsageError
@@ -87,3 +88,45 @@ def test_world_readable_key_warns(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     with caplog.at_level(logging.WARNING, logger="provenance"):
         keys.load_signer(key)
     assert "readable by other users" in caplog.text
+
+
+def test_fast_pem_path_agrees_with_cryptography(tmp_path: Path) -> None:
+    """Keys we write read back in cryptography, and keys it writes read back here, same keyid."""
+    key_path, pub_path, keyid = keys.generate(tmp_path / "ours")
+    theirs = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    assert isinstance(theirs, Ed25519PrivateKey)
+    der = theirs.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    assert hashlib.sha256(der).hexdigest() == keyid
+    assert serialization.load_pem_public_key(pub_path.read_bytes()).public_bytes(  # type: ignore[union-attr]
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    ) == der
+
+    other = Ed25519PrivateKey.generate()
+    p = tmp_path / "theirs.key"
+    p.write_bytes(
+        other.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    signer = keys.load_signer(p)
+    assert signer.sign(b"m") == other.sign(b"m")  # Ed25519 is deterministic: same key
+    pub = tmp_path / "theirs.pub"
+    pub.write_bytes(
+        other.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    assert keys.load_public_key(pub).keyid == signer.keyid
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+def test_openssl_generated_key_loads(tmp_path: Path) -> None:
+    key = tmp_path / "o.key"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(key)], check=True)
+    der = subprocess.run(
+        ["openssl", "pkey", "-in", str(key), "-pubout", "-outform", "DER"],
+        capture_output=True, check=True,
+    ).stdout
+    assert keys.load_signer(key).keyid == hashlib.sha256(der).hexdigest()
