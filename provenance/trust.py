@@ -80,9 +80,10 @@ def _read_policy_text(path: Path) -> str:
     return data.decode()
 
 
-def load_policy(path: Path) -> TrustPolicy:
+def _read_policy(path: Path) -> dict[str, Any]:
+    """The policy file as TOML data; one UsageError for every way it can be unreadable."""
     try:
-        data = tomllib.loads(_read_policy_text(path))
+        return tomllib.loads(_read_policy_text(path))
     except FileNotFoundError:
         msg = f"policy file {path} does not exist"
         raise UsageError(msg, "create it with `provenance trust add NAME PUB`") from None
@@ -92,6 +93,10 @@ def load_policy(path: Path) -> TrustPolicy:
     except tomllib.TOMLDecodeError as e:
         msg = f"policy file {path} is not valid TOML: {e}"
         raise UsageError(msg) from None
+
+
+def load_policy(path: Path) -> TrustPolicy:
+    data = _read_policy(path)
     trust = data.get("trust", {})
     if not isinstance(trust, dict):
         msg = f"{path}: [trust] must be a table"
@@ -138,16 +143,7 @@ def add_key(policy_path: Path, name: str, pub: Path, expires: dt.date | None = N
     from provenance.bundle import write_atomic  # noqa: PLC0415
 
     key = load_public_key(pub)
-    data: dict[str, Any] = {}
-    if policy_path.exists():
-        try:
-            data = tomllib.loads(_read_policy_text(policy_path))
-        except (OSError, UnicodeDecodeError) as e:
-            msg = f"cannot read policy file {policy_path}: {e}"
-            raise UsageError(msg) from None
-        except tomllib.TOMLDecodeError as e:
-            msg = f"policy file {policy_path} is not valid TOML: {e}"
-            raise UsageError(msg) from None
+    data = _read_policy(policy_path) if policy_path.exists() else {}
     trust = data.setdefault("trust", {})
     if not isinstance(trust, dict) or not isinstance(trust.setdefault("keys", {}), dict):
         msg = f"{policy_path}: [trust] and trust.keys must be tables; not changing it"
