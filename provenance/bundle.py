@@ -40,13 +40,11 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def parse_lines(data: bytes, source: str) -> list[Envelope]:
-    """Parse JSONL envelopes; blank lines are skipped, anything else malformed raises."""
-    return [env for _, env in parse_pairs(data, source)]
-
-
 def parse_pairs(data: bytes, source: str) -> list[tuple[bytes, Envelope]]:
-    """Each non-blank line with its parsed envelope (verifiers hash the exact line)."""
+    """Each non-blank line with its parsed envelope (verifiers hash the exact line).
+
+    Blank lines are skipped; anything else malformed raises, naming the line.
+    """
     if len(data) > MAX_BUNDLE_BYTES:
         msg = f"{source} is {len(data)} bytes, over the {MAX_BUNDLE_BYTES}-byte limit"
         raise AttestationError(msg)

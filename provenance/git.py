@@ -91,9 +91,6 @@ class Git:
                     next(entries, None)  # the rename's source path follows
         return TreeStatus(tuple(modified), tuple(untracked))
 
-    def is_ancestor(self, ancestor: str, rev: str) -> bool:
-        return self._run("merge-base", "--is-ancestor", ancestor, rev, check=False).returncode == 0
-
     # -- notes ------------------------------------------------------------------------
 
     def note(self, rev: str, ref: str = NOTES_REF) -> bytes | None:

@@ -658,15 +658,5 @@ def _hash_str(h: Any) -> str:
     return str(h)
 
 
-def has_nixbld_group() -> bool:
-    try:
-        import grp  # noqa: PLC0415 - POSIX only
-
-        grp.getgrnam("nixbld")
-    except (ImportError, KeyError):
-        return False
-    return True
-
-
 def default_nix_bin() -> str:
     return os.environ.get("PROVENANCE_NIX", "nix")

@@ -311,7 +311,7 @@ class _Att:
 
 
 def _split_lines(data: bytes) -> list[bytes]:
-    # Same rule as bundle.parse_lines: blank lines are skipped, the rest are envelopes.
+    # Same rule as bundle.parse_pairs: blank lines are skipped, the rest are envelopes.
     return [ln for ln in data.split(b"\n") if ln.strip()]
 
 
