@@ -268,10 +268,12 @@ def _check_dependencies(
         if p.path.endswith(".drv") and p.path != drv_path and p.path in flags
         for out in flags[p.path].outputs
     ]
-    paths = sources + outputs
+    # Only what is in the store: a build-only dependency may have been collected since,
+    # and an unused output of a multi-output dependency never built. Neither was read.
+    paths = sorted(nix.path_info(sources + outputs))
 
     try:
-        nix.verify_contents(sorted(set(paths)))
+        nix.verify_contents(paths)
     except NixError as e:
         msg = f"a dependency in the store does not match its recorded hash: {e.message}"
         raise RefusedError(
@@ -496,9 +498,13 @@ def _sandbox_enforcement(nix: Nix, config: NixConfig, store: StoreInfo) -> str:
         return "local-store"
     if store.trusted:
         return "daemon-trusted-user"
-    # Untrusted (or unknown): the daemon ignores our sandbox options. Read the nix.conf
-    # it reads, without this process's NIX_CONFIG, which the daemon never sees.
-    env = {k: v for k, v in os.environ.items() if k != "NIX_CONFIG"}
+    # Untrusted (or unknown): the daemon ignores our sandbox options. Read the system
+    # nix.conf it reads, without what only this user's nix sees: NIX_CONFIG, the user's
+    # own config files, a different config dir. (The daemon's own environment stays
+    # unknowable from here, hence "not proven".)
+    user_only = ("NIX_CONFIG", "NIX_CONF_DIR", "NIX_USER_CONF_FILES")
+    env = {k: v for k, v in os.environ.items() if k not in user_only}
+    env["NIX_USER_CONF_FILES"] = ""
     daemon = replace(nix, env=env).config()
     if not daemon.hermetic:
         msg = (

@@ -103,7 +103,10 @@ class Git:
 
     @contextmanager
     def _notes_lock(self) -> Iterator[None]:
-        git_dir = Path(self._run("rev-parse", "--absolute-git-dir").stdout.decode().strip())
+        # The common dir, not --absolute-git-dir: notes refs are shared by every linked
+        # worktree, so their writers must share one lock too.
+        common = self._run("rev-parse", "--git-common-dir").stdout.decode().strip()
+        git_dir = Path(self.repo, common) if not Path(common).is_absolute() else Path(common)
         with (git_dir / "provenance-notes.lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:

@@ -51,10 +51,13 @@ def _pem_body(data: bytes, label: bytes) -> bytes | None:
     head, tail = b"-----BEGIN " + label + b"-----", b"-----END " + label + b"-----"
     if not (text.startswith(head) and text.endswith(tail)):
         return None
+    body = b"".join(text[len(head) : -len(tail)].split())
     try:
-        return base64.b64decode(b"".join(text[len(head) : -len(tail)].split()), validate=True)
+        der = base64.b64decode(body, validate=True)
     except ValueError:
         return None
+    # Only canonical base64 takes this path; anything else is cryptography's to judge.
+    return der if base64.b64encode(der) == body else None
 
 
 def _pem(der: bytes, label: str) -> str:

@@ -30,7 +30,8 @@ INSTALL_HINT = (
 )
 # The settings every attested build runs with. Substituters are left to the user's own
 # configuration: real users want dependencies from their caches.
-HERMETIC_OPTIONS = {"sandbox": "true", "sandbox-fallback": "false"}
+# `builders =`: build here, in this sandbox; a remote builder's sandbox is its own affair.
+HERMETIC_OPTIONS = {"sandbox": "true", "sandbox-fallback": "false", "builders": ""}
 PURE_EVAL = {"pure-eval": "true"}
 _ATTR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_'-]*$")
 

@@ -113,6 +113,12 @@ def load_policy(path: Path) -> TrustPolicy:
     if not keys:
         msg = f"{path} trusts no keys"
         raise UsageError(msg, "add one with `provenance trust add NAME PUB`")
+    seen: dict[str, str] = {}
+    for k in keys:
+        if k.key.keyid in seen:
+            msg = f"{path}: keys {seen[k.key.keyid]} and {k.name} are the same key"
+            raise UsageError(msg, "a key counts once toward a threshold; list it once")
+        seen[k.key.keyid] = k.name
     if threshold > len(keys):
         msg = f"{path}: threshold {threshold} exceeds the {len(keys)} key(s) it names"
         raise UsageError(msg)
@@ -214,8 +220,10 @@ def count_signers(policy: TrustPolicy, endorsements: list[Endorsement]) -> Tally
     if not groups:
         return Tally(False, 0, policy.threshold, (), ())
     best = max(groups, key=lambda s: len(groups[s]))  # max keeps the first of equals
-    counted = groups[best]
-    others = set().union(*(k for s, k in groups.items() if s != best)) - counted
+    # Anyone who also signed other digests contradicts themselves: they are dissent, and
+    # never count toward the threshold.
+    others = set().union(*(k for s, k in groups.items() if s != best))
+    counted = groups[best] - others
     return Tally(
         passed=len(counted) >= policy.threshold,
         count=len(counted),

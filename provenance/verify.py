@@ -991,7 +991,15 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
     atts = [a for a in atts if not (a.ancestor and a.skipped)]
     reports = [a.freeze(requested) for a in atts]
     checks = _judge_checks(atts, reports, req.policy)
-    passing = {c.name for c in checks if c.passed} - {c.name for c in checks if not c.passed}
+    # A pass counts for the system being verified: the statement's drvPath must be the one
+    # this system evaluates (a bound aarch64 statement says nothing about x86_64). Given
+    # bundles on their own are judged for the systems they name (each re-evaluated).
+    own_systems_only = not (req.bundles and wanted is None)
+    passing = {
+        c.name
+        for c in checks
+        if c.passed and (not own_systems_only or c.drv_path == evaluated.get(c.name))
+    } - {c.name for c in checks if not c.passed}
     if wanted is not None:
         unknown = sorted(wanted - set(evaluated))
         if unknown:

@@ -228,3 +228,58 @@ def test_only_nix_errors_count_as_nondeterminism() -> None:
         "output '/nix/store/b-det' differs\n"
     )
     assert _nondeterministic_outputs(real) == ["/nix/store/b-det"]
+
+
+def test_untrusted_daemon_check_ignores_the_users_own_nix_conf(
+    flake: Path, keypair: tuple[Path, Path], fake_nix: Path
+) -> None:
+    # The system nix.conf (what the daemon reads) has the sandbox off; this user's own
+    # config says on. Reading "the daemon's config" must not see the user's files.
+    wrapper = fake_nix / "nix"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        '  *"store ping"*) echo "Store URL: daemon" >&2; exit 0;;\n'
+        '  *"sandbox true"*) ;;\n'
+        "  *show-config*)\n"
+        '    if [ -n "${NIX_USER_CONF_FILES+set}" ] && [ -z "$NIX_USER_CONF_FILES" ]; then v=false; else v=true; fi\n'
+        '    echo \'{"sandbox":{"value":\'$v\'},"sandbox-fallback":{"value":false}}\'; exit 0;;\n'
+        "esac\n"
+        f'exec {real_nix()} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    key, _ = keypair
+    code, _, err = cli("build", str(flake), "--key", str(key), env={"PROVENANCE_NIX": str(wrapper)})
+    assert code == 3 and "ignores this user's options" in err
+
+
+def test_verify_deps_skips_dependencies_no_longer_in_the_store(
+    flake: Path, keypair: tuple[Path, Path]
+) -> None:
+    key, _ = keypair
+    code, out, err = cli("build", str(flake), "--key", str(key), "--check", "chain", "--json")
+    assert code == 0, err
+    drv = json.loads(out)["checks"][0]["drvPath"]
+    lib_drv = next(
+        p for p in nix("path-info", "--derivation", "-r", drv).split() if p.endswith("-lib.drv")
+    )
+    lib_out = subprocess.run(
+        ["nix-store", "-q", "--outputs", lib_drv], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    nix("store", "delete", lib_out)  # a build-only dependency, collected since
+    code, out, err = cli(
+        "build",
+        str(flake),
+        "--key",
+        str(key),
+        "--check",
+        "chain",
+        "--force",
+        "--verify-deps",
+        "--json",
+    )
+    assert code == 0, err
+    stmt = statements(json.loads(out)["bundle"])[0]
+    assert stmt["predicate"]["buildDefinition"]["internalParameters"]["dependencyOutputs"] == (
+        "contents-verified"
+    )

@@ -5,6 +5,8 @@ signed statement whose predicate is not an object, or on trust taken from the tr
 from __future__ import annotations
 
 import json
+import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +15,9 @@ from typer.testing import CliRunner
 
 from provenance import attest, keys
 from provenance.cli import app
-from provenance.nix import Nix
-from tests.conftest import git
+from provenance.example import find_static_busybox
+from provenance.nix import Nix, current_system
+from tests.conftest import git, nix, run
 from tests.integration.test_gate import _commit_file, _gate
 from tests.integration.test_verify import _payload, _resign, _write, cli
 
@@ -298,3 +301,66 @@ def test_trust_from_the_tree_under_review_is_warned_about(
     assert "warning: trust comes from" in err and "in the tree under review" in err
     code, _, err = cli("--flake", flake, "--trusted-key", pub)
     assert code == 0 and "tree under review" not in err
+
+
+# -- a statement for another system proves nothing about this one -----------------------
+
+TWO_SYSTEMS = """{
+  outputs = { self }:
+    let
+      tools = builtins.path { path = ./tools; name = "bootstrap-tools"; };
+      mk = system: derivation {
+        name = "det-check"; inherit system; salt = "@SALT@";
+        builder = "${tools}/bin/busybox"; args = [ "sh" "-c" "echo ok > $out" ];
+      };
+    in {
+      checks.@HERE@.det = mk "@HERE@";
+      checks.@OTHER@.det = mk "@OTHER@";
+    };
+}
+"""
+
+
+def test_a_bound_statement_for_another_system_does_not_pass_this_one(
+    tmp_path: Path, keypair: tuple[Path, Path]
+) -> None:
+    here = current_system()
+    other = "aarch64-linux" if here != "aarch64-linux" else "x86_64-linux"
+    repo = tmp_path / "two"
+    (repo / "tools" / "bin").mkdir(parents=True)
+    shutil.copy2(find_static_busybox(), repo / "tools" / "bin" / "busybox")
+    (repo / "flake.nix").write_text(
+        TWO_SYSTEMS.replace("@HERE@", here)
+        .replace("@OTHER@", other)
+        .replace("@SALT@", uuid.uuid4().hex)
+    )
+    run(["git", "init", "-q"], cwd=repo)
+    run(["git", "add", "-A"], cwd=repo)
+    run(["git", "commit", "-qm", "two systems"], cwd=repo)
+    key, pub = keypair
+    signer = keys.load_signer(key)
+    report = attest.build(
+        attest.BuildRequest(flake_dir=repo, signer=signer, attach_note=False), Nix()
+    )
+    mine = _payload(_line(_lines(report), "det"))
+    # The same trusted key states the other system's det: bound, since it re-evaluates.
+    head = git(repo, "rev-parse", "HEAD")
+    ref = f"git+file://{repo}?rev={head}#checks.{other}.det"
+    drv, out = nix("eval", "--raw", f"{ref}.drvPath"), nix("eval", "--raw", f"{ref}.outPath")
+    ext = mine["predicate"]["buildDefinition"]["externalParameters"]
+    ext.update(system=other, attribute=f"checks.{other}.det", drvPath=drv)
+    mine["subject"] = [
+        {
+            "name": out,
+            "digest": {"sha256": "ab" * 32},
+            "annotations": {"nixOutput": "out", "nixStorePath": out},
+        }
+    ]
+    _append_note(repo, _resign(mine, signer))
+    code, out_json, err = cli("--flake", repo, "--trusted-key", pub, "--json")
+    assert code == 1, err
+    assert json.loads(out_json)["missing"] == ["det"]
+    # ...while the same statement, given as a bundle, is verified for the system it names.
+    bundle = _write(tmp_path, _resign(mine, signer))
+    code, _, err = cli(bundle, "--flake", repo, "--trusted-key", pub)
+    assert code == 0, err

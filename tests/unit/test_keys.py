@@ -130,3 +130,20 @@ def test_openssl_generated_key_loads(tmp_path: Path) -> None:
         capture_output=True, check=True,
     ).stdout
     assert keys.load_signer(key).keyid == hashlib.sha256(der).hexdigest()
+
+
+def test_non_canonical_base64_is_left_to_cryptography(tmp_path: Path) -> None:
+    _, pub, _ = keys.generate(tmp_path)
+    text = pub.read_text().splitlines()
+    body = text[1]
+    # Same bytes, different spelling: flip the unused low bits of the last base64 digit.
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = body.rstrip("=")[-1]
+    tweaked_char = alphabet[alphabet.index(last) ^ 1]
+    stripped = body.rstrip("=")
+    tweaked = stripped[:-1] + tweaked_char + body[len(stripped):]
+    odd = tmp_path / "odd.pub"
+    odd.write_text("\n".join([text[0], tweaked, *text[2:]]) + "\n")
+    assert keys._pem_body(odd.read_bytes(), b"PUBLIC KEY") is None  # not the fast path
+    with pytest.raises(KeyFileError):  # and cryptography refuses it, as before
+        keys.load_public_key(odd)

@@ -96,3 +96,24 @@ def test_count_signers_needs_agreeing_distinct_signers(tmp_path: Path) -> None:
     )
     assert most.passed and most.signers == ("a", "b") and most.dissent == ("c",)
     assert not trust.count_signers(policy, []).passed
+
+
+def test_a_signer_who_contradicts_themselves_never_counts(tmp_path: Path) -> None:
+    policy, (a, b, _) = _policy(tmp_path, 1)
+    x, y = {"/nix/store/x-out": "11" * 32}, {"/nix/store/x-out": "22" * 32}
+    E = trust.Endorsement.of
+    both = trust.count_signers(policy, [E(frozenset({a}), x), E(frozenset({a}), y)])
+    assert not both.passed and both.count == 0 and both.dissent == ("a",)
+    # {a, b} say x, b alone also says y: b contradicts b, so only a counts, b dissents.
+    mixed = trust.count_signers(
+        policy, [E(frozenset({a}), x), E(frozenset({b}), x), E(frozenset({b}), y)]
+    )
+    assert mixed.passed and mixed.signers == ("a",) and mixed.dissent == ("b",)
+
+
+def test_the_same_key_under_two_names_is_refused(tmp_path: Path, pub: Path) -> None:
+    policy = tmp_path / "provenance.toml"
+    trust.add_key(policy, "alice", pub)
+    trust.add_key(policy, "also-alice", pub)
+    with pytest.raises(UsageError, match="alice and also-alice are the same key"):
+        trust.load_policy(policy)
