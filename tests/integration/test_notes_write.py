@@ -9,14 +9,19 @@ from provenance.git import NOTES_REF, Git
 from tests.conftest import git, run
 
 
-def test_other_tools_lines_survive_byte_for_byte(tmp_path: Path) -> None:
+def _repo(tmp_path: Path) -> tuple[Path, str]:
+    """A git repo with one commit; returns it and the commit."""
     repo = tmp_path / "r"
     repo.mkdir()
     run(["git", "init", "-q"], cwd=repo)
     (repo / "f").write_text("x\n")
     run(["git", "add", "-A"], cwd=repo)
     run(["git", "commit", "-qm", "x"], cwd=repo)
-    head = git(repo, "rev-parse", "HEAD")
+    return repo, git(repo, "rev-parse", "HEAD")
+
+
+def test_other_tools_lines_survive_byte_for_byte(tmp_path: Path) -> None:
+    repo, head = _repo(tmp_path)
     # A JSON line with a raw U+2028, a line with a non-UTF-8 byte, a line ending in \r.
     theirs = '{"other":"a\u2028b"}'.encode() + b"\n" + b"bin \xff junk  \n" + b"crlf\r\n"
     blob = (
@@ -42,13 +47,7 @@ def test_other_tools_lines_survive_byte_for_byte(tmp_path: Path) -> None:
 
 
 def test_linked_worktrees_share_one_notes_lock(tmp_path: Path) -> None:
-    repo = tmp_path / "r"
-    repo.mkdir()
-    run(["git", "init", "-q"], cwd=repo)
-    (repo / "f").write_text("x\n")
-    run(["git", "add", "-A"], cwd=repo)
-    run(["git", "commit", "-qm", "x"], cwd=repo)
-    head = git(repo, "rev-parse", "HEAD")
+    repo, head = _repo(tmp_path)
     run(["git", "worktree", "add", "-q", str(tmp_path / "wt")], cwd=repo)
     Git(tmp_path / "wt").add_note_lines(head, ["from-worktree"])
     Git(repo).add_note_lines(head, ["from-main"])
