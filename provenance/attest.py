@@ -4,12 +4,13 @@ Order matters for honesty:
 1. read the key and the git state first (cheap refusals before any nix work);
 2. evaluate the checks at the exact commit (`git+file://REPO?rev=COMMIT`) to drvPaths,
    once; everything after works on those drvPaths, never on the flake again;
-3. a note on the commit that already attests the same drvPath with the same key is a
-   cache hit: nothing is built;
+3. a note on the commit (or one of the 49 before it) that already attests the same
+   drvPath with the same key is a cache hit: nothing is built;
 4. refuse what cannot be attested honestly (no sandbox, `__noChroot`, impure drvs);
-5. build; an output that was already valid is rebuilt and compared (`--rebuild`)
-   because it may have been built unsandboxed or tampered with;
-6. hash outputs ourselves (NAR SHA-256) and cross-check nix's narHash;
+5. build; an output that was already valid, or that nix did not build in this call, is
+   rebuilt and compared (`--rebuild`): it may have been built unsandboxed or tampered with;
+6. hash outputs ourselves (NAR SHA-256) and cross-check nix's narHash; read the test
+   results, and sign nothing for a check whose results say a test failed;
 7. sign, write the bundle atomically, union it into the git note.
 """
 
