@@ -46,6 +46,7 @@ from provenance.nix import (
     PathInfo,
     StoreInfo,
     current_system,
+    read_drv_closure_flags,
 )
 from provenance.notes import DEFAULT_SEARCH_DEPTH, history_notes
 from provenance.progress import Reporter
@@ -572,18 +573,23 @@ def _attest_in(
 ) -> list[str]:
     # The nix queries below are independent of each other: run them side by side.
     imported = pool.submit(_import_statement)
-    nix_version = nix.version()  # picks the command names the other calls use
+    version_f = pool.submit(nix.version)  # picks the command names of config and store ping
     drv_paths = [c.drv_path for c in checks.values()]
-    config_f = pool.submit(nix.config, HERMETIC_OPTIONS)
-    store_f = pool.submit(nix.store_info)
     meta_f = pool.submit(nix.flake_metadata, ref)
     infos_f = pool.submit(nix.closure_info, drv_paths)
     valid_f = pool.submit(nix.path_info, [p for c in checks.values() for p in c.outputs.values()])
+    walked_f = pool.submit(read_drv_closure_flags, drv_paths)  # no nix call: reads .drv files
+    nix_version = version_f.result()
+    config_f = pool.submit(nix.config, HERMETIC_OPTIONS)
+    store_f = pool.submit(nix.store_info)
 
     config = config_f.result()
     enforcement = _sandbox_enforcement(nix, config, store_f.result())
     infos = {i.path: i for i in infos_f.result()}
-    flags = nix.drv_flags(p for p in infos if p.endswith(".drv"))
+    closure_drvs = [p for p in infos if p.endswith(".drv")]
+    flags = walked_f.result() or {}
+    if not set(closure_drvs) <= set(flags):  # the walk could not read everything: ask nix
+        flags = nix.drv_flags(closure_drvs)
     fods = _refuse_impure(flags)
     imported.result()
     from uuid import uuid4  # noqa: PLC0415

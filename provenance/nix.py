@@ -144,6 +144,39 @@ class DrvFlags:
 _ATERM_OUTPUT = re.compile(r'\("((?:[^"\\]|\\.)*)","([^"]*)","([^"]*)","([^"]*)"\)')
 
 
+_ATERM_INPUT_DRV = re.compile(r'\("(/nix/store/[^"]+\.drv)",\[')
+
+
+def read_drv_closure_flags(roots: Iterable[str]) -> dict[str, DrvFlags] | None:
+    """Flags of every .drv in the closure of `roots`, walking the .drv files themselves.
+
+    Needs no nix call, so it runs while nix answers other queries; None when any .drv
+    cannot be read (a remote store, say), and the caller asks nix instead.
+    """
+    flags: dict[str, DrvFlags] = {}
+    stack = list(roots)
+    while stack:
+        path = stack.pop()
+        if path in flags:
+            continue
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError:
+            return None
+        found = _flags_from_aterm(path, text)
+        if found is None:
+            return None
+        flags[path] = found
+        # inputDrvs is the second list; its entries are ("/nix/store/x.drv",[outputs]).
+        start = text.find(")],[")
+        end = text.find("],[", start + 4) if start >= 0 else -1
+        if start < 0 or end < 0:
+            return None
+        stack.extend(_ATERM_INPUT_DRV.findall(text, start, end + 1))
+    return flags
+
+
 def read_drv_flags(path: str) -> DrvFlags | None:
     """Read sandbox-relevant facts straight from a .drv in the local store.
 
@@ -158,6 +191,10 @@ def read_drv_flags(path: str) -> DrvFlags | None:
             text = f.read()
     except OSError:
         return None
+    return _flags_from_aterm(path, text)
+
+
+def _flags_from_aterm(path: str, text: str) -> DrvFlags | None:
     if text.startswith("DrvWithVersion("):
         text = "Derive(" + text.split(",", 1)[1] if "," in text else text
     if not text.startswith("Derive([("):

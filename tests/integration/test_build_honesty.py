@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from provenance.attest import _nondeterministic_outputs, _sandbox_enforcement
 from provenance.cli import app
-from provenance.nix import NixConfig, StoreInfo, current_system
+from provenance.nix import NixConfig, StoreInfo, current_system, read_drv_closure_flags
 from tests.conftest import git, make_flake, nix
 
 pytestmark = pytest.mark.nix
@@ -283,3 +283,17 @@ def test_verify_deps_skips_dependencies_no_longer_in_the_store(
     assert stmt["predicate"]["buildDefinition"]["internalParameters"]["dependencyOutputs"] == (
         "contents-verified"
     )
+
+
+def test_drv_closure_walk_matches_nix(flake: Path) -> None:
+    head = git(flake, "rev-parse", "HEAD")
+    drv = nix("eval", "--raw", f"git+file://{flake}?rev={head}#checks.{SYSTEM}.chain.drvPath")
+    closure = subprocess.run(
+        ["nix-store", "-qR", drv], capture_output=True, text=True, check=True
+    ).stdout.split()
+    walked = read_drv_closure_flags([drv])
+    assert walked is not None
+    assert set(walked) == {p for p in closure if p.endswith(".drv")}
+    lib = next(p for p in walked if p.endswith("-lib.drv"))
+    assert walked[lib].outputs and all(o.startswith("/nix/store/") for o in walked[lib].outputs)
+    assert read_drv_closure_flags(["/nix/store/" + "0" * 32 + "-missing.drv"]) is None
