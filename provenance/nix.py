@@ -314,10 +314,33 @@ class Nix:
     def config(self, options: Mapping[str, str] | None = None) -> NixConfig:
         """Effective settings under `options`, as the builds we run will see them."""
         # `nix config show` replaced `nix show-config` (2.20); the old name is deprecated.
-        args = ["config", "show"] if self.version_tuple() >= (2, 20) else ["show-config"]
-        return parse_config(
-            self._json([*args, "--json"], what="reading nix's settings", options=options)
-        )
+        names = [["config", "show"], ["show-config"]]
+        if self.version_tuple() < (2, 20):
+            names.reverse()
+        raw = self._json_either(names, ["--json"], what="reading nix's settings", options=options)
+        return parse_config(raw)
+
+    def _json_either(
+        self,
+        commands: list[list[str]],
+        args: list[str],
+        *,
+        what: str,
+        options: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Run the first command nix knows, in the order given (most likely first).
+
+        The version picks the order, but forks (Lix, Determinate Nix) rename on their own
+        schedules, so an unknown command falls through to the next spelling.
+        """
+        for i, command in enumerate(commands):
+            try:
+                return self._json([*command, *args], what=what, options=options)
+            except NixError as e:
+                unknown = "not a recognised command" in e.stderr or "unrecognised" in e.stderr
+                if not unknown or i == len(commands) - 1:
+                    raise
+        raise AssertionError  # unreachable: the loop returns or raises
 
     def store_info(self) -> StoreInfo:
         """Which store builds go to, and whether it trusts us (when nix can say)."""
@@ -416,8 +439,10 @@ class Nix:
     ) -> dict[str, Derivation]:
         args = [*(["-r"] if recursive else []), *drv_paths]
         # `derivation show` since 2.15; `show-derivation` before, and gone in current Nix.
-        cmd = ["derivation", "show"] if self.version_tuple() >= (2, 15) else ["show-derivation"]
-        return parse_derivations(self._json([*cmd, *args], what="reading derivations"))
+        names = [["derivation", "show"], ["show-derivation"]]
+        if self.version_tuple() < (2, 15):
+            names.reverse()
+        return parse_derivations(self._json_either(names, args, what="reading derivations"))
 
     def drv_flags(self, drv_paths: Iterable[str]) -> dict[str, DrvFlags]:
         """Sandbox-relevant flags of each .drv: from the files, else from nix."""
