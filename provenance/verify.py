@@ -13,7 +13,8 @@ Levels, each reported per attestation (docs/verify.md):
    outputs. A different drvPath is explained (which inputs, sources or env keys differ).
 3. reproduced (--rebuild): the derivation is built again in a fresh chroot store (or in
    place with Nix's rebuild check) and every output's NAR SHA-256, computed by us, must be
-   the subject digest; every differing output is compared file by file (diff.py).
+   the subject digest; every differing output is compared file by file (reproduce.py,
+   diff.py).
 4. with a signer, one SLSA Verification Summary per attestation is signed, written as a
    bundle and unioned into the git note (vsa.py).
 
@@ -32,22 +33,13 @@ check of the flake (or each --check) must be covered by attestations that pass.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import os
-import shutil
-import stat
-import tempfile
 import urllib.parse
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from provenance import bundle, diff, dsse
+from provenance import bundle, dsse
 from provenance import policy as policy_mod
 from provenance.claims import (
-    ProvenanceClaim,
     load_statement,
     parse_provenance,
     test_result_binding,
@@ -55,257 +47,27 @@ from provenance.claims import (
 )
 from provenance.errors import AttestationError, NixError, UsageError, VerificationError
 from provenance.git import NOTES_REF, Git
-from provenance.hashing import nar_sha256, sha256_hex
-from provenance.keys import Signer
-from provenance.nix import HERMETIC_OPTIONS, Derivation, EvaluatedCheck, Nix, current_system
+from provenance.nix import Derivation, EvaluatedCheck, Nix, current_system
 from provenance.notes import DEFAULT_SEARCH_DEPTH, history_notes
 from provenance.progress import Reporter
+from provenance.reproduce import rebuild_fresh, rebuild_in_place
 from provenance.trust import Endorsement, Tally, TrustPolicy, count_signers
 from provenance.uris import SLSA_PROVENANCE_V1, TEST_RESULT_V01
+from provenance.verification import (  # VerifyRequest and VerifyReport are this API's types
+    AUTHENTIC,
+    BOUND,
+    PASSED,
+    REPRODUCED,
+    SKIPPED,
+    VSA_SUFFIX,
+    Attestation,
+    AttestationReport,
+    CheckResult,
+    VerifyReport,
+    VerifyRequest,
+)
 
-AUTHENTIC, BOUND, REPRODUCED = "authentic", "bound", "reproduced"
-PASSED, FAILED, SKIPPED = "PASSED", "FAILED", "SKIPPED"
-VSA_SUFFIX = ".vsa.intoto.jsonl"  # default: FLAKE_DIR/.provenance/<commit>.vsa.intoto.jsonl
-
-
-@dataclass(frozen=True)
-class VerifyRequest:
-    flake_dir: Path
-    policy: TrustPolicy
-    bundles: tuple[Path, ...] = ()
-    rev: str = "HEAD"
-    checks: tuple[str, ...] | None = None
-    rebuild: bool = False
-    in_place: bool = False  # rebuild with `nix build --rebuild` in the local store
-    store: Path | None = None  # fresh store root for the rebuild (default: a temp dir)
-    signer: Signer | None = None  # sign a verification summary
-    vsa_output: Path | None = None
-    attach_note: bool = True
-
-
-@dataclass(frozen=True)
-class Step:
-    level: str  # authentic | bound | reproduced
-    name: str
-    ok: bool
-    detail: str
-
-    def as_json(self) -> dict[str, Any]:
-        return {"level": self.level, "name": self.name, "ok": self.ok, "detail": self.detail}
-
-
-@dataclass(frozen=True)
-class OutputDiff:
-    """A rebuilt output whose NAR hash is not the attested one, and how its files differ."""
-
-    output: str
-    path: str
-    attested: str
-    rebuilt: str
-    compared_with: str | None  # the tree the rebuild was compared with, if any was available
-    files: tuple[diff.FileDiff, ...]
-    note: str = ""
-    diffoscope: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "output": self.output,
-            "path": self.path,
-            "attestedSha256": self.attested,
-            "rebuiltSha256": self.rebuilt,
-            "comparedWith": self.compared_with,
-            "files": [f.as_json() for f in self.files],
-            **({"note": self.note} if self.note else {}),
-            **({"diffoscope": self.diffoscope} if self.diffoscope else {}),
-        }
-
-
-@dataclass(frozen=True)
-class AttestationReport:
-    source: str  # "bundle.intoto.jsonl line 2" or "note on <rev> line 2"
-    sha256: str  # of the envelope's exact JSONL line (VSA inputAttestations)
-    status: str  # PASSED | FAILED | SKIPPED
-    steps: tuple[Step, ...]
-    levels: tuple[str, ...]  # levels reached
-    check: str | None = None
-    drv_path: str | None = None
-    signers: tuple[str, ...] = ()
-    subjects: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (out, sha256)
-    diffs: tuple[OutputDiff, ...] = ()
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "sha256": self.sha256,
-            "status": self.status,
-            "check": self.check,
-            "drvPath": self.drv_path,
-            "signers": list(self.signers),
-            "levels": list(self.levels),
-            "steps": [s.as_json() for s in self.steps],
-            "subjects": {p: {"output": o, "sha256": d} for p, (o, d) in self.subjects.items()},
-            "diffs": [d.as_json() for d in self.diffs],
-        }
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """The verdict on one check: the threshold rule over its passing attestations."""
-
-    name: str
-    passed: bool
-    reason: str
-    drv_path: str | None = None
-    signers: tuple[str, ...] = ()
-    attested_on: tuple[str, ...] = ()  # commits named by the counted attestations
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "passed": self.passed,
-            "reason": self.reason,
-            "drvPath": self.drv_path,
-            "signers": list(self.signers),
-            "attestedOn": list(self.attested_on),
-        }
-
-
-@dataclass(frozen=True)
-class VerifyReport:
-    rev: str
-    flake: str
-    mode: str  # "bundle" | "notes"
-    requested: tuple[str, ...]  # levels asked for
-    attestations: tuple[AttestationReport, ...]
-    missing: tuple[str, ...]  # checks that did not pass (no attestation, threshold, FAILED)
-    vsa_path: Path | None = None
-    vsa_note: bool = False
-    checks: tuple[CheckResult, ...] = ()
-    ancestor_lines_ignored: int = 0  # lines on ancestors' notes that say nothing about rev
-
-    @property
-    def passed(self) -> bool:
-        considered = [a for a in self.attestations if a.status != SKIPPED]
-        return bool(considered) and not self.missing and all(a.status == PASSED for a in considered)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "result": PASSED if self.passed else FAILED,
-            "rev": self.rev,
-            "flake": self.flake,
-            "mode": self.mode,
-            "levels": list(self.requested),
-            "attestations": [a.as_json() for a in self.attestations],
-            "missing": list(self.missing),
-            "checks": [c.as_json() for c in self.checks],
-            "ancestorLinesIgnored": self.ancestor_lines_ignored,
-            "vsa": {"path": str(self.vsa_path), "noteAttached": self.vsa_note}
-            if self.vsa_path
-            else None,
-        }
-
-    def lines(self) -> list[str]:
-        """The human report: one OK/FAIL/SKIP line per check, then the verdict."""
-        out: list[str] = []
-        for a in self.attestations:
-            label = a.check or a.source
-            if a.status == SKIPPED:
-                reason = a.steps[-1].detail if a.steps else "skipped"
-                out.append(f"SKIP {label}: {reason} [{a.source}]")
-                continue
-            for s in a.steps:
-                out.append(f"{'OK  ' if s.ok else 'FAIL'} {label} {s.level}/{s.name}: {s.detail}")
-            for d in a.diffs:
-                out.append(f"     {label} output {d.output} ({d.path}) differs:")
-                if d.note:
-                    out.append(f"       {d.note}")
-                out.extend(f"       {f.change:8} {f.path or '.'}: {f.detail}" for f in d.files)
-                if d.diffoscope:
-                    out.extend(f"       | {ln}" for ln in d.diffoscope.splitlines()[:60])
-        if self.ancestor_lines_ignored:
-            out.append(
-                f"SKIP {self.ancestor_lines_ignored} line(s) on ancestors' notes: "
-                "not trusted build claims bound to this revision"
-            )
-        judged = {c.name for c in self.checks}
-        for c in self.checks:
-            out.append(f"{'OK  ' if c.passed else 'FAIL'} {c.name}: {c.reason}")
-        failed = {a.check for a in self.attestations if a.status == FAILED}
-        for name in self.missing:
-            if name in failed or name in judged:
-                continue  # its failing attestation or its verdict is listed above
-            out.append(f"FAIL {name}: no attestation that passes verification")
-        verdict = "verified" if self.passed else "verification FAILED"
-        reached = ", ".join(self.requested)
-        out.append(
-            f"{verdict}: {len(self.attestations)} attestation(s), "
-            f"levels {reached}, rev {self.rev[:12]}"
-        )
-        return out
-
-
-# -- working state of one attestation ---------------------------------------------------
-
-
-@dataclass
-class _Att:
-    source: str
-    line: bytes
-    envelope: dsse.Envelope | None
-    strict: bool  # bundle input: every failure counts; notes: unauthentic lines are skipped
-    ancestor: bool = False  # read from an ancestor's note: it counts only if it binds to rev
-    steps: list[Step] = field(default_factory=list)
-    skipped: bool = False
-    claim: ProvenanceClaim | None = None
-    signers: tuple[str, ...] = ()
-    keyids: frozenset[str] = frozenset()
-    failed_result: str | None = None  # drvPath of a trusted test-result that says FAILED
-    check: str | None = None  # the check a FAILED test-result is about
-    diffs: list[OutputDiff] = field(default_factory=list)
-
-    def ok(self, level: str, name: str, detail: str) -> None:
-        self.steps.append(Step(level, name, True, detail))
-
-    def fail(self, level: str, name: str, detail: str) -> None:
-        self.steps.append(Step(level, name, False, detail))
-
-    def skip(self, level: str, name: str, detail: str) -> None:
-        self.steps.append(Step(level, name, False, detail))
-        self.skipped = True
-
-    def unbound(self, name: str, detail: str) -> None:
-        """Level 2 failed. A line on an ancestor's note is about that ancestor: skip it."""
-        if self.ancestor:
-            self.skip(BOUND, name, f"{detail} (not a claim about this revision)")
-        else:
-            self.fail(BOUND, name, detail)
-
-    @property
-    def failed(self) -> bool:
-        return any(not s.ok for s in self.steps)
-
-    def reached(self, level: str) -> bool:
-        mine = [s for s in self.steps if s.level == level]
-        return bool(mine) and all(s.ok for s in mine)
-
-    def freeze(self, requested: tuple[str, ...]) -> AttestationReport:
-        status = SKIPPED if self.skipped else FAILED if self.failed else PASSED
-        if status == PASSED and not all(self.reached(lv) for lv in requested):
-            status = FAILED  # a requested level never ran: never report it as passed
-        c = self.claim
-        return AttestationReport(
-            source=self.source,
-            sha256=sha256_hex(self.line),
-            status=status,
-            steps=tuple(self.steps),
-            levels=tuple(lv for lv in requested if self.reached(lv)),
-            check=c.check if c else self.check,
-            drv_path=c.drv_path if c else self.failed_result,
-            signers=self.signers,
-            subjects={p: (c.output_names[p], d) for p, d in c.subjects.items()} if c else {},
-            diffs=tuple(self.diffs),
-        )
-
+__all__ = ["VerifyReport", "VerifyRequest", "explain_drv_difference", "verify"]
 
 # -- input ------------------------------------------------------------------------------
 
@@ -315,20 +77,20 @@ def _split_lines(data: bytes) -> list[bytes]:
     return [ln for ln in data.split(b"\n") if ln.strip()]
 
 
-def _read_bundle(path: Path) -> list[_Att]:
+def _read_bundle(path: Path) -> list[Attestation]:
     return [
-        _Att(f"{path.name} line {n}", ln, env, strict=True)
+        Attestation(f"{path.name} line {n}", ln, env, strict=True)
         for n, (ln, env) in enumerate(bundle.read_pairs(path), 1)
     ]
 
 
-def _read_notes(git: Git, rev: str, depth: int) -> list[_Att]:
+def _read_notes(git: Git, rev: str, depth: int) -> list[Attestation]:
     """The notes on rev and on its ancestors within the bound, newest first."""
     _, notes = history_notes(git, rev, depth)
-    atts: list[_Att] = []
+    atts: list[Attestation] = []
     for commit, data in notes:
         for n, ln in enumerate(_split_lines(data), 1):
-            att = _Att(f"note on {commit[:12]} line {n}", ln, None, False, commit != rev)
+            att = Attestation(f"note on {commit[:12]} line {n}", ln, None, False, commit != rev)
             try:
                 att.envelope = dsse.Envelope.from_json(ln)
             except AttestationError as e:
@@ -340,7 +102,7 @@ def _read_notes(git: Git, rev: str, depth: int) -> list[_Att]:
 # -- level 1: authentic -----------------------------------------------------------------
 
 
-def _authenticate(att: _Att, policy: TrustPolicy) -> None:
+def _authenticate(att: Attestation, policy: TrustPolicy) -> None:
     env = att.envelope
     if env is None:
         return
@@ -415,7 +177,7 @@ class _Repo:
         return f"git+file://{self.top}" + (f"?dir={self.subdir}" if self.subdir else "")
 
 
-def _check_static_binding(att: _Att, repo: _Repo) -> bool:
+def _check_static_binding(att: Attestation, repo: _Repo) -> bool:
     """Commit, flake ref and attribute: what can be checked before evaluating."""
     c = att.claim
     assert c is not None
@@ -551,7 +313,7 @@ def _only_paths_differ(va: str | None, vb: str | None, da: Derivation, db: Deriv
 
 
 def _bind(
-    atts: list[_Att], repo: _Repo, nix: Nix, required_system: str
+    atts: list[Attestation], repo: _Repo, nix: Nix, required_system: str
 ) -> dict[str, dict[str, EvaluatedCheck]]:
     """Level 2 for every authentic claim; returns the checks evaluated at rev, per system."""
     candidates = [a for a in atts if a.claim and not a.failed and not a.skipped]
@@ -621,7 +383,7 @@ def _bind(
 
 
 def _judge_failed_results(
-    atts: list[_Att],
+    atts: list[Attestation],
     evaluated: dict[str, dict[str, EvaluatedCheck]],
     rev: str,
     wanted: set[str] | None,
@@ -653,10 +415,10 @@ def _judge_failed_results(
 
 
 def _judge_checks(
-    atts: list[_Att], reports: list[AttestationReport], policy: TrustPolicy
+    atts: list[Attestation], reports: list[AttestationReport], policy: TrustPolicy
 ) -> list[CheckResult]:
     """The threshold rule (trust.count_signers) per check and drvPath, over passing claims."""
-    groups: dict[tuple[str, str], list[_Att]] = {}
+    groups: dict[tuple[str, str], list[Attestation]] = {}
     for a, r in zip(atts, reports, strict=True):
         if r.status == PASSED and a.claim is not None:
             groups.setdefault((a.claim.check, a.claim.drv_path), []).append(a)
@@ -680,7 +442,7 @@ def _judge_checks(
     return results
 
 
-def _tally_result(name: str, drv: str, atts: list[_Att], policy: TrustPolicy) -> CheckResult:
+def _tally_result(name: str, drv: str, atts: list[Attestation], policy: TrustPolicy) -> CheckResult:
     tally: Tally = count_signers(
         policy, [Endorsement.of(a.keyids, a.claim.subjects) for a in atts if a.claim]
     )
@@ -702,179 +464,6 @@ def _warn_if_trust_is_in_the_tree(policy: TrustPolicy, top: Path, reporter: Repo
             f"trust comes from {source}, in the tree under review: whoever can change this "
             "repository chooses the keys; pass --trusted-key or --policy from outside it"
         )
-
-
-# -- level 3: reproduced -----------------------------------------------------------------
-
-
-def _make_writable(root: Path) -> None:
-    # Store paths are read-only; make them deletable (never following symlinks).
-    for dirpath, _dirs, _files in os.walk(root):
-        with contextlib.suppress(OSError):
-            Path(dirpath).chmod(stat.S_IRWXU)
-
-
-def _remove_tree(root: Path) -> None:
-    if os.path.lexists(root):
-        _make_writable(root)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _fresh_store(store: Path | None) -> Iterator[Path]:
-    if store is not None:
-        store.mkdir(parents=True, exist_ok=True)
-        yield store.resolve()
-        return
-    tmp = Path(tempfile.mkdtemp(prefix="provenance-verify-"))
-    try:
-        yield tmp
-    finally:
-        _remove_tree(tmp)
-
-
-def _diff_output(
-    out: str, path: str, attested: str, rebuilt: str, rebuilt_tree: Path
-) -> OutputDiff:
-    """Compare a non-matching rebuild with the attested bytes, if this machine has them."""
-    local = Path(path)
-    if not os.path.lexists(local):
-        return OutputDiff(
-            out,
-            path,
-            attested,
-            rebuilt,
-            None,
-            (),
-            "the attested output is not in the local store: no files to compare with",
-        )
-    local_hash = nar_sha256(local)
-    note = (
-        ""
-        if local_hash == attested
-        else (f"the local {path} has NAR SHA-256 {local_hash}, not the attested one either")
-    )
-    if local.resolve() == rebuilt_tree.resolve():
-        return OutputDiff(
-            out, path, attested, rebuilt, None, (), "the rebuild replaced the attested copy"
-        )
-    return OutputDiff(
-        out,
-        path,
-        attested,
-        rebuilt,
-        str(local),
-        tuple(diff.compare_trees(local, rebuilt_tree)),
-        note,
-        diff.diffoscope(local, rebuilt_tree),
-    )
-
-
-def _compare_outputs(att: _Att, built: dict[str, Path], infos: dict[str, str], how: str) -> None:
-    """built: store path -> physical path of the rebuild; infos: store path -> nix's narHash."""
-    c = att.claim
-    assert c is not None
-    for path, digest in sorted(c.subjects.items()):
-        out = c.output_names[path]
-        physical = built.get(path)
-        if physical is None or not os.path.lexists(physical):
-            att.fail(REPRODUCED, f"output {out}", f"the rebuild produced no {path}")
-            continue
-        ours = nar_sha256(physical)
-        if path in infos and infos[path] != ours:
-            att.fail(
-                REPRODUCED,
-                f"output {out}",
-                f"nix's narHash for the rebuilt {path} is not ours: store corrupt?",
-            )
-            continue
-        if ours == digest:
-            att.ok(REPRODUCED, f"output {out}", f"NAR SHA-256 {ours[:16]}... matches ({how})")
-        else:
-            att.fail(
-                REPRODUCED,
-                f"output {out}",
-                f"rebuilt NAR SHA-256 {ours[:16]}... is not the attested {digest[:16]}... ({how})",
-            )
-            att.diffs.append(_diff_output(out, path, digest, ours, physical))
-
-
-def _rebuild_fresh(atts: list[_Att], nix: Nix, store: Path | None, reporter: Reporter) -> None:
-    drvs = sorted({a.claim.drv_path for a in atts if a.claim})
-    with _fresh_store(store) as root:
-        reporter.info(f"rebuilding {len(drvs)} derivation(s) in the independent store {root}")
-        fresh = dataclasses.replace(nix, store=str(root))
-        nix.copy_derivations(drvs, str(root))
-        results: dict[str, dict[str, Path] | str] = {}
-        infos: dict[str, str] = {}
-        for drv in drvs:
-            try:
-                # A store given by the user may already hold the outputs: rebuild them then.
-                outs = [o.path for o in fresh.derivations([drv])[drv].outputs if o.path]
-                again = bool(fresh.path_info(outs))
-                res = fresh.build(drv, rebuild=again, options=HERMETIC_OPTIONS)
-            except NixError as e:
-                results[drv] = e.message
-                continue
-            results[drv] = {p: root / p.lstrip("/") for p in res.outputs.values()}
-            infos.update({p: i.nar_hash for p, i in fresh.path_info(res.outputs.values()).items()})
-        for a in atts:
-            assert a.claim is not None
-            r = results[a.claim.drv_path]
-            if isinstance(r, str):
-                a.fail(REPRODUCED, "build", f"the rebuild in {root} failed: {r}")
-            else:
-                _compare_outputs(a, r, infos, f"fresh store {root}")
-
-
-def _rebuild_in_place(atts: list[_Att], nix: Nix, reporter: Reporter) -> None:
-    for drv in sorted({a.claim.drv_path for a in atts if a.claim}):
-        mine = [a for a in atts if a.claim and a.claim.drv_path == drv]
-        reporter.info(f"rebuilding {drv} in place (nix build --rebuild)")
-        outs = [o.path for o in nix.derivations([drv])[drv].outputs if o.path]
-        valid = nix.path_info(outs)
-        try:
-            if not valid:
-                # Not in the store: an ordinary build is a rebuild from scratch here.
-                res = nix.build(drv, options=HERMETIC_OPTIONS)
-                built = {p: Path(p) for p in res.outputs.values()}
-                for a in mine:
-                    _compare_outputs(a, built, {}, "built in the local store")
-                continue
-            check = nix.rebuild_check(drv, options=HERMETIC_OPTIONS)
-        except NixError as e:
-            for a in mine:
-                a.fail(REPRODUCED, "build", f"the rebuild failed: {e.message}")
-            continue
-        # Nix compared its rebuild with the valid outputs; we compare those with the subjects.
-        built = {p: Path(p) for p in outs}
-        if check.reproduced:
-            for a in mine:
-                _compare_outputs(a, built, {}, "nix --rebuild matched the store")
-            continue
-        differing = check.differing_output or ""
-        kept = Path(differing + ".check")
-        try:
-            for a in mine:
-                assert a.claim is not None
-                for path, digest in sorted(a.claim.subjects.items()):
-                    out = a.claim.output_names[path]
-                    if path != differing:
-                        continue
-                    rebuilt = nar_sha256(kept) if os.path.lexists(kept) else "unknown"
-                    a.fail(REPRODUCED, f"output {out}", f"nix --rebuild: {path} does not reproduce")
-                    d = _diff_output(out, path, digest, rebuilt, kept)
-                    first_only = (
-                        "nix --rebuild stops at the first differing output; "
-                        "rebuild in a fresh store (the default) to compare every output"
-                    )
-                    a.diffs.append(
-                        dataclasses.replace(d, note="; ".join(filter(None, [d.note, first_only])))
-                    )
-        finally:
-            _remove_tree(kept)
-            if check.build_dir:
-                _remove_tree(Path(check.build_dir))
 
 
 # -- level 4: signed verdict --------------------------------------------------------------
@@ -981,9 +570,9 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
     if req.rebuild:
         bound = [a for a in atts if a.claim and not a.failed and not a.skipped]
         if bound and req.in_place:
-            _rebuild_in_place(bound, nix, reporter)
+            rebuild_in_place(bound, nix, reporter)
         elif bound:
-            _rebuild_fresh(bound, nix, req.store, reporter)
+            rebuild_fresh(bound, nix, req.store, reporter)
 
     # Lines on ancestors' notes that bind to nothing here are history, not evidence: counted,
     # not listed one by one (a long-attested history would bury the report).
