@@ -192,51 +192,69 @@ def _cached(
     drvs: dict[str, str],
     signer: Signer,
     depth: int = DEFAULT_SEARCH_DEPTH,
+    *,
+    ancestors: bool = True,
 ) -> _OwnLines:
     """Lines in which this key already attested a check's drvPath.
 
     On this commit or, since the drvPath pins every input, on one of its last `depth`
     commits (a README-only change keeps the drvPaths): the same bound as `gate`. The
     first provenance line per check (this commit's before an ancestor's) is a cache hit,
-    and its test-result companion rides along into the bundle. With --force this
-    commit's lines for the check are superseded by the new statements and dropped from
-    its note; other keys' and other checks' lines are kept.
+    and its test-result companion rides along into the bundle. With --force
+    (`ancestors=False`) this commit's lines for the check are superseded by the new
+    statements and dropped from its note; other keys' and other checks' lines are kept.
     """
     own = _OwnLines()
-    window, notes = history_notes(git, commit, depth)
-    in_window = set(window)
     wanted = {drv: name for name, drv in drvs.items()}
+    seen: set[str] = set()
+    # This commit's note first: one git call, and on a repeated cache hit the only one.
+    _scan_note(own, git.note(commit) or b"", {commit}, commit, wanted, signer, seen)
+    if not ancestors or set(own.provenance) >= set(drvs):
+        return own
+    window, notes = history_notes(git, commit, depth)
     for _, note in notes:  # newest commit first
-        # Lines are split on b"\n" only, as everywhere notes are read (U+2028 in a JSON
-        # string is not a line break); a line that is not UTF-8 cannot be one of ours.
-        for line in (raw.decode(errors="replace") for raw in note.split(b"\n")):
-            # keyid is only a hint, but a line without ours cannot count as ours here, and
-            # skipping it saves parsing other signers' (large) statements.
-            if signer.keyid not in line:
-                continue
-            try:
-                env = dsse.Envelope.from_json(line)
-                stmt = load_statement(dsse.verify(env, [signer.public]).payload)
-                if (bound := test_result_binding(stmt)) is not None:
-                    name = wanted.get(bound[0])
-                    if name is not None:
-                        own.test_results.setdefault(name, []).append((line, bound[1]))
-                    continue
-                claim = parse_provenance(stmt)
-            except (AttestationError, VerificationError):
-                continue  # other keys' lines, other predicates, or junk: not ours to judge
-            name = wanted.get(claim.drv_path)
-            if name is None or claim.dirty or claim.commit not in in_window:
-                continue
-            outputs = {
-                claim.output_names[p]: {"path": p, "sha256": d} for p, d in claim.subjects.items()
-            }
-            via = None if claim.commit == commit else claim.commit
-            result = CheckResult(
-                name, claim.drv_path, "cached", outputs, claim.output_check, via=via
-            )
-            own.provenance.setdefault(name, []).append((line, result))
+        _scan_note(own, note, set(window), commit, wanted, signer, seen)
     return own
+
+
+def _scan_note(
+    own: _OwnLines,
+    note: bytes,
+    in_window: set[str],
+    commit: str,
+    wanted: dict[str, str],
+    signer: Signer,
+    seen: set[str],
+) -> None:
+    # Lines are split on b"\n" only, as everywhere notes are read (U+2028 in a JSON
+    # string is not a line break); a line that is not UTF-8 cannot be one of ours.
+    for line in (raw.decode(errors="replace") for raw in note.split(b"\n")):
+        # keyid is only a hint, but a line without ours cannot count as ours here, and
+        # skipping it saves parsing other signers' (large) statements.
+        if signer.keyid not in line or line in seen:
+            continue
+        try:
+            env = dsse.Envelope.from_json(line)
+            stmt = load_statement(dsse.verify(env, [signer.public]).payload)
+            if (bound := test_result_binding(stmt)) is not None:
+                name = wanted.get(bound[0])
+                if name is not None:
+                    seen.add(line)
+                    own.test_results.setdefault(name, []).append((line, bound[1]))
+                continue
+            claim = parse_provenance(stmt)
+        except (AttestationError, VerificationError):
+            continue  # other keys' lines, other predicates, or junk: not ours to judge
+        name = wanted.get(claim.drv_path)
+        if name is None or claim.dirty or claim.commit not in in_window:
+            continue
+        seen.add(line)
+        outputs = {
+            claim.output_names[p]: {"path": p, "sha256": d} for p, d in claim.subjects.items()
+        }
+        via = None if claim.commit == commit else claim.commit
+        result = CheckResult(name, claim.drv_path, "cached", outputs, claim.output_check, via=via)
+        own.provenance.setdefault(name, []).append((line, result))
 
 
 def _refuse_impure(closure: dict[str, DrvFlags]) -> frozenset[str]:
@@ -388,7 +406,7 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
     drvs = {n: c.drv_path for n, c in evaluated.items()}
     names = sorted(drvs)
 
-    own = _OwnLines() if dirty else _cached(git, commit, drvs, req.signer)
+    own = _OwnLines() if dirty else _cached(git, commit, drvs, req.signer, ancestors=not req.force)
     hits = {} if req.force else {n: found[0] for n, found in own.provenance.items()}
     superseded = {ln for n in names if n not in hits for ln in own.on_commit(n, commit)}
     for name in hits:
