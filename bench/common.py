@@ -40,6 +40,18 @@ def time_cmd(cmd: Sequence[str], runs: int, env: dict[str, str] | None = None) -
     return out
 
 
+def time_interleaved(
+    cmds: Sequence[Sequence[str]], runs: int, env: dict[str, str] | None = None
+) -> list[list[float]]:
+    """Like `time_cmd` for several commands, alternating them run by run, so that a
+    machine whose load drifts during the benchmark slows every side alike."""
+    samples: list[list[float]] = [[] for _ in cmds]
+    for _ in range(runs):
+        for i, cmd in enumerate(cmds):
+            samples[i] += time_cmd(cmd, 1, env)
+    return samples
+
+
 def row(label: str, samples: list[float]) -> tuple[str, float]:
     med = statistics.median(samples)
     print(f"| {label} | {med * 1000:.0f} | {min(samples) * 1000:.0f}-{max(samples) * 1000:.0f} |")
