@@ -175,15 +175,19 @@ class _OwnLines:
 
     provenance: dict[str, list[tuple[str, CheckResult]]] = field(default_factory=dict)
     test_results: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
+    cosigned: set[str] = field(default_factory=set)  # lines another key signed too
 
     def companions(self, name: str, commit: str | None) -> list[str]:
         """The test-result lines that go with the provenance line made on `commit`."""
         return [ln for ln, c in self.test_results.get(name, []) if c == commit]
 
     def on_commit(self, name: str, commit: str) -> list[str]:
-        """All of this key's lines for the check that hang on `commit` itself."""
+        """This key's own lines for the check on `commit`, which --force may replace.
+
+        A line someone else co-signed is theirs too, so it is never dropped.
+        """
         prov = [ln for ln, r in self.provenance.get(name, []) if r.via is None]
-        return prov + self.companions(name, commit)
+        return [ln for ln in prov + self.companions(name, commit) if ln not in self.cosigned]
 
 
 def _cached(
@@ -236,6 +240,8 @@ def _scan_note(
         try:
             env = dsse.Envelope.from_json(line)
             stmt = load_statement(dsse.verify(env, [signer.public]).payload)
+            if len(env.signatures) > 1:
+                own.cosigned.add(line)
             if (bound := test_result_binding(stmt)) is not None:
                 name = wanted.get(bound[0])
                 if name is not None:

@@ -18,6 +18,7 @@ from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.signer import SSlibKey
 from typer.testing import CliRunner
 
+from provenance import dsse, keys
 from provenance.cli import app
 from provenance.hashing import sha256_hex
 from provenance.keys import load_public_key
@@ -387,3 +388,20 @@ def test_help_explains_commands() -> None:
     assert code == 0 and "build" in out and "keygen" in out
     code, out, _ = cli("build", "--help")
     assert code == 0 and "--allow-dirty" in out and "PROVENANCE_KEY" in out
+
+
+def test_force_never_drops_a_line_another_key_cosigned(
+    flake: Path, keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    key, _ = keypair
+    assert cli("build", str(flake), "--key", str(key), "--check", "chain")[0] == 0
+    note = git(flake, "notes", "--ref", "refs/notes/provenance", "show", "HEAD").splitlines()
+    (line,) = note
+    other, _, _ = keys.generate(tmp_path / "co")
+    payload = base64.b64decode(json.loads(line)["payload"])
+    cosigned = dsse.sign(payload, [keys.load_signer(key), keys.load_signer(other)]).to_json()
+    git(flake, "notes", "--ref", "refs/notes/provenance", "append", "-m", cosigned, "HEAD")
+    assert cli("build", str(flake), "--key", str(key), "--check", "chain", "--force")[0] == 0
+    after = git(flake, "notes", "--ref", "refs/notes/provenance", "show", "HEAD").splitlines()
+    assert cosigned in after  # the co-signer's signature is not ours to drop
+    assert line not in after  # our own earlier statement is superseded
