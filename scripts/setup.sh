@@ -5,6 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian's packages move with its point releases, and we tolerate that rather than pin:
+# - nix-bin: the tests drive whatever 2.x it is and accept every JSON shape we know (the
+#   modern-Nix runs cover newer ones); nothing asserts a version string.
+# - busybox-static: every fixture hash is computed from the busybox on the machine, never
+#   written into a test; the pytest example records its version in toolchain.nix.
 need=()
 command -v nix >/dev/null 2>&1 || need+=(nix-bin)
 { [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q 'statically linked'; } || need+=(busybox-static)
@@ -32,5 +37,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+# Pinned (constraints.txt): a PyPI release must not change what the tests run on.
+# PIP_CONSTRAINT, not -c: it also reaches the isolated build of the package (setuptools).
+PIP_CONSTRAINT=$PWD/constraints.txt .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
 echo "setup: ok ($(nix --version), $(.venv/bin/python --version))" >&2

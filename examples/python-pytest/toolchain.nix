@@ -1,7 +1,8 @@
 # Written by build-toolchain.sh: the toolchain's NAR hash, and what went into it.
 {
-  narHash = "sha256-wun1y8V3fXa/9e+AamFyLXBAtbcygp7W0vb9l/lAY+o=";
+  narHash = "sha256-Ag5Bre1Z3oxLdA48NwkntKR3NBjTc1Re/jDTLKX3zUw=";
   packages = [
+    "busybox-static=1:1.35.0-4+deb12u1+b1"
     "libbz2-1.0=1.0.8-5+b1"
     "libc6=2.36-9+deb12u14"
     "libcrypt1=1:4.4.33-2"
@@ -27,6 +28,6 @@
     "python3-pluggy=1.0.0+repack-1"
     "python3-pytest=7.2.1-2"
     "python3.11-minimal=3.11.2-6+deb12u9"
-    "zlib1g=1:1.2.13.dfsg-1"
+    "zlib1g=1:1.2.13.dfsg-1+deb12u1"
   ];
 }

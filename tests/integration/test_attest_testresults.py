@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -20,9 +19,8 @@ from provenance import lognorm
 from provenance.intoto import SLSA_PROVENANCE_V1, TEST_RESULT_V01
 from provenance.nix import current_system
 from tests.conftest import git, nix, run
+from tests.integration.conftest import IGNORED
 
-ROOT = Path(__file__).parent.parent.parent
-EXAMPLE = ROOT / "examples" / "python-pytest"
 TOOLCHAIN_NAME = "python-pytest-toolchain"
 
 
@@ -68,24 +66,9 @@ def test_build_attests_the_fixture_tests(flake: Path, keypair: tuple[Path, Path]
 # -- the pytest example ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def toolchain() -> Path:
-    """The example's toolchain dir, built (and checked against its pin) if missing."""
-    tree = EXAMPLE / "toolchain"
-    if not tree.is_dir():
-        if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
-            pytest.skip("the pytest example's toolchain needs apt-get and dpkg-deb to build")
-        env = {**os.environ, "NIX_CONFIG": "experimental-features = nix-command flakes"}
-        done = subprocess.run([str(EXAMPLE / "build-toolchain.sh"), "--check"], env=env,
-                              capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            pytest.fail(f"build-toolchain.sh --check failed:\n{done.stderr}")
-    return tree
-
-
-def copy_example(dest: Path) -> Path:
-    ignore = shutil.ignore_patterns("toolchain", ".debs", ".provenance", "__pycache__")
-    shutil.copytree(EXAMPLE, dest, ignore=ignore)
+def copy_example(dest: Path, source: Path) -> Path:
+    """A committed copy of `source` without ./toolchain: evaluation never reads it."""
+    shutil.copytree(source, dest, ignore=IGNORED)
     run(["git", "init", "-q"], cwd=dest)
     run(["git", "add", "-A"], cwd=dest)
     run(["git", "commit", "-q", "-m", "calc"], cwd=dest)
@@ -102,7 +85,7 @@ def test_pytest_example_is_attested_and_reproduces(
     tmp_path: Path, keypair: tuple[Path, Path], toolchain: Path
 ) -> None:
     add_toolchain(toolchain)  # the flake only names it by hash; it must be in the store
-    repo = copy_example(tmp_path / "calc")  # a copy without ./toolchain: evaluation never reads it
+    repo = copy_example(tmp_path / "calc", toolchain.parent)
     done = provenance("build", "--key", str(keypair[0]), str(repo), "--json", "--force")
     assert done.returncode == 0, done.stderr
     assert "unit: 20 passed, 0 failed [PASSED, from junit]" in done.stderr
@@ -145,7 +128,7 @@ def test_a_failing_test_means_no_statement_at_all(
     tmp_path: Path, keypair: tuple[Path, Path], toolchain: Path
 ) -> None:
     add_toolchain(toolchain)
-    repo = copy_example(tmp_path / "calc")
+    repo = copy_example(tmp_path / "calc", toolchain.parent)
     (repo / "tests" / "test_regression.py").write_text(
         "from calc import evaluate\n\n\n"
         "def test_precedence():\n    assert evaluate('1 + 2 * 3') == 9\n"
