@@ -7,12 +7,12 @@ line is wrong, so a user can find it.
 from __future__ import annotations
 
 import os
-import stat
 import tempfile
 from pathlib import Path
 
 from provenance.dsse import MAX_ENVELOPE_BYTES, Envelope
 from provenance.errors import AttestationError, UsageError
+from provenance.files import read_regular
 
 MAX_BUNDLE_BYTES = 64 * 1024 * 1024
 
@@ -72,43 +72,9 @@ def read_pairs(path: Path) -> list[tuple[bytes, Envelope]]:
     Only regular files are read (a device such as /dev/zero never ends, a FIFO blocks),
     and never more than MAX_BUNDLE_BYTES + 1 bytes, whatever the file's size says.
     """
-    data = _read_regular(path)
+    data = read_regular(path, MAX_BUNDLE_BYTES, "bundle", error=AttestationError)
     envelopes = parse_pairs(data, str(path))  # raises, naming the bad line
     if not envelopes:
         msg = f"{path} holds no envelopes"
         raise AttestationError(msg, "is it empty or truncated?")
     return envelopes
-
-
-def _read_regular(path: Path) -> bytes:
-    try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        msg = f"bundle {path} does not exist"
-        raise UsageError(msg) from None
-    except OSError as e:
-        msg = f"cannot read {path}: {e.strerror}"
-        raise UsageError(msg) from None
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            msg = f"{path} is a directory, not a bundle"
-            raise UsageError(msg)
-        if not stat.S_ISREG(st.st_mode):
-            msg = f"{path} is not a regular file"
-            raise UsageError(msg, "pass a bundle file (.intoto.jsonl)")
-        if st.st_size > MAX_BUNDLE_BYTES:
-            msg = f"{path} is {st.st_size} bytes, over the {MAX_BUNDLE_BYTES}-byte limit"
-            raise AttestationError(msg)
-        with os.fdopen(os.dup(fd), "rb") as f:
-            data = f.read(MAX_BUNDLE_BYTES + 1)  # a file growing under us stops here
-    except OSError as e:
-        msg = f"cannot read {path}: {e.strerror}"
-        raise UsageError(msg) from None
-    finally:
-        os.close(fd)
-    if len(data) > MAX_BUNDLE_BYTES:
-        msg = f"{path} is over the {MAX_BUNDLE_BYTES}-byte limit"
-        raise AttestationError(msg)
-    return data

@@ -75,6 +75,12 @@ class NixError(ProvenanceError):
         self.stderr = stderr
 
 
+class StoreReadError(ProvenanceError):
+    """A store path could not be read to hash it (missing, unreadable, a special file)."""
+
+    exit_code = ExitCode.ENVIRONMENT
+
+
 class GitError(ProvenanceError):
     """`git` could not be run, or refused an operation."""
 

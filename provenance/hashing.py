@@ -17,6 +17,8 @@ import stat
 from pathlib import Path
 from typing import Protocol
 
+from provenance.errors import StoreReadError
+
 _CHUNK = 1 << 20
 NIX32_ALPHABET = "0123456789abcdfghijklmnpqrsvwxyz"
 
@@ -33,7 +35,27 @@ def _str(sink: _Sink, data: bytes) -> None:
         sink.update(b"\0" * pad)
 
 
-def _dump(sink: _Sink, path: Path) -> None:
+def _dump(sink: _Sink, root: Path) -> None:
+    """Serialise `root` into `sink`, iteratively: an output may nest deeper than Python's
+    recursion limit (a hostile check can make 100,000 nested directories)."""
+    # The stack holds nodes still to serialise and the tokens that close them.
+    stack: list[Path | tuple[bytes, ...]] = [root]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, tuple):
+            for token in item:
+                _str(sink, token)
+            continue
+        try:
+            _node(sink, item, stack)
+        except OSError as e:
+            msg = f"cannot read {item} to hash it: {e.strerror}"
+            raise StoreReadError(
+                msg, "is the store mounted where nix says (a chroot store needs its real path)?"
+            ) from None
+
+
+def _node(sink: _Sink, path: Path, stack: list[Path | tuple[bytes, ...]]) -> None:
     st = path.lstat()
     _str(sink, b"(")
     _str(sink, b"type")
@@ -43,15 +65,14 @@ def _dump(sink: _Sink, path: Path) -> None:
         _str(sink, os.fsencode(os.readlink(path)))
     elif stat.S_ISDIR(st.st_mode):
         _str(sink, b"directory")
-        # NAR orders entries by the raw bytes of their names.
-        for name in sorted(os.fsencode(n) for n in os.listdir(path)):
-            _str(sink, b"entry")
-            _str(sink, b"(")
-            _str(sink, b"name")
-            _str(sink, name)
-            _str(sink, b"node")
-            _dump(sink, path / os.fsdecode(name))
-            _str(sink, b")")
+        stack.append((b")",))
+        # NAR orders entries by the raw bytes of their names; pushed last-first so the
+        # first name is serialised first.
+        for name in sorted((os.fsencode(n) for n in os.listdir(path)), reverse=True):
+            stack.append((b")",))
+            stack.append(path / os.fsdecode(name))
+            stack.append((b"entry", b"(", b"name", name, b"node"))
+        return  # the directory's ")" is on the stack, after its entries
     elif stat.S_ISREG(st.st_mode):
         _str(sink, b"regular")
         if st.st_mode & stat.S_IXUSR:
@@ -67,7 +88,7 @@ def _dump(sink: _Sink, path: Path) -> None:
             sink.update(b"\0" * pad)
     else:
         msg = f"{path}: cannot serialise a special file into a NAR"
-        raise ValueError(msg)
+        raise StoreReadError(msg)
     _str(sink, b")")
 
 

@@ -14,14 +14,16 @@ import base64
 import hashlib
 import logging
 import os
+import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from provenance.errors import KeyFileError, UsageError
+from provenance.files import read_regular
 
 log = logging.getLogger(__name__)
 
@@ -96,21 +98,27 @@ class Signer:
         return PublicKey(self.key.public_key(), self.keyid)
 
 
+MAX_KEY_BYTES = 64 * 1024  # a PEM key is a few hundred bytes
+
+
 def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        msg = f"{what} {path} does not exist"
-        raise KeyFileError(msg, "create one with `provenance keygen --out-dir DIR`") from None
-    except OSError as e:
-        msg = f"cannot read {what} {path}: {e.strerror}"
-        raise KeyFileError(msg) from None
+    # Bounded, regular files only: a FIFO would hang every command, /dev/zero exhaust memory.
+    return read_regular(
+        path,
+        MAX_KEY_BYTES,
+        what,
+        error=KeyFileError,
+        missing_hint="create one with `provenance keygen --out-dir DIR`",
+    )
 
 
 def load_signer(path: str | Path) -> Signer:
     """Load an Ed25519 PKCS#8 PEM private key; warn if others can read it."""
     p = Path(path)
     data = _read(p, "signing key")
+    if b"-----BEGIN PUBLIC KEY-----" in data:
+        msg = f"{p} is a public key; signing needs the private key"
+        raise KeyFileError(msg, "pass the provenance.key written next to it by `provenance keygen`")
     try:
         mode = p.stat().st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
@@ -125,6 +133,9 @@ def load_signer(path: str | Path) -> Signer:
 
     try:
         key = serialization.load_pem_private_key(data, password=None)
+    except UnsupportedAlgorithm:
+        msg = f"{p} holds a key of an algorithm this tool does not know"
+        raise KeyFileError(msg, "generate an Ed25519 key with `provenance keygen`") from None
     except (ValueError, TypeError) as e:
         msg = f"{p} is not an unencrypted PEM private key ({e})"
         raise KeyFileError(msg, "pass the provenance.key written by `provenance keygen`") from None
@@ -149,6 +160,9 @@ def public_key_from_pem(data: bytes, source: str) -> PublicKey:
 
     try:
         key = serialization.load_pem_public_key(data)
+    except UnsupportedAlgorithm:
+        msg = f"{source} holds a public key of an algorithm this tool does not know"
+        raise KeyFileError(msg, "trust an Ed25519 key written by `provenance keygen`") from None
     except (ValueError, TypeError):
         msg = f"{source} is not a PEM public key"
         raise KeyFileError(msg, "pass the provenance.pub written by `provenance keygen`") from None
@@ -183,14 +197,27 @@ def generate(out_dir: str | Path, *, force: bool = False) -> tuple[Path, Path, s
 def _write_new(path: Path, data: bytes, mode: int) -> None:
     # Create with the final mode from the start: the private key is never world-readable,
     # not even for a moment, and a crash leaves the old file or none, never half a key.
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    # The temp name is random and opened O_EXCL|O_NOFOLLOW: in a shared directory, a
+    # planted file or symlink cannot receive the key; fchmod fixes a umask-reduced mode.
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+            break
+        except FileExistsError:
+            continue
+        except OSError as e:
+            msg = f"cannot write {path}: {e.strerror}"
+            raise UsageError(msg) from None
+    else:
+        msg = f"cannot create a temporary file next to {path}"
+        raise UsageError(msg)
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

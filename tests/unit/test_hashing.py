@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from provenance.errors import StoreReadError
 from provenance.hashing import nar_bytes, nar_sha256, nix32_decode, sha256_hex, sha256_to_hex
 
 
@@ -33,6 +34,40 @@ def test_nar_matches_nix_store_dump(tmp_path: Path) -> None:
         ).stdout
         assert nar_bytes(target) == dumped, target
         assert nar_sha256(target) == sha256_hex(dumped)
+
+
+@pytest.mark.nix
+def test_a_tree_deeper_than_the_recursion_limit_hashes_as_nix_dumps_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys  # noqa: PLC0415
+
+    root = tmp_path / "deep"
+    depth = sys.getrecursionlimit() + 500  # the recursive serialiser died here
+    where = root
+    for i in range(depth):
+        where = where / "d"
+        if i % 300 == 0:
+            where.mkdir(parents=True)
+            (where / "f").write_text(str(i))
+    where.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)  # keep the paths nix-store sees short
+    try:
+        dumped = subprocess.run(
+            ["nix-store", "--dump", "deep"], capture_output=True, check=True
+        ).stdout
+        assert nar_sha256(root) == sha256_hex(dumped)
+    finally:
+        # shutil.rmtree recurses too: pytest's own clean-up of old temp dirs would die on it.
+        subprocess.run(["rm", "-rf", str(root)], check=True)
+
+
+def test_an_unreadable_output_is_a_clean_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreReadError, match=r"cannot read .*missing to hash it"):
+        nar_sha256(tmp_path / "missing")
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(StoreReadError, match="special file"):
+        nar_sha256(tmp_path / "fifo")
 
 
 @pytest.mark.nix

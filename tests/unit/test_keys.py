@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
+import os
 import shutil
 import stat
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -147,3 +150,80 @@ def test_non_canonical_base64_is_left_to_cryptography(tmp_path: Path) -> None:
     assert keys._pem_body(odd.read_bytes(), b"PUBLIC KEY") is None  # not the fast path
     with pytest.raises(KeyFileError):  # and cryptography refuses it, as before
         keys.load_public_key(odd)
+
+
+def _unknown_oid_pems() -> tuple[bytes, bytes]:
+    """A PKCS#8 and an SPKI key whose algorithm OID (1.3.6.1.4.1.99999.1) no library knows."""
+    oid = bytes.fromhex("06092b06010401868d1f01")
+    alg = b"\x30" + bytes([len(oid)]) + oid
+    pkcs8 = b"\x02\x01\x00" + alg + b"\x04\x22\x04\x20" + b"\x01" * 32
+    spki = alg + b"\x03\x21\x00" + b"\x02" * 32
+
+    def pem(body: bytes, label: bytes) -> bytes:
+        der = b"\x30" + bytes([len(body)]) + body
+        b64 = base64.encodebytes(der)
+        return b"-----BEGIN " + label + b"-----\n" + b64 + b"-----END " + label + b"-----\n"
+
+    return pem(pkcs8, b"PRIVATE KEY"), pem(spki, b"PUBLIC KEY")
+
+
+def test_a_key_of_an_unknown_algorithm_is_a_clean_error(tmp_path: Path) -> None:
+    private, public = _unknown_oid_pems()
+    (tmp_path / "k").write_bytes(private)
+    (tmp_path / "k.pub").write_bytes(public)
+    with pytest.raises(KeyFileError, match="an algorithm this tool does not know"):
+        keys.load_signer(tmp_path / "k")
+    with pytest.raises(KeyFileError, match="an algorithm this tool does not know"):
+        keys.load_public_key(tmp_path / "k.pub")
+
+
+@pytest.mark.parametrize("loader", [keys.load_signer, keys.load_public_key])
+def test_a_fifo_or_an_endless_device_is_refused_at_once(
+    tmp_path: Path, loader: Callable[[Path], object]
+) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # no writer: a plain open() would wait forever
+    with pytest.raises(KeyFileError, match="is not a regular file"):
+        loader(fifo)
+    zero = tmp_path / "zero"
+    zero.symlink_to("/dev/zero")  # read_bytes() would read until MemoryError
+    with pytest.raises(KeyFileError, match="is not a regular file"):
+        loader(zero)
+    huge = tmp_path / "huge"
+    huge.write_bytes(b"A" * (keys.MAX_KEY_BYTES + 1))
+    with pytest.raises(KeyFileError, match="over the"):
+        loader(huge)
+
+
+def test_a_public_key_passed_as_the_signing_key_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    _, pub, _ = keys.generate(tmp_path)
+    pub.chmod(0o644)
+    with caplog.at_level(logging.WARNING), pytest.raises(KeyFileError, match="is a public key"):
+        keys.load_signer(pub)
+    assert "chmod 600" not in caplog.text  # a public key is meant to be readable
+
+
+def test_keygen_never_writes_through_a_planted_symlink(tmp_path: Path) -> None:
+    # The old temp name was predictable (.provenance.key.tmp<pid>): a symlink planted there
+    # in a shared directory received the private key.
+    victim = tmp_path / "victim"
+    victim.write_text("untouched\n")
+    out = tmp_path / "keys"
+    out.mkdir()
+    for pid in range(os.getpid() - 2, os.getpid() + 3):
+        (out / f".provenance.key.tmp{pid}").symlink_to(victim)
+    key, _, _ = keys.generate(out)
+    assert victim.read_text() == "untouched\n"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]  # no temp file left
+
+
+def test_keygen_mode_is_exact_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        _, pub, _ = keys.generate(tmp_path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(pub.stat().st_mode) == 0o644  # fchmod, not the umask, decides
