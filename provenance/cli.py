@@ -722,6 +722,12 @@ def hooks_install(
 
     for c in _guard(lambda: hooks.install(flake_dir)):
         typer.echo(f"{c.hook}: {c.action} ({c.path})", err=True)
+    if not _guard(lambda: hooks.signing_key_configured(flake_dir)):
+        typer.echo(
+            "warning: no signing key is configured, so post-commit will attest nothing; "
+            "set one with `git config provenance.key PATH` or export PROVENANCE_KEY",
+            err=True,
+        )
 
 
 @hooks_app.command("uninstall")

@@ -97,6 +97,12 @@ class Git:
         done = self._run("notes", "--ref", ref, "show", rev, check=False)
         return done.stdout if done.returncode == 0 else None
 
+    def config_get(self, name: str) -> str | None:
+        """`git config --get NAME`, or None when it is not set."""
+        done = self._run("config", "--get", name, check=False)
+        value = done.stdout.decode(errors="replace").strip()
+        return (value or None) if done.returncode == 0 else None
+
     def _identity(self) -> list[str]:
         ok = self._run("var", "GIT_COMMITTER_IDENT", check=False).returncode == 0
         return [] if ok else _FALLBACK_IDENTITY

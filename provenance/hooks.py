@@ -14,12 +14,16 @@ those blocks (and a hook file only when nothing else is left in it):
 - pre-push: `provenance notes push <remote>`; it never fails the user's push. The nested
   push of the notes passes `--no-verify`, and `PROVENANCE_IN_HOOK` guards against loops.
 
-An existing hook is kept: the block is appended to it when it is a POSIX shell script,
-and the install is refused otherwise (we cannot safely edit a Python or binary hook).
+An existing hook is kept: the block is inserted right after its `#!` line when it is a
+POSIX shell script (appended, it would never run after the script's own `exec` or
+`exit`, as in pre-commit's hooks; each block is self-contained, reads no stdin and never
+fails), and the install is refused otherwise (we cannot safely edit a Python or binary
+hook).
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 import stat
 import sys
@@ -28,6 +32,7 @@ from pathlib import Path
 
 from provenance.errors import UsageError
 from provenance.git import Git
+from provenance.keys import KEY_ENV
 
 BEGIN = "# >>> provenance hook (added by `provenance hooks install`) >>>"
 END = "# <<< provenance hook <<<"
@@ -45,10 +50,10 @@ def _provenance_cmd() -> str:
 
 def _blocks(flake_subdir: str) -> dict[str, str]:
     prov = f"${{PROVENANCE_BIN:-{_provenance_cmd()}}}"
-    flake = (
-        f'"$(git rev-parse --show-toplevel)/{flake_subdir}"'
-        if flake_subdir
-        else ('"$(git rev-parse --show-toplevel)"')
+    # The subdirectory is data: single-quoted, so `$(...)`, `"` or spaces in a directory
+    # name are never run or split by the shell on each commit.
+    flake = '"$(git rev-parse --show-toplevel)"' + (
+        f"/{shlex.quote(flake_subdir)}" if flake_subdir else ""
     )
     return {
         "pre-commit": f"""\
@@ -132,7 +137,7 @@ def install(flake_dir: Path) -> list[HookChange]:
         if first not in _SHELLS:
             msg = f"{path} exists and is not a POSIX shell script ({first or 'empty'})"
             raise UsageError(msg, "add a call to `provenance` to it yourself, or move it aside")
-        plans.append((hook, path, _reinsert(text, block), "appended"))
+        plans.append((hook, path, _reinsert(text, block), "inserted"))
     hooks_dir.mkdir(parents=True, exist_ok=True)
     changes: list[HookChange] = []
     for hook, path, content, action in plans:
@@ -147,8 +152,15 @@ def install(flake_dir: Path) -> list[HookChange]:
 def _reinsert(text: str, block: str) -> str:
     if text.strip() in ("", SHEBANG):
         return f"{SHEBANG}\n{block}"
-    # One blank line, then the block: `_strip_block` removes exactly these.
-    return text + ("" if text.endswith("\n") else "\n") + "\n" + block
+    # Right after the `#!` line, before anything that could exec or exit:
+    # `_strip_block` removes exactly the block again.
+    first, _, rest = text.partition("\n")
+    return f"{first}\n{block}{rest}"
+
+
+def signing_key_configured(flake_dir: Path) -> bool:
+    """Whether post-commit will find a key ($PROVENANCE_KEY or `git config provenance.key`)."""
+    return bool(os.environ.get(KEY_ENV)) or Git(flake_dir).config_get("provenance.key") is not None
 
 
 def uninstall(flake_dir: Path) -> list[HookChange]:

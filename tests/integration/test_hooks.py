@@ -49,7 +49,7 @@ def test_install_attest_skip_no_verify_push_uninstall(
 
     done = _prov("hooks", "install", str(repo))
     assert done.returncode == 0, done.stderr
-    assert "pre-commit: appended" in done.stderr
+    assert "pre-commit: inserted" in done.stderr
     assert "post-commit: created" in done.stderr and "pre-push: created" in done.stderr
     # Installing twice changes nothing.
     assert "pre-commit: unchanged" in _prov("hooks", "install", str(repo)).stderr
@@ -119,3 +119,62 @@ def test_refuses_a_non_shell_hook(tmp_path: Path) -> None:
     # All or nothing: no other hook was written.
     assert not (repo / ".git" / "hooks" / "post-commit").exists()
     assert hook.read_text() == "#!/usr/bin/env python3\nprint('mine')\n"
+
+
+def test_our_block_runs_before_a_hook_that_ends_in_exec(
+    tmp_path: Path, keypair: tuple[Path, Path]
+) -> None:
+    # pre-commit's own hook ends in `exec`: a block appended after it would never run, so
+    # the marker would never be written and post-commit would silently attest nothing.
+    repo = make_flake(tmp_path / "repo")
+    user = '#!/bin/sh\necho user-hook-ran >> "$(git rev-parse --git-dir)/user.log"\nexec true\n'
+    hook = repo / ".git" / "hooks" / "pre-commit"
+    hook.write_text(user)
+    hook.chmod(0o755)
+    done = _prov("hooks", "install", str(repo))
+    assert "pre-commit: inserted" in done.stderr
+    env = {**os.environ, "PROVENANCE_HOOK_FOREGROUND": "1", "PROVENANCE_KEY": str(keypair[0])}
+    (repo / "README.md").write_text("x\n")
+    run(["git", "add", "README.md"], cwd=repo)
+    run(["git", "commit", "-q", "-m", "through an exec hook"], cwd=repo, env=env)
+    assert _has_note(repo), (repo / ".git" / "provenance-hook.log").read_text()
+    assert (repo / ".git" / "user.log").read_text() == "user-hook-ran\n"
+    _prov("hooks", "uninstall", str(repo))
+    assert hook.read_text() == user  # byte for byte what the user had
+
+
+def test_a_hostile_flake_directory_name_is_data_not_code(
+    tmp_path: Path, keypair: tuple[Path, Path]
+) -> None:
+    top = tmp_path / "repo"
+    top.mkdir()
+    run(["git", "init", "-q"], cwd=top)
+    sub = top / 'we"ird $(touch pwned)'
+    sub.mkdir()
+    (sub / "flake.nix").write_text("{ outputs = { self }: { }; }\n")
+    run(["git", "add", "-A"], cwd=top)
+    run(["git", "commit", "-q", "-m", "a flake in an odd directory"], cwd=top)
+    assert _prov("hooks", "install", str(sub)).returncode == 0
+    env = {
+        **os.environ,
+        "PROVENANCE_HOOK_FOREGROUND": "1",
+        "PROVENANCE_KEY": str(keypair[0]),
+        "PROVENANCE_NIX": "/nonexistent/nix",  # the build fails fast; we only want its path
+    }
+    (top / "README.md").write_text("x\n")
+    run(["git", "add", "README.md"], cwd=top)
+    run(["git", "commit", "-q", "-m", "commit"], cwd=top, env=env)
+    assert not list(top.rglob("pwned"))  # the name was never run as a command
+    log = (top / ".git" / "provenance-hook.log").read_text()
+    assert "nix is not installed" in log  # the build ran, on the directory as named
+
+
+def test_install_warns_when_no_signing_key_is_configured(
+    tmp_path: Path, keypair: tuple[Path, Path]
+) -> None:
+    repo = make_flake(tmp_path / "repo")
+    done = _prov("hooks", "install", str(repo))
+    assert done.returncode == 0
+    assert "no signing key is configured" in done.stderr
+    git(repo, "config", "provenance.key", str(keypair[0]))
+    assert "no signing key" not in _prov("hooks", "install", str(repo)).stderr
