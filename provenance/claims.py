@@ -71,6 +71,9 @@ def load_statement(payload: bytes) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError):
         msg = "signed payload is not JSON"
         raise AttestationError(msg) from None
+    except RecursionError:  # a signer may sign garbage too: it must not crash the reader
+        msg = "signed payload nests too deeply to be read"
+        raise AttestationError(msg) from None
     if not isinstance(stmt, dict) or stmt.get("_type") != STATEMENT_TYPE:
         msg = "signed payload is not an in-toto Statement v1"
         raise AttestationError(msg)

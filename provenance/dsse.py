@@ -71,6 +71,9 @@ class Envelope:
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             msg = f"envelope is not valid JSON ({e.msg if hasattr(e, 'msg') else e})"
             raise AttestationError(msg) from None
+        except RecursionError:  # `[[[[...` a hundred thousand deep, in anyone's note line
+            msg = "envelope nests too deeply to be read"
+            raise AttestationError(msg) from None
         return cls.from_obj(obj)
 
     @classmethod

@@ -173,7 +173,7 @@ def _last_entry(fd: int, size: int, path: Path) -> tuple[int, str]:
         seq = json.loads(line)["seq"]
         if not isinstance(seq, int) or isinstance(seq, bool):
             raise TypeError(seq)  # one handler below for every shape of junk
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         msg = f"{path}: the last entry is not a ledger entry; refusing to chain onto it"
         raise LedgerError(msg, f"run `provenance audit verify --ledger {path}`") from None
     return seq + 1, entry_hash(line)
@@ -317,6 +317,8 @@ def _diagnose(raw: bytes, n: int, prev: str, error: ValidationError) -> str:
         obj = json.loads(raw)
     except ValueError:
         return "not valid JSON"
+    except RecursionError:
+        return "nests too deeply to be a ledger entry"
     if not isinstance(obj, dict):
         return "not a JSON object"
     if isinstance(obj.get("seq"), int) and obj["seq"] != n - 1:

@@ -162,3 +162,15 @@ def test_base64_is_decoded_strictly(text: str) -> None:
 )
 def test_both_alphabets_decode(text: str, payload: bytes) -> None:
     assert dsse.Envelope.from_json(_envelope_with_payload(text)).payload == payload
+
+
+def test_deeply_nested_json_is_a_clean_error(signer: Signer) -> None:
+    # A note line anyone can push: `[` a hundred thousand deep raised RecursionError.
+    with pytest.raises(AttestationError, match="nests too deeply"):
+        dsse.Envelope.from_json("[" * 100_000)
+    signed = dsse.sign(b"[" * 100_000, [signer])  # a key holder may sign garbage too
+    payload = dsse.verify(dsse.Envelope.from_json(signed.to_json()), [signer.public]).payload
+    from provenance.claims import load_statement  # noqa: PLC0415
+
+    with pytest.raises(AttestationError, match="nests too deeply"):
+        load_statement(payload)

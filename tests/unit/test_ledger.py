@@ -114,6 +114,7 @@ def test_edited_middle_entry_is_named(tmp_path: Path) -> None:
         (lambda ls: ls.pop(6), 7, "seq is 7, expected 6"),  # removed
         (lambda ls: ls.insert(3, ls[3]), 5, "seq is 3, expected 4"),  # duplicated
         (lambda ls: ls.__setitem__(2, b"{not json"), 3, "not valid JSON"),
+        (lambda ls: ls.__setitem__(2, b"[" * 100_000), 3, "nests too deeply"),
         (lambda ls: ls.__setitem__(2, ls[2].replace(b'{"actor"', b'{ "actor"')), 3, "canonical"),
         (lambda ls: ls.__setitem__(0, ls[0].replace(b'"v":1', b'"v":2')), 1, "v"),
         (lambda ls: ls.__setitem__(2, ls[2].replace(b'"tier":"local"}', b'"tier":"local","x":1}')),
@@ -162,11 +163,12 @@ def test_partial_only_line_is_dropped(tmp_path: Path) -> None:
     assert done.repaired_bytes == 5 and done.entry["seq"] == 0 and done.entry["prev"] == L.GENESIS
 
 
-def test_refuses_to_chain_onto_junk(tmp_path: Path) -> None:
+@pytest.mark.parametrize("junk", [b"garbage", b'{"seq":' + b"[" * 100_000])
+def test_refuses_to_chain_onto_junk(tmp_path: Path, junk: bytes) -> None:
     p = tmp_path / "l.jsonl"
     fill(p, 2)
     with p.open("ab") as f:
-        f.write(b"garbage\n")
+        f.write(junk + b"\n")
     before = p.read_bytes()
     with pytest.raises(L.LedgerError, match="last entry is not a ledger entry"):
         L.append(p, draft())
