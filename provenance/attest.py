@@ -39,7 +39,6 @@ from provenance.keys import Signer
 from provenance.nix import (
     HERMETIC_OPTIONS,
     DrvFlags,
-    EvaluatedCheck,
     Nix,
     NixConfig,
     PathInfo,
@@ -49,6 +48,7 @@ from provenance.nix import (
 )
 from provenance.notes import DEFAULT_SEARCH_DEPTH, history_notes
 from provenance.progress import Reporter
+from provenance.selection import EvaluatedCheck
 
 if TYPE_CHECKING:  # imported where used: ~25 ms the cache-hit path does not need
     from concurrent.futures import ThreadPoolExecutor

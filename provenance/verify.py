@@ -47,10 +47,11 @@ from provenance.claims import (
 )
 from provenance.errors import AttestationError, NixError, UsageError, VerificationError
 from provenance.git import NOTES_REF, Git
-from provenance.nix import Derivation, EvaluatedCheck, Nix, current_system
+from provenance.nix import Derivation, Nix, current_system
 from provenance.notes import DEFAULT_SEARCH_DEPTH, history_notes
 from provenance.progress import Reporter
 from provenance.reproduce import rebuild_fresh, rebuild_in_place
+from provenance.selection import EvaluatedCheck
 from provenance.trust import Endorsement, Tally, TrustPolicy, count_signers
 from provenance.uris import SLSA_PROVENANCE_V1, TEST_RESULT_V01
 from provenance.verification import (  # VerifyRequest and VerifyReport are this API's types
