@@ -4,8 +4,9 @@ Order matters for honesty:
 1. read the key and the git state first (cheap refusals before any nix work);
 2. evaluate the checks at the exact commit (`git+file://REPO?rev=COMMIT`) to drvPaths,
    once; everything after works on those drvPaths, never on the flake again;
-3. a note on the commit (or one of the 49 before it) that already attests the same
-   drvPath with the same key is a cache hit: nothing is built;
+3. a note on the commit (or one of the 49 before it, when nothing that defines the checks
+   changed in between: definition.py) that already attests the same drvPath with the
+   same key is a cache hit: nothing is built;
 4. refuse what cannot be attested honestly (no sandbox, `__noChroot`, impure drvs);
 5. build; an output that was already valid, or that nix did not build in this call, is
    rebuilt and compared (`--rebuild`): it may have been built unsandboxed or tampered with;
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from provenance import bundle, dsse
 from provenance.claims import load_statement, parse_provenance, test_result_binding
+from provenance.definition import Definitions, describe
 from provenance.errors import (
     AttestationError,
     BuildFailedError,
@@ -39,7 +41,6 @@ from provenance.keys import Signer
 from provenance.nix import (
     HERMETIC_OPTIONS,
     DrvFlags,
-    EvaluatedCheck,
     Nix,
     NixConfig,
     PathInfo,
@@ -49,6 +50,7 @@ from provenance.nix import (
 )
 from provenance.notes import DEFAULT_SEARCH_DEPTH, history_notes
 from provenance.progress import Reporter
+from provenance.selection import EvaluatedCheck
 
 if TYPE_CHECKING:  # imported where used: ~25 ms the cache-hit path does not need
     from concurrent.futures import ThreadPoolExecutor
@@ -175,6 +177,9 @@ class _OwnLines:
     provenance: dict[str, list[tuple[str, CheckResult]]] = field(default_factory=dict)
     test_results: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
     cosigned: set[str] = field(default_factory=set)  # lines another key signed too
+    # Ancestors' lines for the same drvPath, not reused because what defines the checks
+    # changed since: check name -> (that commit, the changed paths).
+    redefined: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def companions(self, name: str, commit: str | None) -> list[str]:
         """The test-result lines that go with the provenance line made on `commit`."""
@@ -197,11 +202,13 @@ def _cached(
     depth: int = DEFAULT_SEARCH_DEPTH,
     *,
     ancestors: bool = True,
+    definitions: Definitions | None = None,
 ) -> _OwnLines:
     """Lines in which this key already attested a check's drvPath.
 
     On this commit or, since the drvPath pins every input, on one of its last `depth`
-    commits (a README-only change keeps the drvPaths): the same bound as `gate`. The
+    commits (a README-only change keeps the drvPaths): the same bound as `gate`, and as
+    there only when nothing that defines the checks differs (`definitions`). The
     first provenance line per check (this commit's before an ancestor's) is a cache hit,
     and its test-result companion rides along into the bundle. With --force
     (`ancestors=False`) this commit's lines for the check are superseded by the new
@@ -217,7 +224,27 @@ def _cached(
     window, notes = history_notes(git, commit, depth)
     for _, note in notes:  # newest commit first
         _scan_note(own, note, set(window), commit, wanted, signer, seen)
+    if definitions is not None:
+        _keep_same_definition(own, definitions)
     return own
+
+
+def _keep_same_definition(own: _OwnLines, definitions: Definitions) -> None:
+    """Drop ancestors' hits made for another definition of the checks (definition.py)."""
+    for name, found in list(own.provenance.items()):
+        kept: list[tuple[str, CheckResult]] = []
+        dropped: list[str] = []
+        for line, result in found:
+            if result.via is None or definitions.same_as(result.via):
+                kept.append((line, result))
+            else:
+                dropped.append(result.via)
+        if dropped and not kept:
+            own.redefined[name] = (dropped[0], definitions.changes_since(dropped[0]))
+        if kept:
+            own.provenance[name] = kept
+        else:
+            del own.provenance[name]
 
 
 def _scan_note(
@@ -411,8 +438,24 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
     drvs = {n: c.drv_path for n, c in evaluated.items()}
     names = sorted(drvs)
 
-    own = _OwnLines() if dirty else _cached(git, commit, drvs, req.signer, ancestors=not req.force)
+    own = (
+        _OwnLines()
+        if dirty
+        else _cached(
+            git,
+            commit,
+            drvs,
+            req.signer,
+            ancestors=not req.force,
+            definitions=Definitions(git, commit, subdir),
+        )
+    )
     hits = {} if req.force else {n: found[0] for n, found in own.provenance.items()}
+    for name, (at, changed) in sorted(own.redefined.items()):
+        reporter.info(
+            f"{name}: attested on {at[:12]} for the same drvPath, but what defines the checks "
+            f"changed since ({describe(changed)}): attesting it again"
+        )
     superseded = {ln for n in names if n not in hits for ln in own.on_commit(n, commit)}
     for name in hits:
         via = hits[name][1].via

@@ -49,6 +49,10 @@ class RefusedError(ProvenanceError):
     exit_code = ExitCode.REFUSED
 
 
+class NotADerivationError(RefusedError):
+    """A check is not a derivation that evaluating this commit produced (see nix.py)."""
+
+
 class BuildFailedError(ProvenanceError):
     """A check's derivation failed to build (its tests failed)."""
 

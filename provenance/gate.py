@@ -9,14 +9,17 @@ How it decides (docs/ci.md has the long form):
    without a remote uses its local notes, and a failed fetch is reported and the local
    notes are used (the signatures, not the transport, carry the trust);
 2. evaluate the required checks (all by default) to drvPaths at the exact commit REV
-   (`git+file://TOP?rev=REV`; evaluation only, nothing is built);
+   (`git+file://TOP?rev=REV`; evaluation only, nothing is built); a check that is not a
+   derivation this evaluation instantiates is an error (selection.py), so CI runs;
 3. walk REV and at most `search_depth - 1` of its ancestors (`git rev-list`); a check
    passes when enough trusted keys signed a clean provenance statement for exactly its
    drvPath, its name, attribute and system, made at one of those commits. The threshold
    rule is verify's (trust.count_signers): each statement authenticates with any one
    trusted key, and the distinct signers of statements that agree on every output digest
-   are counted against the policy's threshold. Reuse across commits is sound because the
-   drvPath pins every input of the check: tests, dependencies, toolchain;
+   are counted against the policy's threshold. An ancestor's statement is reused only
+   when nothing that defines the checks differs between it and REV (definition.py): the
+   drvPath pins every input of the check (tests, dependencies, toolchain), the
+   definition pins what the check is;
 4. `skip` is true only when every required check passes.
 
 Fail safe: `gate()` never raises. Any error (nix missing, git failing, a corrupt note,
@@ -42,6 +45,7 @@ from typing import Any
 
 from provenance import dsse
 from provenance.claims import ProvenanceClaim, load_statement, parse_provenance
+from provenance.definition import Definitions, describe
 from provenance.errors import AttestationError, ProvenanceError, UsageError, VerificationError
 from provenance.git import Git
 from provenance.nix import Nix, current_system
@@ -284,6 +288,7 @@ class _Context:
     window: tuple[str, ...]  # REV and its searched ancestors, newest first
     evidence: _Evidence
     policy: TrustPolicy
+    definitions: Definitions  # what defines the checks at REV, compared with ancestors
 
 
 def _judge(name: str, drv: str, ctx: _Context) -> CheckVerdict:
@@ -302,7 +307,9 @@ def _judge(name: str, drv: str, ctx: _Context) -> CheckVerdict:
         and c.claim.system == system
     ]
     exact = [c for c in same_check if c.claim.drv_path == drv]
-    good = [c for c in exact if not c.claim.dirty and c.claim.commit in in_window]
+    usable = [c for c in exact if not c.claim.dirty and c.claim.commit in in_window]
+    # An ancestor's proof counts only for the definition it was made on (definition.py).
+    good = [c for c in usable if ctx.definitions.same_as(c.claim.commit)]
     if good:
         # `good` follows the walk, newest first: on a tie the newest agreeing group counts.
         tally = count_signers(policy, [Endorsement.of(c.keyids, c.claim.subjects) for c in good])
@@ -321,12 +328,23 @@ def _judge(name: str, drv: str, ctx: _Context) -> CheckVerdict:
             return CheckVerdict(
                 name, drv, passed=False, reason=reason, commit=at, signers=tally.signers
             )
-        how = "on this commit" if at == commit else f"on {_short(at)}, reused (same drvPath)"
+        how = (
+            "on this commit"
+            if at == commit
+            else f"on {_short(at)}, reused (same drvPath, same definition)"
+        )
         reason = f"attested by {', '.join(tally.signers)} {how}"
         if policy.threshold > 1:
             reason += f": {tally.reason}"
         return CheckVerdict(name, drv, passed=True, reason=reason, commit=at, signers=tally.signers)
-    if any(c.claim.dirty for c in exact):
+    if usable:
+        at = usable[0].claim.commit
+        changed = describe(ctx.definitions.changes_since(at))
+        reason = (
+            f"attested on {_short(at)} for this drvPath, but what defines the checks changed "
+            f"since ({changed}): a proof counts only for the definition it was made on"
+        )
+    elif any(c.claim.dirty for c in exact):
         reason = "only dirty-tree attestations exist for this drvPath; they never count"
     elif exact:
         reason = (
@@ -411,7 +429,9 @@ def _gate(req: GateRequest, nix: Nix) -> GateReport:
     required = list(req.required) if req.required else None
     drvs = nix.check_drv_paths(_flake_ref(top, commit, subdir), system, required)
     window, notes = history_notes(git, commit, req.search_depth)
-    ctx = _Context(system, commit, tuple(window), _read_evidence(notes, policy), policy)
+    evidence = _read_evidence(notes, policy)
+    definitions = Definitions(git, commit, subdir)
+    ctx = _Context(system, commit, tuple(window), evidence, policy, definitions)
     verdicts = tuple(_judge(n, drvs[n], ctx) for n in sorted(drvs))
     failed = [v for v in verdicts if not v.passed]
     if failed:

@@ -249,6 +249,15 @@ class Git:
             pos += size + 1
         return found
 
+    def changed_paths(self, old: str, new: str) -> list[str]:
+        """Repository paths whose content, mode or presence differs between two commits.
+
+        One call: git compares the trees and skips identical subtrees by id. No
+        pathspec is passed, so GIT_*_PATHSPECS settings cannot narrow the answer.
+        """
+        out = self._run("diff-tree", "-r", "-z", "--no-renames", "--name-only", old, new).stdout
+        return [p for p in out.decode(errors="surrogateescape").split("\0") if p]
+
     def show_file(self, rev: str, path: str) -> bytes | None:
         """The file `path` as it is at `rev`, or None when absent there."""
         done = self._run("show", f"{rev}:{path}", check=False)

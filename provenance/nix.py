@@ -15,12 +15,12 @@ import platform
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from provenance import proc
+from provenance import proc, selection
 from provenance.errors import NixError, UsageError
 from provenance.hashing import sha256_to_hex
+from provenance.selection import EvaluatedCheck
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,6 @@ INSTALL_HINT = (
 # `builders =`: build here, in this sandbox; a remote builder's sandbox is its own affair.
 HERMETIC_OPTIONS = {"sandbox": "true", "sandbox-fallback": "false", "builders": ""}
 PURE_EVAL = {"pure-eval": "true"}
-_ATTR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_'-]*$")
 
 
 def current_system() -> str:
@@ -223,13 +222,6 @@ class PathInfo:
 
 
 @dataclass(frozen=True)
-class EvaluatedCheck:
-    name: str
-    drv_path: str
-    outputs: dict[str, str]  # output name -> store path (not necessarily built)
-
-
-@dataclass(frozen=True)
 class BuildResult:
     drv_path: str
     outputs: dict[str, str]  # output name -> store path
@@ -380,15 +372,11 @@ class Nix:
     def eval_checks(
         self, ref: str, system: str, names: list[str] | None
     ) -> dict[str, EvaluatedCheck]:
-        """Evaluate checks to drvPaths and output paths, in one nix call."""
-        for n in names or []:
-            if not _ATTR_RE.match(n):
-                msg = f"{n!r} is not a valid check name"
-                raise UsageError(msg)
-        # The selection is data: JSON, embedded as a Nix string literal (escaped below).
-        apply = (Path(__file__).parent / "data" / "select-checks.nix").read_text()
-        want = json.dumps(names) if names is not None else "null"
-        apply = apply.replace("@WANT@", _nix_string(want)).replace("@SYSTEM@", _nix_string(system))
+        """Evaluate checks to drvPaths and output paths, in one nix call.
+
+        Only derivations this evaluation instantiates count (selection.py); any other
+        value under `checks` raises NotADerivationError.
+        """
         done = self._run(
             [
                 "eval",
@@ -396,7 +384,7 @@ class Nix:
                 "--no-update-lock-file",
                 f"{ref}#checks",
                 "--apply",
-                apply,
+                selection.apply_expression(system, names),
             ],
             # Never --impure: impure builtins (getEnv, currentTime, host files) would make
             # the drvPath depend on the machine. Flakes already evaluate purely without
@@ -408,31 +396,10 @@ class Nix:
         if done.returncode != 0:
             raise _eval_error(done)
         try:
-            result = json.loads(done.stdout)
-            have = result["selected"]
-        except (json.JSONDecodeError, TypeError, KeyError):
+            return selection.parse(json.loads(done.stdout), system, names)
+        except (json.JSONDecodeError, selection.MalformedAnswer):
             msg = "evaluating the flake's checks: nix printed something that is not the JSON asked for"
             raise NixError(msg, cmd=done.cmd, stderr=done.stderr) from None
-        if have is None:
-            systems = ", ".join(result["systems"]) or "none"
-            msg = f"the flake has no checks for {system} (systems with checks: {systems})"
-            raise UsageError(msg, "add checks.<system>.<name> to flake.nix outputs")
-        available, drvs = have["names"], have["drvs"]
-        if not available:
-            msg = f"the flake defines no checks for {system}"
-            raise UsageError(msg, "add checks.<system>.<name> to flake.nix outputs")
-        missing = [n for n in names or [] if n not in available]
-        if missing:
-            msg = f"unknown check {', '.join(missing)}; the flake has: {', '.join(available)}"
-            raise UsageError(msg)
-        bad = [n for n, d in drvs.items() if not isinstance(d, dict)]
-        if bad:
-            msg = f"checks.{system}.{bad[0]} is not a derivation"
-            raise UsageError(msg)
-        return {
-            n: EvaluatedCheck(n, d["drvPath"], {o: str(p) for o, p in d["outputs"].items()})
-            for n, d in drvs.items()
-        }
 
     def derivations(
         self, drv_paths: Iterable[str], *, recursive: bool = False
@@ -551,11 +518,6 @@ class Nix:
             )
         kept = re.search(r"keeping build directory '([^']+)'", done.stderr)
         return RebuildCheck(False, m.group(1), kept.group(1) if kept else None)
-
-
-def _nix_string(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("${", "\\${")
-    return f'"{escaped}"'
 
 
 def _last_error(stderr: str) -> str:

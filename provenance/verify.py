@@ -7,7 +7,8 @@ Levels, each reported per attestation (docs/verify.md):
    payloadType, predicateType and the statement's shape (claims.py: subject names are
    plain store paths, digests hex).
 2. bound: the attested commit must be --rev or one of its ancestors within
-   notes.DEFAULT_SEARCH_DEPTH commits (as `gate`), the flake ref and attribute must be
+   notes.DEFAULT_SEARCH_DEPTH commits whose files that define the checks are the same
+   (definition.py; as `gate`), the flake ref and attribute must be
    this repo's, and the flake re-evaluated at --rev (never the work tree) must give the
    same drvPath (it pins tests, dependencies and toolchain) with exactly the attested
    outputs. A different drvPath is explained (which inputs, sources or env keys differ).
@@ -45,12 +46,14 @@ from provenance.claims import (
     test_result_binding,
     test_result_outcome,
 )
+from provenance.definition import Definitions, describe
 from provenance.errors import AttestationError, NixError, UsageError, VerificationError
 from provenance.git import NOTES_REF, Git
-from provenance.nix import Derivation, EvaluatedCheck, Nix, current_system
+from provenance.nix import Derivation, Nix, current_system
 from provenance.notes import DEFAULT_SEARCH_DEPTH, history_notes
 from provenance.progress import Reporter
 from provenance.reproduce import rebuild_fresh, rebuild_in_place
+from provenance.selection import EvaluatedCheck
 from provenance.trust import Endorsement, Tally, TrustPolicy, count_signers
 from provenance.uris import SLSA_PROVENANCE_V1, TEST_RESULT_V01
 from provenance.verification import (  # VerifyRequest and VerifyReport are this API's types
@@ -168,6 +171,7 @@ class _Repo:
     subdir: str
     rev: str
     window: tuple[str, ...] = ()  # rev and its ancestors within the bound, newest first
+    definitions: Definitions | None = None  # what defines the checks at rev (definition.py)
 
     def ref(self, commit: str) -> str:
         query = f"rev={commit}" + (f"&dir={urllib.parse.quote(self.subdir)}" if self.subdir else "")
@@ -189,13 +193,25 @@ def _check_static_binding(att: Attestation, repo: _Repo) -> bool:
     if c.commit == repo.rev:
         att.ok(BOUND, "commit", f"attests {c.commit[:12]}, the revision verified")
     elif c.commit in repo.window:
-        # As the gate does: the drvPath pins every input of the check, so a statement made
-        # on a recent ancestor holds for rev if rev evaluates to the same drvPath (_bind).
+        # As the gate does: the drvPath pins every input of the check and the definition
+        # pins what the check is, so a statement made on a recent ancestor holds for rev
+        # if nothing that defines the checks changed and rev evaluates to the same
+        # drvPath (_bind).
+        changed = repo.definitions.changes_since(c.commit) if repo.definitions else ()
+        if changed:
+            att.unbound(
+                "commit",
+                f"attests {c.commit[:12]}, an ancestor of {repo.rev[:12]}, but what defines "
+                f"the checks changed since ({describe(changed)}): a statement holds only for "
+                "the definition it was made on",
+            )
+            return False
         att.ok(
             BOUND,
             "commit",
             f"attests {c.commit[:12]}, an ancestor of {repo.rev[:12]} within "
-            f"{len(repo.window)} commits: it holds if the drvPath at {repo.rev[:12]} is the same",
+            f"{len(repo.window)} commits with the same definition of the checks: it holds "
+            f"if the drvPath at {repo.rev[:12]} is the same",
         )
     else:
         try:
@@ -544,7 +560,7 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
     rev = git.rev_parse(req.rev)
     window = tuple(git.rev_list(rev, DEFAULT_SEARCH_DEPTH))
     subdir = flake_dir.relative_to(top).as_posix() if flake_dir != top else ""
-    repo = _Repo(git, top, subdir, rev, window)
+    repo = _Repo(git, top, subdir, rev, window, Definitions(git, rev, subdir))
     requested = (AUTHENTIC, BOUND, *((REPRODUCED,) if req.rebuild else ()))
     _warn_if_trust_is_in_the_tree(req.policy, top, reporter)
 
