@@ -304,12 +304,19 @@ build_root() {
     # New host CAs since the last run still land in the bundle.
     in_root update-ca-certificates >/dev/null 2>&1 || true
   fi
-  # The nixbld group and build users, exactly as scripts/setup.sh creates them.
-  if ! in_root getent group nixbld >/dev/null; then
-    log "creating the nixbld group and build users nixbld1..10"
-    in_root groupadd -r nixbld
+  # The nixbld group and build users as scripts/setup.sh creates them, but with uids of
+  # their own: before each build Nix kills every process of its build user, and a Nix on
+  # the host (or in another root) running as the same uid would kill this root's builders
+  # ("failed due to signal 9"). The PID namespace hides the host from us, not us from it.
+  local base
+  base=$((40000 + $(printf '%s' "$SUITE" | cksum | cut -d' ' -f1) % 200 * 100))
+  if [ "$(in_root id -u nixbld1 2>/dev/null)" != "$((base + 1))" ]; then
+    log "creating the nixbld group and build users nixbld1..10 (uids $((base + 1))..$((base + 10)))"
+    for i in $(seq 1 10); do in_root userdel "nixbld$i" 2>/dev/null || true; done
+    in_root groupdel nixbld 2>/dev/null || true
+    in_root groupadd -g "$base" nixbld
     for i in $(seq 1 10); do
-      in_root useradd -r -g nixbld -G nixbld -d /var/empty -s /usr/sbin/nologin "nixbld$i" 2>/dev/null || true
+      in_root useradd -u "$((base + i))" -g nixbld -G nixbld -d /var/empty -s /usr/sbin/nologin "nixbld$i"
     done
   fi
   # An unprivileged account (not in nixbld, not trusted) for the daemon tests.
