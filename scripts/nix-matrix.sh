@@ -36,9 +36,10 @@
 #   --rebuild-root    delete this suite's root and build it again
 #   --keep-env VAR    pass VAR from the host into the root (repeatable); CI is always passed
 #   --bind SRC:DST    also bind-mount host path SRC at DST inside (repeatable; DST may be
-#                     under /proj, e.g. a prebuilt, gitignored toolchain tree)
+#                     under /proj, e.g. a prebuilt, gitignored toolchain tree; DST:ro binds
+#                     it read-only). A git worktree's common .git dir is bound read-only.
 #
-# Environment: NIX_MATRIX_DIR (default: the directory of this script), NIX_MATRIX_TIMINGS
+# Environment: NIX_MATRIX_DIR (default: /var/cache/provenance-nix-matrix), NIX_MATRIX_TIMINGS
 # (a file that step timings are appended to, default $NIX_MATRIX_DIR/timings.log),
 # NIX_MATRIX_KEEP_TMP=1 (keep this run's /tmp, $ROOT/var/lib/nix-matrix/tmp-run-PID; by
 # default each run gets an empty /tmp that is deleted when it ends).
@@ -111,9 +112,11 @@ inside() {
   local b src dst
   while IFS= read -r b; do
     [ -n "$b" ] || continue
-    src=${b%%:*} dst=${b#*:}
+    src=${b%%:*} dst=${b#*:} ro=""
+    case $dst in *:ro) dst=${dst%:ro} ro=1 ;; esac
     if [ -d "$src" ]; then mkdir -p "$root$dst"; else mkdir -p "$(dirname "$root$dst")"; touch "$root$dst"; fi
     mount --bind "$src" "$root$dst"
+    [ -z "$ro" ] || mount -o remount,bind,ro "$root$dst"
   done <<<"${NIX_MATRIX_BINDS:-}"
   if [ "$daemon" = 1 ]; then
     # A private, writable /etc/nix for this run: tests/integration/test_daemon.py writes the
@@ -223,6 +226,12 @@ PROJECT=$(readlink -f "$PROJECT")
 [ -d "$PROJECT" ] || die "no project directory $PROJECT"
 case $PROJECT in *[,:]*) [ "$MODE" = overlay ] && die "overlay cannot mount a path with ',' or ':'; use --rw" ;; esac
 MIRROR=${MIRROR:-$(host_mirror)}
+# A git worktree's .git is a file naming a directory elsewhere (the main checkout's .git):
+# mount that read-only at the same path, so git and nix inside see a repository.
+if [ -f "$PROJECT/.git" ] && command -v git >/dev/null 2>&1; then
+  common=$(git -C "$PROJECT" rev-parse --path-format=absolute --git-common-dir 2>/dev/null || true)
+  case $common in "" | "$PROJECT"/*) ;; *) BINDS="${BINDS:-}$common:$common:ro"$'\n' ;; esac
+fi
 
 ROOT=$NIX_MATRIX_DIR/chroot-$SUITE
 STATE=$ROOT/var/lib/nix-matrix
