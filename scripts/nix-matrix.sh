@@ -230,7 +230,8 @@ MIRROR=${MIRROR:-$(host_mirror)}
 # mount that read-only at the same path, so git and nix inside see a repository.
 if [ -f "$PROJECT/.git" ] && command -v git >/dev/null 2>&1; then
   common=$(git -C "$PROJECT" rev-parse --path-format=absolute --git-common-dir 2>/dev/null || true)
-  case $common in "" | "$PROJECT"/*) ;; *) BINDS="${BINDS:-}$common:$common:ro"$'\n' ;; esac
+  # ... and the worktree at its own path too: the common dir's worktrees/NAME points there.
+  case $common in "" | "$PROJECT"/*) ;; *) BINDS="${BINDS:-}$common:$common:ro"$'\n'"$PROJECT:$PROJECT:ro"$'\n' ;; esac
 fi
 
 ROOT=$NIX_MATRIX_DIR/chroot-$SUITE
