@@ -336,17 +336,23 @@ class Nix:
 
     def store_info(self) -> StoreInfo:
         """Which store builds go to, and whether it trusts us (when nix can say)."""
+        # `store info` since 2.20; `store ping` is its deprecated alias there (and all 2.8 has).
+        name = "info" if self.version_tuple() >= (2, 20) else "ping"
         if self.version_tuple() >= (2, 14):
-            done = self._run(["store", "ping", "--json"], what="nix store ping", check=False)
+            done = self._run(["store", name, "--json"], what=f"nix store {name}", check=False)
+            unknown = "not a recognised command" in done.stderr or "unrecognised" in done.stderr
+            if done.returncode != 0 and name == "info" and unknown:
+                name = "ping"  # a fork numbered past 2.20 that kept the old name
+                done = self._run(["store", name, "--json"], what="nix store ping", check=False)
             try:
                 raw = json.loads(done.stdout)
-                trusted = raw.get("trusted")
+                trusted = raw.get("trusted")  # 1/0 on 2.26, true/false on 2.34
                 return StoreInfo(
                     str(raw.get("url", "unknown")), None if trusted is None else bool(trusted)
                 )
             except (json.JSONDecodeError, AttributeError):
                 pass
-        done = self._run(["store", "ping"], what="nix store ping", check=False)
+        done = self._run(["store", name], what=f"nix store {name}", check=False)
         m = re.search(r"Store URL: (\S+)", done.stderr + done.stdout.decode(errors="replace"))
         return StoreInfo(m.group(1) if m else "unknown", None)
 
@@ -428,11 +434,33 @@ class Nix:
 
     def closure_info(self, drv_paths: Iterable[str]) -> list[PathInfo]:
         """Every .drv and source in the build closure, with NAR hashes (one call)."""
-        raw = self._json(
-            ["path-info", "--derivation", "-r", "--json", *drv_paths],
-            what="querying the derivation closure",
-        )
+        done = self._path_info(["--derivation", "-r", *drv_paths], check=True)
+        try:
+            raw = json.loads(done.stdout)
+        except json.JSONDecodeError:
+            msg = "querying the derivation closure: nix printed something that is not JSON"
+            raise NixError(msg, cmd=done.cmd, stderr=done.stderr) from None
         return list(parse_path_info(raw).values())
+
+    def _path_info(self, args: list[str], *, check: bool) -> proc.Completed:
+        """`nix path-info --json ARGS`, with the `--json-format` that 2.33+ wants.
+
+        2.33+ warns that `--json` without `--json-format` will become an error; 2.8 .. 2.32
+        reject the flag, and so may a fork numbered past 2.33: then ask without it.
+        """
+        fmt = ["--json-format", "2"] if self.version_tuple() >= (2, 33) else []
+        what = "querying the derivation closure" if check else "nix path-info"
+        done = self._run(["path-info", "--json", *fmt, *args], what=what, check=False)
+        if fmt and done.returncode != 0 and "--json-format" in done.stderr:
+            done = self._run(["path-info", "--json", *args], what=what, check=False)
+        if check and done.returncode != 0:
+            raise NixError(
+                f"{what} failed: {_last_error(done.stderr)}",
+                cmd=done.cmd,
+                returncode=done.returncode,
+                stderr=done.stderr,
+            )
+        return done
 
     # -- store -----------------------------------------------------------------------
 
@@ -441,7 +469,7 @@ class Nix:
         paths = list(paths)
         if not paths:
             return {}
-        done = self._run(["path-info", "--json", *paths], what="nix path-info", check=False)
+        done = self._path_info(paths, check=False)
         # 2.8 fails the whole call on one invalid path; ask one by one then.
         if done.returncode != 0:
             found: dict[str, PathInfo] = {}
@@ -561,9 +589,27 @@ def parse_config(raw: Mapping[str, Any]) -> NixConfig:
     return NixConfig(
         sandbox=sandbox if sandbox in (True, False, "relaxed") else str(sandbox),
         sandbox_fallback=bool(val("sandbox-fallback", True)),
-        sandbox_paths=tuple(sorted(str(p) for p in val("sandbox-paths", []) or [])),
+        sandbox_paths=_sandbox_paths(val("sandbox-paths", [])),
         system=str(val("system", current_system())),
     )
+
+
+def _sandbox_paths(raw: Any) -> tuple[str, ...]:
+    """`sandbox-paths` as nix.conf spells them: `TARGET[=SOURCE][?]`.
+
+    2.8 .. 2.33 print a list of those strings; 2.34 an object
+    `{TARGET: {"source": SOURCE, "optional": BOOL}}`, whose keys alone would drop the host
+    path that is bound in.
+    """
+    if isinstance(raw, dict):
+        paths = []
+        for target, entry in raw.items():
+            spec = entry if isinstance(entry, dict) else {}
+            source = spec.get("source")
+            spelled = target if source in (None, "", target) else f"{target}={source}"
+            paths.append(spelled + ("?" if spec.get("optional") else ""))
+        return tuple(sorted(paths))
+    return tuple(sorted(str(p) for p in raw or []))
 
 
 def parse_flake_metadata(raw: Mapping[str, Any]) -> FlakeMetadata:

@@ -85,6 +85,13 @@ def nix(*args: str) -> str:
     return run(["nix", "--extra-experimental-features", "nix-command flakes", *args]).stdout.strip()
 
 
+def path_info_nar_hash(raw: object, path: str) -> str:
+    """The narHash of `path` in `nix path-info --json` output: a list on 2.8, an object
+    keyed by path since 2.19."""
+    entry = raw[path] if isinstance(raw, dict) else next(e for e in raw if e["path"] == path)  # type: ignore[attr-defined]
+    return str(entry["narHash"])
+
+
 def make_flake(dest: Path, *, extra_checks: str | None = None, commit: bool = True) -> Path:
     """Copy the basic fixture flake to `dest` with a unique salt, git init and commit."""
     shutil.copytree(FIXTURES / "flakes" / "basic", dest)

@@ -14,12 +14,12 @@ from typer.testing import CliRunner
 
 from provenance.attest import _nondeterministic_outputs, _sandbox_enforcement
 from provenance.cli import app
-from provenance.nix import NixConfig, StoreInfo, current_system, read_drv_closure_flags
+from provenance.nix import Nix, NixConfig, StoreInfo, current_system, read_drv_closure_flags
 from tests.conftest import git, make_flake, nix
 
 pytestmark = pytest.mark.nix
 SYSTEM = current_system()
-SANDBOX_ROOT = "build\ndev\netc\nnix\nproc\ntmp\n"  # what `ls /` shows inside the sandbox
+SANDBOX_ROOT = {"build", "dev", "etc", "nix", "proc", "tmp"}  # `ls /` inside the sandbox
 PROBE = '{ mk, tests }: { probe = mk "probe" "busybox ls / > $out" { }; }'
 
 
@@ -79,7 +79,9 @@ def test_sandbox_is_on_even_when_nix_conf_says_off(
     code, out, err = cli("build", str(repo), "--key", str(key), "--check", "probe", "--json")
     assert code == 0, err
     probe = json.loads(out)["checks"][0]
-    assert Path(probe["outputs"]["out"]["path"]).read_text() == SANDBOX_ROOT
+    # ... plus the top directory of each of nix's sandbox-paths (Debian 13+ binds /bin/sh).
+    extra = {p.split("=")[0].strip("/").split("/")[0] for p in Nix().config().sandbox_paths}
+    assert set(Path(probe["outputs"]["out"]["path"]).read_text().split()) == SANDBOX_ROOT | extra
     stmt = statements(json.loads(out)["bundle"])[0]
     internal = stmt["predicate"]["buildDefinition"]["internalParameters"]
     assert internal["nix"]["sandboxEnforcement"] == "local-store"
@@ -97,9 +99,9 @@ def _daemon_wrapper(bin_dir: Path, *, daemon_sandbox: str) -> Path:
     wrapper.write_text(
         "#!/bin/sh\n"
         'case "$*" in\n'
-        '  *"store ping"*) echo "Store URL: daemon" >&2; exit 0;;\n'
+        '  *"store ping"*|*"store info"*) echo "Store URL: daemon" >&2; exit 0;;\n'
         '  *"sandbox true"*) ;;\n'
-        f'  *show-config*) echo \'{{"sandbox":{{"value":{daemon_sandbox}}},'
+        f'  *show-config*|*"config show"*) echo \'{{"sandbox":{{"value":{daemon_sandbox}}},'
         '"sandbox-fallback":{"value":false}}\'; exit 0;;\n'
         "esac\n"
         f'exec {real_nix()} "$@"\n'
@@ -239,9 +241,9 @@ def test_untrusted_daemon_check_ignores_the_users_own_nix_conf(
     wrapper.write_text(
         "#!/bin/sh\n"
         'case "$*" in\n'
-        '  *"store ping"*) echo "Store URL: daemon" >&2; exit 0;;\n'
+        '  *"store ping"*|*"store info"*) echo "Store URL: daemon" >&2; exit 0;;\n'
         '  *"sandbox true"*) ;;\n'
-        "  *show-config*)\n"
+        '  *show-config*|*"config show"*)\n'
         '    if [ -n "${NIX_USER_CONF_FILES+set}" ] && [ -z "$NIX_USER_CONF_FILES" ]; then v=false; else v=true; fi\n'
         '    echo \'{"sandbox":{"value":\'$v\'},"sandbox-fallback":{"value":false}}\'; exit 0;;\n'
         "esac\n"

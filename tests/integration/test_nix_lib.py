@@ -17,7 +17,7 @@ from provenance import lognorm
 from provenance.example import find_static_busybox
 from provenance.hashing import sha256_hex
 from provenance.nix import current_system
-from tests.conftest import nix, run
+from tests.conftest import nix, path_info_nar_hash, run
 
 ROOT = Path(__file__).parent.parent.parent
 LIB_FILES = ("lib.nix", "check-builder.sh", "normalise-results.awk")
@@ -82,7 +82,7 @@ def build(ref: str, store: str | None = None) -> str:
 
 def nar_hash(out: str, store: str | None = None) -> str:
     args = ["path-info", "--json", *(["--store", store] if store else []), out]
-    return str(json.loads(nix(*args))[0]["narHash"])
+    return path_info_nar_hash(json.loads(nix(*args)), out)
 
 
 def build_log(out: str, store: str | None = None) -> bytes:

@@ -1,4 +1,5 @@
-"""The nix JSON parsers on recorded samples of every shape (2.8 here, newer from upstream)."""
+"""The nix JSON parsers on recorded samples of every shape: real 2.8, 2.26 and 2.34 output
+(tests/fixtures/nix/README.md says where each came from), and 2.18/2.19 from upstream."""
 
 from __future__ import annotations
 
@@ -22,9 +23,17 @@ def load(name: str) -> object:
     return json.loads((SAMPLES / name).read_text())
 
 
-@pytest.mark.parametrize(
-    "sample", ["path-info-2.8.json", "path-info-2.19-object.json", "path-info-newest.json"]
-)
+PATH_INFO = [
+    "path-info-2.8.json",
+    "path-info-2.19-object.json",
+    "path-info-2.26.json",
+    "path-info-2.34.json",
+    "path-info-2.34-format1.json",
+    "path-info-2.34-format2.json",
+]
+
+
+@pytest.mark.parametrize("sample", PATH_INFO)
 def test_path_info_shapes_normalise_to_hex_and_full_paths(sample: str) -> None:
     raw = load(sample)
     infos = parse_path_info(raw)
@@ -34,14 +43,26 @@ def test_path_info_shapes_normalise_to_hex_and_full_paths(sample: str) -> None:
         assert len(info.nar_hash) == 64 and int(info.nar_hash, 16) >= 0
         assert all(r.startswith("/nix/store/") for r in info.references)
     # Invalid paths (null in 2.19+, valid:false in 2.8/Lix) are left out, never guessed.
-    assert not any("ncdu" in p for p in infos)
+    assert not any("ncdu" in p or "missing" in p for p in infos)
 
 
-def test_path_info_newest_matches_sri() -> None:
-    raw = load("path-info-newest.json")
-    info = next(iter(parse_path_info(raw).values()))
-    assert info.nar_hash == sha256_to_hex("sha256-FePFYIlMuycIXPZbWi7LGEiMmZSX9FMbaQenWBzm1Sc=")
-    assert info.ca is not None and info.ca.startswith("nar:")
+@pytest.mark.parametrize("sample", PATH_INFO[2:])
+def test_path_info_recorded_on_modern_nix(sample: str) -> None:
+    # The recordings hold the chain check's output and a path that is not in the store.
+    infos = parse_path_info(load(sample))
+    (info,) = infos.values()
+    assert info.path.endswith("-chain-check")
+    assert info.nar_hash == sha256_to_hex("sha256-rcU0Sek2slflcmv68/fyNuOQkC+bd7OGN3LsBFgjyHQ=")
+    assert info.nar_size == 120 and info.ca is None and info.ultimate
+    assert info.deriver is not None and info.deriver.startswith("/nix/store/")
+    assert info.deriver.endswith("-chain-check.drv")
+
+
+def test_path_info_2_34_format2_is_format1_with_basenames() -> None:
+    # Same store, same paths: only the spelling differs, and the parser hides it.
+    assert parse_path_info(load("path-info-2.34-format2.json")) == parse_path_info(
+        load("path-info-2.34-format1.json")
+    )
 
 
 def test_path_info_invalid_entry_in_2_8_list() -> None:
@@ -51,7 +72,12 @@ def test_path_info_invalid_entry_in_2_8_list() -> None:
 
 @pytest.mark.parametrize(
     "sample",
-    ["show-derivation-2.8.json", "derivation-show-2.18.json", "derivation-show-newest.json"],
+    [
+        "show-derivation-2.8.json",
+        "derivation-show-2.18.json",
+        "derivation-show-2.26.json",
+        "derivation-show-2.34.json",
+    ],
 )
 def test_derivation_shapes(sample: str) -> None:
     drvs = parse_derivations(load(sample))  # type: ignore[arg-type]
@@ -67,8 +93,11 @@ def test_derivation_shapes(sample: str) -> None:
         assert all(s.startswith("/nix/store/") for s in d.input_srcs)
 
 
-def test_show_derivation_2_8_chain_has_input_drv() -> None:
-    drvs = parse_derivations(load("show-derivation-2.8.json"))  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    "sample", ["show-derivation-2.8.json", "derivation-show-2.26.json", "derivation-show-2.34.json"]
+)
+def test_chain_has_its_input_drv_and_source(sample: str) -> None:
+    drvs = parse_derivations(load(sample))  # type: ignore[arg-type]
     chain = next(d for p, d in drvs.items() if p.endswith("chain-check.drv"))
     assert [p for p in chain.input_drvs if p.endswith("-lib.drv")]
     assert chain.input_drvs[next(iter(chain.input_drvs))] == ("out",)
@@ -113,6 +142,28 @@ def test_config_2_8() -> None:
     assert cfg.system.endswith("-linux")
 
 
+@pytest.mark.parametrize("sample", ["config-show-2.26.json", "config-show-2.34.json"])
+def test_config_debian_13_defaults_keep_the_host_source_of_sandbox_paths(sample: str) -> None:
+    # Recorded without a nix.conf: Debian 13+'s defaults. 2.26 lists "/bin/sh=SOURCE"; 2.34
+    # prints {"/bin/sh": {"source": SOURCE}}: both must say which host file is bound in.
+    cfg = parse_config(load(sample))  # type: ignore[arg-type]
+    assert cfg.sandbox_paths == ("/bin/sh=/usr/bin/bash-static",)
+    assert cfg.sandbox is True and cfg.system.endswith("-linux")
+
+
+def test_config_sandbox_paths_object_spellings() -> None:
+    raw = {
+        "sandbox-paths": {
+            "value": {
+                "/bin/sh": {"optional": False, "source": "/usr/bin/bash-static"},
+                "/dev/kvm": {"optional": True, "source": "/dev/kvm"},
+                "/etc/x": {"optional": False},
+            }
+        }
+    }
+    assert parse_config(raw).sandbox_paths == ("/bin/sh=/usr/bin/bash-static", "/dev/kvm?", "/etc/x")
+
+
 def test_config_not_hermetic_when_relaxed_or_fallback() -> None:
     relaxed = parse_config({"sandbox": {"value": "relaxed"}, "sandbox-fallback": {"value": False}})
     assert not relaxed.hermetic
@@ -122,7 +173,9 @@ def test_config_not_hermetic_when_relaxed_or_fallback() -> None:
     assert not missing.hermetic
 
 
-@pytest.mark.parametrize("sample", ["flake-metadata-2.8.json", "flake-metadata-newest.json"])
+@pytest.mark.parametrize(
+    "sample", ["flake-metadata-2.8.json", "flake-metadata-2.26.json", "flake-metadata-2.34.json"]
+)
 def test_flake_metadata(sample: str) -> None:
     meta = parse_flake_metadata(load(sample))  # type: ignore[arg-type]
     assert len(meta.nar_hash) == 64
