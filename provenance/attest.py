@@ -7,9 +7,11 @@ Order matters for honesty:
 3. a note on the commit (or one of the 49 before it, when nothing that defines the checks
    changed in between: definition.py) that already attests the same drvPath with the
    same key is a cache hit: nothing is built;
-4. refuse what cannot be attested honestly (no sandbox, `__noChroot`, impure drvs);
-5. build; an output that was already valid, or that nix did not build in this call, is
-   rebuilt and compared (`--rebuild`): it may have been built unsandboxed or tampered with;
+4. refuse what cannot be attested honestly (no sandbox, hooks or sandbox paths we cannot
+   switch off: nixenv.py; `__noChroot`, impure drvs, a fixed-output check);
+5. build in that environment (realise.py); any output that was already valid, or that
+   nix did not build here in this call, is rebuilt and compared (`--rebuild`): it may have
+   been built unsandboxed, placed by hand, downloaded or tampered with;
 6. hash outputs ourselves (NAR SHA-256) and cross-check nix's narHash; read the test
    results, and sign nothing for a check whose results say a test failed;
 7. sign, write the bundle atomically, union it into the git note.
@@ -18,15 +20,14 @@ Order matters for honesty:
 from __future__ import annotations
 
 import datetime as dt
-import os
-import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from provenance import bundle, dsse
+from provenance import bundle, dsse, nixenv, realise
 from provenance.claims import load_statement, parse_provenance, test_result_binding
 from provenance.definition import Definitions, describe
+from provenance.drvfile import DrvFlags, read_drv_closure_flags
 from provenance.errors import (
     AttestationError,
     BuildFailedError,
@@ -38,16 +39,7 @@ from provenance.errors import (
 from provenance.git import Git
 from provenance.hashing import nar_sha256, sha256_hex
 from provenance.keys import Signer
-from provenance.nix import (
-    HERMETIC_OPTIONS,
-    DrvFlags,
-    Nix,
-    NixConfig,
-    PathInfo,
-    StoreInfo,
-    current_system,
-    read_drv_closure_flags,
-)
+from provenance.nix import Nix, PathInfo, current_system
 from provenance.notes import DEFAULT_SEARCH_DEPTH, history_notes
 from provenance.progress import Reporter
 from provenance.selection import EvaluatedCheck
@@ -55,9 +47,7 @@ from provenance.selection import EvaluatedCheck
 if TYPE_CHECKING:  # imported where used: ~25 ms the cache-hit path does not need
     from concurrent.futures import ThreadPoolExecutor
 
-# How an output came to be trusted (internalParameters.outputCheck):
-BUILT = "built"  # we saw nix build it, sandboxed, in this run
-REBUILT = "rebuilt-and-compared"  # it was already valid; nix --rebuild reproduced it bit for bit
+BUILT, REBUILT = realise.BUILT, realise.REBUILT  # internalParameters.outputCheck
 BUNDLE_DIR = ".provenance"  # default bundle location, relative to the flake directory
 
 
@@ -280,6 +270,8 @@ def _scan_note(
         name = wanted.get(claim.drv_path)
         if name is None or claim.dirty or claim.commit not in in_window:
             continue
+        if nixenv.recorded_problem(claim.internal, _ANY_SANDBOX_PATHS) is not None:
+            continue  # gate and verify would not believe it (an older tool's, say): rebuild
         seen.add(line)
         outputs = {
             claim.output_names[p]: {"path": p, "sha256": d} for p, d in claim.subjects.items()
@@ -287,6 +279,11 @@ def _scan_note(
         via = None if claim.commit == commit else claim.commit
         result = CheckResult(name, claim.drv_path, "cached", outputs, claim.output_check, via=via)
         own.provenance.setdefault(name, []).append((line, result))
+
+
+# Sandbox paths are the policy's to allow (gate, verify); every other recorded setting must
+# hold for a line to count as a cache hit.
+_ANY_SANDBOX_PATHS = nixenv.EnvironmentPolicy(allowed_sandbox_paths=None)
 
 
 def _refuse_impure(closure: dict[str, DrvFlags]) -> frozenset[str]:
@@ -308,8 +305,11 @@ def _check_dependencies(
 
     Only the check's own outputs are built (or rebuilt and compared) by us. What it
     builds on is pinned by the drv hash but taken from the store as it is; with
-    --verify-deps, `nix store verify` first proves their contents still match the hashes
-    the store recorded (it catches tampering, not an unsandboxed earlier build).
+    --verify-deps, `nix store verify` first proves each one's contents still match the
+    hash the store recorded *and* that this store built it (`ultimate`), a trusted key
+    signed it, or it is content-addressed. A path placed by hand and registered with the
+    hash of its fake contents fails the second part. It proves no more than that: not
+    that a dependency was built in a sandbox.
     """
     if not verify:
         return "taken-from-store"
@@ -324,14 +324,17 @@ def _check_dependencies(
     # and an unused output of a multi-output dependency never built. Neither was read.
     paths = sorted(nix.path_info(sources + outputs))
 
-    try:
-        nix.verify_contents(paths)
-    except NixError as e:
-        msg = f"a dependency in the store does not match its recorded hash: {e.message}"
-        raise RefusedError(
-            msg, "repair it with `nix store repair PATH`, or delete it and rerun"
-        ) from None
-    return "contents-verified"
+    found = nix.verify_store(paths)
+    if found.modified:
+        msg = f"a dependency in the store does not match its recorded hash: {found.modified[0]}"
+        raise RefusedError(msg, "repair it with `nix store repair PATH`, or delete it and rerun")
+    if found.untrusted:
+        msg = (
+            f"a dependency in the store was neither built by this store nor signed by a "
+            f"trusted key: {found.untrusted[0]}"
+        )
+        raise RefusedError(msg, "delete it (`nix store delete PATH`) and rerun to build it")
+    return "verified-local-or-signed"
 
 
 def _closure_of(drv: str, infos: dict[str, PathInfo]) -> list[PathInfo]:
@@ -344,70 +347,6 @@ def _closure_of(drv: str, infos: dict[str, PathInfo]) -> list[PathInfo]:
         seen.add(p)
         stack.extend(infos[p].references)
     return [infos[p] for p in sorted(seen)]
-
-
-def _installable(drv: str, nix_version: str) -> str:
-    # `drv^*` means "its outputs" from Nix 2.13 on; 2.8 has no `^` and builds outputs anyway.
-    parts = nix_version.split(".")
-    try:
-        newer = (int(parts[0]), int(parts[1])) >= (2, 13)
-    except (ValueError, IndexError):
-        newer = True
-    return f"{drv}^*" if newer else drv
-
-
-def _build_one(
-    nix: Nix, name: str, drv_path: str, already_valid: bool, nix_version: str, reporter: Reporter
-) -> tuple[dict[str, str], str]:
-    deps_built = 0
-    built_it = False
-
-    def on_line(line: str) -> None:
-        nonlocal deps_built, built_it
-        if line.startswith("building '"):
-            if line.startswith(f"building '{drv_path}'"):
-                built_it = True
-            else:
-                deps_built += 1
-        reporter.log_line(name, line)
-
-    target = _installable(drv_path, nix_version)
-    if not already_valid:
-        result = nix.build(target, options=HERMETIC_OPTIONS, on_line=on_line)
-        if deps_built:
-            reporter.info(f"{name}: built {deps_built} dependency derivation(s)")
-        if built_it:
-            return result.outputs, BUILT
-        # Nix built nothing: the output became valid after we looked (another process
-        # built it, perhaps unsandboxed). We did not see it built, so check it below.
-    # Valid before we built it: we did not see it built, and it may have been built
-    # unsandboxed or tampered with. Prove it: rebuild in the sandbox and compare.
-    reporter.info(f"{name}: output already in the store; rebuilding to check it reproduces")
-    try:
-        result = nix.build(target, rebuild=True, options=HERMETIC_OPTIONS, on_line=on_line)
-    except NixError as e:
-        differing = _nondeterministic_outputs(e.stderr)
-        if differing is None:
-            raise  # the rebuild failed for another reason (its tests, say): a failed check
-        msg = (
-            f"check {name}: the output already in the store does not reproduce in the "
-            "sandbox; it may have been built unsandboxed or tampered with"
-        )
-        outs = " ".join(differing) or "<output path>"
-        raise RefusedError(msg, f"delete it with `nix store delete {outs}` and rerun") from None
-    return result.outputs, REBUILT
-
-
-_NONDETERMINISTIC = re.compile(r"^error: .*may not be deterministic: output '(/nix/store/[^']+)'")
-
-
-def _nondeterministic_outputs(stderr: str) -> list[str] | None:
-    """Outputs nix's rebuild check says differ, or None if that is not why it failed.
-
-    Only nix's own `error:` lines count, never the build log a test printed.
-    """
-    found = [m.group(1) for ln in stderr.splitlines() if (m := _NONDETERMINISTIC.match(ln.strip()))]
-    return sorted(set(found)) if found else None
 
 
 def _hash_outputs(
@@ -552,41 +491,6 @@ def _ensure_ignored(bundle_path: Path) -> None:
             bundle.write_atomic(ignore, b"*\n")
 
 
-def _sandbox_enforcement(nix: Nix, config: NixConfig, store: StoreInfo) -> str:
-    """Why the builds we run are sandboxed, or RefusedError when we cannot tell.
-
-    With a local store nix builds in this process, so the options we pass are in force.
-    Through a daemon they are forwarded only for trusted users; for others the daemon's
-    own nix.conf decides, which we can read but not prove (recorded as such).
-    """
-    hint = "set `sandbox = true` and `sandbox-fallback = false` in nix.conf"
-    if not config.hermetic:
-        msg = (
-            f"nix reports sandbox={config.sandbox}, sandbox-fallback={config.sandbox_fallback}: "
-            "builds would not be hermetic"
-        )
-        raise RefusedError(msg, hint)
-    if store.local:
-        return "local-store"
-    if store.trusted:
-        return "daemon-trusted-user"
-    # Untrusted (or unknown): the daemon ignores our sandbox options. Read the system
-    # nix.conf it reads, without what only this user's nix sees: NIX_CONFIG, the user's
-    # own config files, a different config dir. (The daemon's own environment stays
-    # unknowable from here, hence "not proven".)
-    user_only = ("NIX_CONFIG", "NIX_CONF_DIR", "NIX_USER_CONF_FILES")
-    env = {k: v for k, v in os.environ.items() if k not in user_only}
-    env["NIX_USER_CONF_FILES"] = ""
-    daemon = replace(nix, env=env).config()
-    if not daemon.hermetic:
-        msg = (
-            f"the nix daemon ({store.url}) is configured with sandbox={daemon.sandbox}, "
-            f"sandbox-fallback={daemon.sandbox_fallback}, and ignores this user's options"
-        )
-        raise RefusedError(msg, f"{hint} for the daemon, or build as a trusted user")
-    return "daemon-nix-conf"
-
-
 def _import_statement() -> None:
     # pydantic costs ~100 ms to import; only attesting needs it, so it loads in a thread
     # while the first nix calls run.
@@ -617,17 +521,24 @@ def _attest(
     valid_f = pool.submit(nix.path_info, [p for c in checks.values() for p in c.outputs.values()])
     walked_f = pool.submit(read_drv_closure_flags, drv_paths)  # no nix call: reads .drv files
     nix_version = version_f.result()
-    config_f = pool.submit(nix.config, HERMETIC_OPTIONS)
+    config_f = pool.submit(nix.config, nixenv.forced_options())
     store_f = pool.submit(nix.store_info)
 
-    config = config_f.result()
-    enforcement = _sandbox_enforcement(nix, config, store_f.result())
+    env = nixenv.establish(nix, config_f.result(), store_f.result())
     infos = {i.path: i for i in infos_f.result()}
     closure_drvs = [p for p in infos if p.endswith(".drv")]
     flags = walked_f.result() or {}
     if not set(closure_drvs) <= set(flags):  # the walk could not read everything: ask nix
         flags = nix.drv_flags(closure_drvs)
     fods = _refuse_impure(flags)
+    for name, check in sorted(checks.items()):
+        if check.drv_path in fods:
+            msg = (
+                f"check {name} is a fixed-output derivation: it has network access in the "
+                "sandbox, and only its declared output hash is checked, so it says nothing "
+                "about the tests of this commit"
+            )
+            raise RefusedError(msg, "make the check an ordinary derivation (fetch in a dependency)")
     imported.result()
     from uuid import uuid4  # noqa: PLC0415
 
@@ -653,11 +564,14 @@ def _attest(
     lines: list[str] = []
     for name, check in sorted(checks.items()):
         drv_path = check.drv_path
-        already = bool(check.outputs) and all(p in valid for p in check.outputs.values())
         reporter.info(f"{name}: building {drv_path}")
         started = _now()
+        own = infos.get(drv_path)
+        inputs = [r for r in own.references if r.endswith(".drv")] if own else []
         try:
-            outputs, output_check = _build_one(nix, name, drv_path, already, nix_version, reporter)
+            done = realise.for_attestation(
+                nix, env, name, drv_path, check.outputs, valid, inputs, nix_version, reporter
+            )
         except NixError as e:
             tail = [ln for ln in e.stderr.splitlines() if ln.strip()][-15:]
             for ln in tail:
@@ -666,7 +580,9 @@ def _attest(
             results[name] = CheckResult(name, drv_path, "failed", error=e.message)
             continue
         finished = _now()
+        outputs, output_check = done.outputs, done.how
         log_f = pool.submit(nix.log, drv_path)
+        # Every evaluated output, by name and path, is hashed and becomes a subject.
         hashed = _hash_outputs(nix, name, outputs, pool)
         log = log_f.result()
         tested = testresults.read_for_check(hashed, log, name, reporter)
@@ -698,7 +614,7 @@ def _attest(
             invocation_id=str(uuid4()),
             log_normalised_sha256=lognorm.normalised_sha256(log) if log is not None else None,
         )
-        stmt = provenance_statement(built, src, config, nix_version, enforcement)
+        stmt = provenance_statement(built, src, env.record(nix_version))
         envelope = dsse.sign(stmt.dump_bytes(), [req.signer])
         lines.append(envelope.to_json())
         # -- test results (provenance/testresults.py): one more statement, same bundle --

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from provenance.errors import AttestationError
@@ -31,6 +32,8 @@ class ProvenanceClaim:
     output_names: dict[str, str]  # store path -> output name (annotations.nixOutput)
     output_check: str
     trust_tier: str
+    # internalParameters as signed: the environment it records (nixenv.recorded_problem)
+    internal: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 def _get(obj: Any, *path: str) -> Any:
@@ -132,6 +135,7 @@ def parse_provenance(stmt: dict[str, Any]) -> ProvenanceClaim:
         output_names=output_names,
         output_check=_str(internal, "outputCheck"),
         trust_tier=_str(internal, "trustTier"),
+        internal=internal if isinstance(internal, dict) else {},
     )
 
 

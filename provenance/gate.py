@@ -13,7 +13,9 @@ How it decides (docs/ci.md has the long form):
    derivation this evaluation instantiates is an error (selection.py), so CI runs;
 3. walk REV and at most `search_depth - 1` of its ancestors (`git rev-list`); a check
    passes when enough trusted keys signed a clean provenance statement for exactly its
-   drvPath, its name, attribute and system, made at one of those commits. The threshold
+   drvPath, its name, attribute and system, made at one of those commits, whose subjects
+   are exactly the check's evaluated outputs and whose recorded Nix environment proves the
+   claim (nixenv.recorded_problem, as `verify` requires). The threshold
    rule is verify's (trust.count_signers): each statement authenticates with any one
    trusted key, and the distinct signers of statements that agree on every output digest
    are counted against the policy's threshold. An ancestor's statement is reused only
@@ -43,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenance import dsse
+from provenance import dsse, nixenv
 from provenance.claims import ProvenanceClaim, load_statement, parse_provenance
 from provenance.definition import Definitions, describe
 from provenance.errors import AttestationError, ProvenanceError, UsageError, VerificationError
@@ -193,7 +195,7 @@ def _policy_from_ref(git: Git, ref: str, subdir: str) -> TrustPolicy:
             policy = load_policy(tmp_path)
         except UsageError as e:
             raise UsageError(e.message.replace(str(tmp_path), f"{ref}:{path}"), e.hint) from None
-    return TrustPolicy(policy.keys, policy.threshold, f"{ref}:{path}")
+    return TrustPolicy(policy.keys, policy.threshold, f"{ref}:{path}", policy.environment)
 
 
 # -- evidence ----------------------------------------------------------------------------
@@ -289,6 +291,14 @@ class _Context:
     evidence: _Evidence
     policy: TrustPolicy
     definitions: Definitions  # what defines the checks at REV, compared with ancestors
+    outputs: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # check -> out -> path
+
+
+def _unsound(c: _Claim, outputs: Mapping[str, str], policy: TrustPolicy) -> str | None:
+    """Why an authentic, bound claim still proves nothing, or None (verify's rule too)."""
+    if dict(c.claim.output_names) != {p: o for o, p in outputs.items()}:
+        return "its subjects are not exactly the check's outputs (names and store paths)"
+    return nixenv.recorded_problem(c.claim.internal, policy.environment)
 
 
 def _judge(name: str, drv: str, ctx: _Context) -> CheckVerdict:
@@ -309,7 +319,15 @@ def _judge(name: str, drv: str, ctx: _Context) -> CheckVerdict:
     exact = [c for c in same_check if c.claim.drv_path == drv]
     usable = [c for c in exact if not c.claim.dirty and c.claim.commit in in_window]
     # An ancestor's proof counts only for the definition it was made on (definition.py).
-    good = [c for c in usable if ctx.definitions.same_as(c.claim.commit)]
+    defined = [c for c in usable if ctx.definitions.same_as(c.claim.commit)]
+    problems = [
+        (c, p) for c in defined if (p := _unsound(c, ctx.outputs.get(name, {}), policy))
+    ]
+    good = [c for c in defined if not any(c is b for b, _ in problems)]
+    if problems and not good:
+        bad, problem = problems[0]
+        reason = f"the attestation on {_short(bad.claim.commit)} does not prove it: {problem}"
+        return CheckVerdict(name, drv, passed=False, reason=reason, commit=bad.claim.commit)
     if good:
         # `good` follows the walk, newest first: on a tie the newest agreeing group counts.
         tally = count_signers(policy, [Endorsement.of(c.keyids, c.claim.subjects) for c in good])
@@ -427,11 +445,13 @@ def _gate(req: GateRequest, nix: Nix) -> GateReport:
 
     system = current_system()
     required = list(req.required) if req.required else None
-    drvs = nix.check_drv_paths(_flake_ref(top, commit, subdir), system, required)
+    evaluated = nix.eval_checks(_flake_ref(top, commit, subdir), system, required)
+    drvs = {n: c.drv_path for n, c in evaluated.items()}
     window, notes = history_notes(git, commit, req.search_depth)
     evidence = _read_evidence(notes, policy)
     definitions = Definitions(git, commit, subdir)
-    ctx = _Context(system, commit, tuple(window), evidence, policy, definitions)
+    outputs = {n: c.outputs for n, c in evaluated.items()}
+    ctx = _Context(system, commit, tuple(window), evidence, policy, definitions, outputs)
     verdicts = tuple(_judge(n, drvs[n], ctx) for n in sorted(drvs))
     failed = [v for v in verdicts if not v.passed]
     if failed:

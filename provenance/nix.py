@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provenance import proc, selection
+from provenance.drvfile import DrvFlags, read_drv_flags
 from provenance.errors import NixError, UsageError
 from provenance.hashing import sha256_to_hex
 from provenance.selection import EvaluatedCheck
@@ -28,10 +29,7 @@ STORE_DIR = "/nix/store"
 INSTALL_HINT = (
     "install Nix, e.g. `apt-get install nix-bin` on Debian, or see https://nixos.org/download"
 )
-# The settings every attested build runs with. Substituters are left to the user's own
-# configuration: real users want dependencies from their caches.
-# `builders =`: build here, in this sandbox; a remote builder's sandbox is its own affair.
-HERMETIC_OPTIONS = {"sandbox": "true", "sandbox-fallback": "false", "builders": ""}
+# The settings a build runs with are nixenv.py's business (what we force, read back, refuse).
 PURE_EVAL = {"pure-eval": "true"}
 
 
@@ -57,6 +55,7 @@ class NixConfig:
     sandbox_paths: tuple[str, ...]
     system: str
     store: str = "local"
+    values: Mapping[str, Any] = field(default_factory=dict, compare=False)  # every setting
 
     @property
     def hermetic(self) -> bool:
@@ -129,88 +128,6 @@ class Derivation:
 
 
 @dataclass(frozen=True)
-class DrvFlags:
-    """What a derivation's sandbox story depends on (from its .drv file)."""
-
-    path: str
-    fixed_output: bool  # may use the network, checked only by its output hash
-    no_chroot: bool  # asks to build outside the sandbox
-    impure: bool  # impure derivation: output not determined by inputs
-    outputs: tuple[str, ...] = ()  # output store paths (none for floating CA outputs)
-
-
-# One output tuple of an ATerm derivation: ("name","path","hashAlgo","hash").
-_ATERM_OUTPUT = re.compile(r'\("((?:[^"\\]|\\.)*)","([^"]*)","([^"]*)","([^"]*)"\)')
-
-
-_ATERM_INPUT_DRV = re.compile(r'\("(/nix/store/[^"]+\.drv)",\[')
-
-
-def read_drv_closure_flags(roots: Iterable[str]) -> dict[str, DrvFlags] | None:
-    """Flags of every .drv in the closure of `roots`, walking the .drv files themselves.
-
-    Needs no nix call, so it runs while nix answers other queries; None when any .drv
-    cannot be read (a remote store, say), and the caller asks nix instead.
-    """
-    flags: dict[str, DrvFlags] = {}
-    stack = list(roots)
-    while stack:
-        path = stack.pop()
-        if path in flags:
-            continue
-        try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                text = f.read()
-        except OSError:
-            return None
-        found = _flags_from_aterm(path, text)
-        if found is None:
-            return None
-        flags[path] = found
-        # inputDrvs is the second list; its entries are ("/nix/store/x.drv",[outputs]).
-        start = text.find(")],[")
-        end = text.find("],[", start + 4) if start >= 0 else -1
-        if start < 0 or end < 0:
-            return None
-        stack.extend(_ATERM_INPUT_DRV.findall(text, start, end + 1))
-    return flags
-
-
-def read_drv_flags(path: str) -> DrvFlags | None:
-    """Read sandbox-relevant facts straight from a .drv in the local store.
-
-    NOTE: ~100x faster than `nix derivation show -r` on a big closure (20 ms vs 200 ms
-    for 1,500 drvs). The ATerm format is stable; env entries are ("key","value") pairs
-    with quotes escaped, so a literal `("__noChroot","1")` can only be that entry.
-    Returns None when the file cannot be read or parsed (e.g. a remote store); callers
-    then ask nix.
-    """
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
-    except OSError:
-        return None
-    return _flags_from_aterm(path, text)
-
-
-def _flags_from_aterm(path: str, text: str) -> DrvFlags | None:
-    if text.startswith("DrvWithVersion("):
-        text = "Derive(" + text.split(",", 1)[1] if "," in text else text
-    if not text.startswith("Derive([("):
-        return None
-    outputs_end = text.find(")],[")
-    if outputs_end < 0:
-        return None
-    outputs = _ATERM_OUTPUT.findall(text[7 : outputs_end + 2])
-    if not outputs:
-        return None
-    fixed = any(algo and h and h != "impure" for _, _, algo, h in outputs)
-    impure = any(h == "impure" for _, _, _, h in outputs) or '("__impure","1")' in text
-    paths = tuple(p for _, p, _, _ in outputs if p)
-    return DrvFlags(path, fixed, '("__noChroot","1")' in text, impure, paths)
-
-
-@dataclass(frozen=True)
 class PathInfo:
     path: str
     nar_hash: str  # hex
@@ -233,6 +150,15 @@ class RebuildCheck:
     reproduced: bool
     differing_output: str | None  # the first output nix found to differ (kept as PATH.check)
     build_dir: str | None  # the build directory nix kept (--keep-failed)
+    stderr: str = ""  # nix's log: says whether it really rebuilt the derivation here
+
+
+@dataclass(frozen=True)
+class StoreCheck:
+    """What `nix store verify` found wrong (both empty: every path checked out)."""
+
+    modified: tuple[str, ...]  # contents no longer match the hash the store recorded
+    untrusted: tuple[str, ...]  # neither built by this store, signed by a trusted key, nor CA
 
 
 @dataclass
@@ -356,11 +282,28 @@ class Nix:
         m = re.search(r"Store URL: (\S+)", done.stderr + done.stdout.decode(errors="replace"))
         return StoreInfo(m.group(1) if m else "unknown", None)
 
-    def verify_contents(self, paths: Iterable[str]) -> None:
-        """`nix store verify --no-trust`: each path's contents still match its recorded hash."""
+    def verify_store(self, paths: Iterable[str]) -> StoreCheck:
+        """`nix store verify`: contents match the recorded hash, and each path is trusted.
+
+        Trusted: built by this store (`ultimate`), signed by a key in trusted-public-keys,
+        or content-addressed. A path registered by hand with the hash of fake contents
+        passes the contents check but not this one.
+        """
         paths = list(paths)
-        if paths:
-            self._run(["store", "verify", "--no-trust", *paths], what="nix store verify")
+        if not paths:
+            return StoreCheck((), ())
+        done = self._run(["store", "verify", *paths], what="nix store verify", check=False)
+        q = "['\"]"
+        modified = re.findall(rf"^path {q}(/[^'\"]+){q} was modified", done.stderr, re.M)
+        untrusted = re.findall(rf"^path {q}(/[^'\"]+){q} is untrusted", done.stderr, re.M)
+        if done.returncode != 0 and not (modified or untrusted):
+            raise NixError(
+                f"nix store verify failed: {_last_error(done.stderr)}",
+                cmd=done.cmd,
+                returncode=done.returncode,
+                stderr=done.stderr,
+            )
+        return StoreCheck(tuple(modified), tuple(untrusted))
 
     # -- evaluation ------------------------------------------------------------------
 
@@ -506,6 +449,11 @@ class Nix:
             msg = "nix build printed no usable --json result"
             raise NixError(msg, cmd=done.cmd, stderr=done.stderr) from None
 
+    def realise(self, installables: list[str], *, options: Mapping[str, str]) -> None:
+        """Build or substitute several installables, printing nothing (dependencies)."""
+        if installables:
+            self._run(["build", "--no-link", *installables], options=options, what="nix build")
+
     def log(self, path: str) -> bytes | None:
         done = self._run(["log", path], what="nix log", check=False)
         return done.stdout if done.returncode == 0 else None
@@ -535,8 +483,9 @@ class Nix:
         what = "nix build --rebuild"
         done = self._run(args, options=options, what=what, on_line=on_line, check=False)
         if done.returncode == 0:
-            return RebuildCheck(True, None, None)
-        m = re.search(r"may not be deterministic: output '([^']+)' differs", done.stderr)
+            return RebuildCheck(True, None, None, done.stderr)
+        # Nix quotes paths with '...' up to 2.33 and with "..." from 2.34.
+        m = re.search(r"may not be deterministic: output ['\"]([^'\"]+)['\"] differs", done.stderr)
         if not m:
             raise NixError(
                 _last_error(done.stderr),
@@ -544,8 +493,8 @@ class Nix:
                 returncode=done.returncode,
                 stderr=done.stderr,
             )
-        kept = re.search(r"keeping build directory '([^']+)'", done.stderr)
-        return RebuildCheck(False, m.group(1), kept.group(1) if kept else None)
+        kept = re.search(r"keeping build directory ['\"]([^'\"]+)['\"]", done.stderr)
+        return RebuildCheck(False, m.group(1), kept.group(1) if kept else None, done.stderr)
 
 
 def _last_error(stderr: str) -> str:
@@ -591,6 +540,7 @@ def parse_config(raw: Mapping[str, Any]) -> NixConfig:
         sandbox_fallback=bool(val("sandbox-fallback", True)),
         sandbox_paths=_sandbox_paths(val("sandbox-paths", [])),
         system=str(val("system", current_system())),
+        values={k: e["value"] for k, e in raw.items() if isinstance(e, dict) and "value" in e},
     )
 
 

@@ -1,9 +1,11 @@
 """Level 3 of `provenance verify`: rebuild without trusting the store, compare every output.
 
 By default the derivation is copied into a fresh chroot store and built there (which
-forces the sandbox); `--in-place` uses Nix's own rebuild check. Every output's NAR
-SHA-256 is computed by us and must be the subject digest; every differing output is
-compared file by file (diff.py), not just the first.
+forces the sandbox); `--in-place` uses Nix's own rebuild check. Both run in the environment
+nixenv.py forces and reads back, and a rebuild counts only when Nix reports building that
+derivation here (realise.py): it is never substituted, and exit 0 alone proves nothing.
+Every output's NAR SHA-256 is computed by us and must be the subject digest; every
+differing output is compared file by file (diff.py), not just the first.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from provenance import diff
+from provenance import diff, nixenv
 from provenance.errors import NixError
 from provenance.hashing import nar_sha256
-from provenance.nix import HERMETIC_OPTIONS, Nix
+from provenance.nix import Nix
 from provenance.progress import Reporter
+from provenance.realise import build_here, rebuild_here
 from provenance.verification import REPRODUCED, Attestation, OutputDiff
 
 # -- level 3: reproduced -----------------------------------------------------------------
@@ -121,24 +124,49 @@ def _compare_outputs(
             att.diffs.append(_diff_output(out, path, digest, ours, physical))
 
 
+def _environment(nix: Nix) -> nixenv.BuildEnvironment:
+    """Our settings for the rebuilds through `nix` (RefusedError if they cannot hold)."""
+    return nixenv.establish(nix, nix.config(nixenv.forced_options()), nix.store_info())
+
+
+_NOT_BUILT = (
+    "nix exited 0 but did not build it here (a download, or an output made valid "
+    "meanwhile, is not a rebuild)"
+)
+
+
 def rebuild_fresh(
     atts: list[Attestation], nix: Nix, store: Path | None, reporter: Reporter
 ) -> None:
     drvs = sorted({a.claim.drv_path for a in atts if a.claim})
+    version = nix.version()
     with _fresh_store(store) as root:
         reporter.info(f"rebuilding {len(drvs)} derivation(s) in the independent store {root}")
         fresh = dataclasses.replace(nix, store=str(root))
         nix.copy_derivations(drvs, str(root))
+        env = _environment(fresh)
         results: dict[str, dict[str, Path] | str] = {}
         infos: dict[str, str] = {}
         for drv in drvs:
             try:
-                # A store given by the user may already hold the outputs: rebuild them then.
-                outs = [o.path for o in fresh.derivations([drv])[drv].outputs if o.path]
-                again = bool(fresh.path_info(outs))
-                res = fresh.build(drv, rebuild=again, options=HERMETIC_OPTIONS)
+                node = fresh.derivations([drv])[drv]
+                outs = [o.path for o in node.outputs if o.path]
+                # A store given by the user may already hold (some of) the outputs: build
+                # the missing ones, then rebuild and compare them all.
+                valid = fresh.path_info(outs)
+                if not valid:
+                    res = build_here(fresh, env, drv, node.input_drvs, version)
+                    ours = nixenv.saw_build(res.stderr, drv)
+                else:
+                    if len(valid) < len(outs):
+                        build_here(fresh, env, drv, node.input_drvs, version)
+                    res = rebuild_here(fresh, env, drv, version)
+                    ours = nixenv.saw_build(res.stderr, drv, rebuild=True)
             except NixError as e:
                 results[drv] = e.message
+                continue
+            if not ours:
+                results[drv] = _NOT_BUILT
                 continue
             results[drv] = {p: root / p.lstrip("/") for p in res.outputs.values()}
             infos.update({p: i.nar_hash for p, i in fresh.path_info(res.outputs.values()).items()})
@@ -152,26 +180,41 @@ def rebuild_fresh(
 
 
 def rebuild_in_place(atts: list[Attestation], nix: Nix, reporter: Reporter) -> None:
-    for drv in sorted({a.claim.drv_path for a in atts if a.claim}):
+    drvs = sorted({a.claim.drv_path for a in atts if a.claim})
+    env = _environment(nix) if drvs else None
+    version = nix.version()
+    for drv in drvs:
+        assert env is not None
         mine = [a for a in atts if a.claim and a.claim.drv_path == drv]
         reporter.info(f"rebuilding {drv} in place (nix build --rebuild)")
-        outs = [o.path for o in nix.derivations([drv])[drv].outputs if o.path]
+        node = nix.derivations([drv])[drv]
+        outs = [o.path for o in node.outputs if o.path]
         valid = nix.path_info(outs)
         try:
             if not valid:
                 # Not in the store: an ordinary build is a rebuild from scratch here.
-                res = nix.build(drv, options=HERMETIC_OPTIONS)
+                res = build_here(nix, env, drv, node.input_drvs, version)
+                if not nixenv.saw_build(res.stderr, drv):
+                    for a in mine:
+                        a.fail(REPRODUCED, "build", _NOT_BUILT)
+                    continue
                 built = {p: Path(p) for p in res.outputs.values()}
                 for a in mine:
                     _compare_outputs(a, built, {}, "built in the local store")
                 continue
-            check = nix.rebuild_check(drv, options=HERMETIC_OPTIONS)
+            if len(valid) < len(outs):
+                build_here(nix, env, drv, node.input_drvs, version)  # then all are compared
+            check = nix.rebuild_check(nixenv.installable(drv, version), options=env.options)
         except NixError as e:
             for a in mine:
                 a.fail(REPRODUCED, "build", f"the rebuild failed: {e.message}")
             continue
         # Nix compared its rebuild with the valid outputs; we compare those with the subjects.
         built = {p: Path(p) for p in outs}
+        if check.reproduced and not nixenv.saw_build(check.stderr, drv, rebuild=True):
+            for a in mine:
+                a.fail(REPRODUCED, "build", _NOT_BUILT)
+            continue
         if check.reproduced:
             for a in mine:
                 _compare_outputs(a, built, {}, "nix --rebuild matched the store")

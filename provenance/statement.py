@@ -6,7 +6,8 @@ field in docs/attestation-format.md:
 - subject[i]: one per output; name = the output's store path, digest.sha256 = hex
   SHA-256 of its NAR, annotations {nixOutput, nixStorePath}.
 - externalParameters: {flake, attribute, check, system, drvPath, source}.
-- internalParameters: the effective Nix settings and how each output was checked.
+- internalParameters: the Nix environment the build ran in (nixenv.BuildEnvironment.record)
+  and how each output was checked.
 - resolvedDependencies: the source, each flake.lock input, then every .drv and source
   path of the build closure (digest = hex NAR SHA-256; FODs annotated).
 - byproducts: the build log's SHA-256, and that of the normalised log
@@ -28,7 +29,7 @@ from provenance.intoto import (
     RunDetails,
     Statement,
 )
-from provenance.nix import FlakeMetadata, NixConfig, PathInfo
+from provenance.nix import FlakeMetadata, PathInfo
 from provenance.uris import SLSA_PROVENANCE_V1
 
 
@@ -53,7 +54,7 @@ class BuiltCheck:
     output_check: str
     log_sha256: str | None
     closure: list[PathInfo]
-    dependency_check: str  # "taken-from-store" | "contents-verified" (attest._check_dependencies)
+    dependency_check: str  # nixenv.DEPENDENCY_CHECKS (attest._check_dependencies)
     fixed_output_drvs: frozenset[str]
     started_on: str
     finished_on: str
@@ -77,7 +78,7 @@ def source_descriptor(src: SourceInfo) -> ResourceDescriptor:
 
 
 def provenance_statement(
-    check: BuiltCheck, src: SourceInfo, config: NixConfig, nix_version: str, enforcement: str
+    check: BuiltCheck, src: SourceInfo, nix_environment: dict[str, Any]
 ) -> Statement:
     subjects = [
         ResourceDescriptor(
@@ -124,7 +125,7 @@ def provenance_statement(
         },
     }
     internal = {
-        "nix": {"version": nix_version, **config.as_dict(), "sandboxEnforcement": enforcement},
+        "nix": nix_environment,
         "evaluation": {"pure": True, "ref": src.flake_ref},
         "outputCheck": check.output_check,
         "dependencyOutputs": check.dependency_check,
@@ -154,7 +155,9 @@ def provenance_statement(
             resolved_dependencies=deps,
         ),
         run_details=RunDetails(
-            builder=Builder(version={"provenance": __version__, "nix": nix_version}),
+            builder=Builder(
+                version={"provenance": __version__, "nix": str(nix_environment["version"])}
+            ),
             metadata=BuildMetadata(
                 invocation_id=check.invocation_id,
                 started_on=check.started_on,

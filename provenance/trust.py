@@ -10,6 +10,9 @@ committed like code:
     public_key = "-----BEGIN PUBLIC KEY-----\\n...\\n-----END PUBLIC KEY-----\\n"
     expires = 2027-06-30               # optional: signatures by this key stop counting after
 
+    [environment]                      # optional: what a statement's recorded Nix environment
+    allowed-sandbox-paths = []         # may be (nixenv.EnvironmentPolicy; docs/verify.md)
+
 `provenance trust add NAME PUB` writes it (tomli-w). Verification and the gate take either
 `--trusted-key PUB...` (threshold 1, no expiry) or a policy file, and both apply the one
 threshold rule here (`count_signers`): a statement authenticates with any one trusted key,
@@ -21,12 +24,13 @@ from __future__ import annotations
 
 import datetime as dt
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from provenance.errors import KeyFileError, UsageError
 from provenance.keys import PublicKey, load_public_key, public_key_from_pem
+from provenance.nixenv import EnvironmentPolicy
 
 POLICY_FILE = "provenance.toml"
 
@@ -46,6 +50,7 @@ class TrustPolicy:
     keys: tuple[TrustedKey, ...]
     threshold: int = 1
     source: str = "--trusted-key"
+    environment: EnvironmentPolicy = field(default_factory=EnvironmentPolicy)
 
     def active_keys(self, today: dt.date | None = None) -> list[PublicKey]:
         day = today or dt.datetime.now(dt.UTC).date()
@@ -122,7 +127,8 @@ def load_policy(path: Path) -> TrustPolicy:
     if threshold > len(keys):
         msg = f"{path}: threshold {threshold} exceeds the {len(keys)} key(s) it names"
         raise UsageError(msg)
-    return TrustPolicy(tuple(keys), threshold, str(path))
+    environment = EnvironmentPolicy.from_table(data.get("environment"), str(path))
+    return TrustPolicy(tuple(keys), threshold, str(path), environment)
 
 
 def _entry(path: Path, name: str, entry: Any) -> TrustedKey:

@@ -12,6 +12,8 @@ Levels, each reported per attestation (docs/verify.md):
    this repo's, and the flake re-evaluated at --rev (never the work tree) must give the
    same drvPath (it pins tests, dependencies and toolchain) with exactly the attested
    outputs. A different drvPath is explained (which inputs, sources or env keys differ).
+   The Nix environment the statement records must prove its claim (sandboxed, no hooks,
+   no sandbox paths beyond the policy's: nixenv.recorded_problem, the rule `gate` applies).
 3. reproduced (--rebuild): the derivation is built again in a fresh chroot store (or in
    place with Nix's rebuild check) and every output's NAR SHA-256, computed by us, must be
    the subject digest; every differing output is compared file by file (reproduce.py,
@@ -38,7 +40,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from provenance import bundle, dsse
+from provenance import bundle, dsse, nixenv
 from provenance import policy as policy_mod
 from provenance.claims import (
     load_statement,
@@ -398,6 +400,19 @@ def _bind(
     return evaluated
 
 
+def _check_environment(atts: list[Attestation], policy: TrustPolicy) -> None:
+    """What the statement records about its build must prove the claim (as in `gate`)."""
+    for a in atts:
+        if a.claim is None or a.failed or a.skipped:
+            continue
+        problem = nixenv.recorded_problem(a.claim.internal, policy.environment)
+        if problem is not None:
+            a.fail(BOUND, "environment", problem)
+        else:
+            kind = a.claim.internal.get("nix", {}).get("sandboxEnforcement")
+            a.ok(BOUND, "environment", f"sandboxed, no build hooks, nothing substituted ({kind})")
+
+
 def _judge_failed_results(
     atts: list[Attestation],
     evaluated: dict[str, dict[str, EvaluatedCheck]],
@@ -580,6 +595,7 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
 
     system = current_system()
     all_evaluated = _bind(atts, repo, nix, system)
+    _check_environment(atts, req.policy)
     evaluated = {n: c.drv_path for n, c in all_evaluated.get(system, {}).items()}
     _judge_failed_results(atts, all_evaluated, rev, wanted)
 

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from provenance.attest import _nondeterministic_outputs, _sandbox_enforcement
 from provenance.cli import app
-from provenance.nix import Nix, NixConfig, StoreInfo, current_system, read_drv_closure_flags
+from provenance.drvfile import read_drv_closure_flags
+from provenance.nix import Nix, NixConfig, StoreInfo, current_system
+from provenance.nixenv import establish
+from provenance.nixenv import nondeterministic_outputs as _nondeterministic_outputs
 from tests.conftest import git, make_flake, nix
 
 pytestmark = pytest.mark.nix
@@ -142,8 +144,9 @@ def test_untrusted_daemon_with_sandbox_is_labelled_not_proven(
 
 def test_trusted_daemon_user_is_labelled() -> None:
     hermetic = NixConfig(True, False, (), SYSTEM)
-    assert _sandbox_enforcement(None, hermetic, StoreInfo("daemon", True)) == "daemon-trusted-user"  # type: ignore[arg-type]
-    assert _sandbox_enforcement(None, hermetic, StoreInfo("local", None)) == "local-store"  # type: ignore[arg-type]
+    trusted = establish(None, hermetic, StoreInfo("daemon", True))  # type: ignore[arg-type]
+    assert trusted.enforcement == "daemon-trusted-user"
+    assert establish(None, hermetic, StoreInfo("local", None)).enforcement == "local-store"  # type: ignore[arg-type]
 
 
 def test_output_that_appears_during_the_build_is_rebuild_checked(
@@ -218,7 +221,7 @@ def test_verify_deps_labels_a_clean_closure(flake: Path, keypair: tuple[Path, Pa
     assert code == 0, err
     stmt = statements(json.loads(out)["bundle"])[0]
     internal = stmt["predicate"]["buildDefinition"]["internalParameters"]
-    assert internal["dependencyOutputs"] == "contents-verified"
+    assert internal["dependencyOutputs"] == "verified-local-or-signed"
 
 
 def test_only_nix_errors_count_as_nondeterminism() -> None:
@@ -283,7 +286,7 @@ def test_verify_deps_skips_dependencies_no_longer_in_the_store(
     assert code == 0, err
     stmt = statements(json.loads(out)["bundle"])[0]
     assert stmt["predicate"]["buildDefinition"]["internalParameters"]["dependencyOutputs"] == (
-        "contents-verified"
+        "verified-local-or-signed"
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from provenance import gate as g
-from provenance.nix import Nix
+from provenance.nix import EvaluatedCheck, Nix
 from provenance.trust import TrustPolicy
 
 C1 = "a" * 40
@@ -49,7 +49,9 @@ def test_unwritable_ci_files_are_reported_not_raised(tmp_path: Path) -> None:
 
 
 class _BrokenNix(Nix):
-    def check_drv_paths(self, ref: str, system: str, names: list[str] | None) -> dict[str, str]:
+    def eval_checks(
+        self, ref: str, system: str, names: list[str] | None
+    ) -> dict[str, EvaluatedCheck]:
         msg = "a bug"
         raise RuntimeError(msg)
 
