@@ -588,7 +588,8 @@ def notes_fetch(
     from provenance.git import Git  # noqa: PLC0415
 
     res = _guard(lambda: notes.fetch(Git(repo), remote))
-    typer.echo(f"notes: {'merged' if res.found else 'none'} from {remote}", err=True)
+    shown = f"unioned, {res.gained} note(s) gained lines" if res.found else "none"
+    typer.echo(f"notes: {shown} from {remote}", err=True)
 
 
 @notes_app.command("push")
@@ -596,7 +597,7 @@ def notes_push(
     remote: Annotated[str, typer.Argument(help="Remote name or URL.")] = "origin",
     repo: Repo = Path(),
 ) -> None:
-    """Fetch-merge-push our notes to the remote, retrying when someone pushed meanwhile."""
+    """Fetch-union-push our notes to the remote, retrying when someone pushed meanwhile."""
     from provenance import notes  # noqa: PLC0415
     from provenance.git import Git  # noqa: PLC0415
 
