@@ -623,7 +623,8 @@ def gate(
         str | None,
         typer.Option(
             "--policy-ref",
-            help="Read provenance.toml from this trusted ref [default: origin/<target branch>"
+            help="Read provenance.toml from this trusted ref: a full ref name or a remote-tracking"
+            " branch nothing else is named like [default: refs/remotes/origin/<target branch>"
             " from $GITHUB_BASE_REF, $CI_MERGE_REQUEST_TARGET_BRANCH_NAME or $CI_DEFAULT_BRANCH].",
         ),
     ] = None,
@@ -673,7 +674,8 @@ def gate(
                 err=True,
             )
             raise typer.Exit(ExitCode.USAGE)
-        policy_ref = f"{remote or 'origin'}/{branch}"
+        # The full name: a tag or local branch called origin/<branch> cannot shadow it.
+        policy_ref = f"refs/remotes/{remote or 'origin'}/{branch}"
     req = g.GateRequest(
         flake_dir=flake_dir,
         rev=rev,

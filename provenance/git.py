@@ -166,6 +166,20 @@ class Git:
         done = self._run("rev-parse", "--verify", "--quiet", ref, check=False)
         return done.returncode == 0
 
+    def refs(self, names: list[str]) -> dict[str, str]:
+        """Which of these full ref names exist: name -> the object it points at (one call).
+
+        Exact names only: for-each-ref also matches refs *under* a name, which are dropped.
+        """
+        fmt = "--format=%(objectname) %(refname)"
+        out = self._run("for-each-ref", fmt, "--", *names).stdout.decode()
+        found: dict[str, str] = {}
+        for line in out.splitlines():
+            obj, _, ref = line.partition(" ")
+            if ref in names:
+                found[ref] = obj
+        return found
+
     def fetch_notes(self, remote: str, into: str, ref: str = NOTES_REF) -> bool:
         """Fetch the remote's notes ref into `into` (forced); False if the remote has none."""
         done = self._run("fetch", "--quiet", "--no-tags", remote, f"+{ref}:{into}", check=False)
