@@ -46,6 +46,7 @@ class TrustPolicy:
     keys: tuple[TrustedKey, ...]
     threshold: int = 1
     source: str = "--trusted-key"
+    files: tuple[str, ...] = ()  # the key files given with --trusted-key (where trust came from)
 
     def active_keys(self, today: dt.date | None = None) -> list[PublicKey]:
         day = today or dt.datetime.now(dt.UTC).date()
@@ -60,7 +61,7 @@ class TrustPolicy:
 
 def from_key_files(paths: list[Path]) -> TrustPolicy:
     keys = tuple(TrustedKey(p.name, load_public_key(p)) for p in paths)
-    return TrustPolicy(keys)
+    return TrustPolicy(keys, files=tuple(str(p) for p in paths))
 
 
 MAX_POLICY_BYTES = 1024 * 1024
