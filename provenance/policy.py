@@ -3,8 +3,8 @@
 Order: `--trusted-key PUB...` (threshold 1, no expiry), else `--policy FILE`, else the
 `provenance.toml` in the flake directory. NOTE: that file is read from the work tree of
 the repository being verified, so whoever controls the repository controls it; a
-reviewer who does not trust the repository passes keys or a policy of their own.
-With none of these there is nothing to trust, and verification refuses to start: an
+reviewer who does not trust the repository passes keys or a policy of their own, and
+`verify --sign-with` refuses trust from inside the repository (verify.py). With none of these there is nothing to trust, and verification refuses to start: an
 empty trust set must never pass anything.
 """
 

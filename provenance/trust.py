@@ -10,7 +10,8 @@ committed like code:
     public_key = "-----BEGIN PUBLIC KEY-----\\n...\\n-----END PUBLIC KEY-----\\n"
     expires = 2027-06-30               # optional: signatures by this key stop counting after
 
-`provenance trust add NAME PUB` writes it (tomli-w). Verification and the gate take either
+`provenance trust add NAME PUB` writes it (tomli-w), keeping other tables, such as the
+`[definition] paths` that definition.py reads (what else defines the checks). Verification and the gate take either
 `--trusted-key PUB...` (threshold 1, no expiry) or a policy file, and both apply the one
 threshold rule here (`count_signers`): a statement authenticates with any one trusted key,
 and a check needs `threshold` distinct trusted signers of statements that agree on its
