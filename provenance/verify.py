@@ -47,13 +47,7 @@ from provenance.claims import (
     test_result_outcome,
 )
 from provenance.definition import Definitions, describe
-from provenance.errors import (
-    AttestationError,
-    NixError,
-    RefusedError,
-    UsageError,
-    VerificationError,
-)
+from provenance.errors import AttestationError, NixError, UsageError, VerificationError
 from provenance.git import NOTES_REF, Git
 from provenance.nix import Derivation, Nix, current_system
 from provenance.notes import DEFAULT_SEARCH_DEPTH, history_notes
@@ -477,32 +471,6 @@ def _tally_result(name: str, drv: str, atts: list[Attestation], policy: TrustPol
     return CheckResult(name, tally.passed, tally.reason, drv, tally.signers, commits)
 
 
-def _trust_in_the_tree(policy: TrustPolicy, top: Path) -> Path | None:
-    """The first trust file (policy or key) inside the tree under review, if any."""
-    files = [*policy.files, *([] if policy.source == "--trusted-key" else [policy.source])]
-    for f in files:
-        path = Path(f).resolve()
-        if path.is_relative_to(top.resolve()):
-            return path
-    return None
-
-
-def _check_trust_source(req: VerifyRequest, top: Path, reporter: Reporter) -> None:
-    """Trust from the reviewed tree is its author's choice: a warning, and never a VSA."""
-    inside = _trust_in_the_tree(req.policy, top)
-    if inside is None:
-        return
-    why = f"trust comes from {inside}, in the tree under review: whoever can change this "
-    if req.signer is not None:
-        # A signed summary says a reviewer checked the claims against *their* policy; one
-        # made on keys the reviewed repository chose would vouch for nothing.
-        msg = why + "repository chooses the keys, so no verification summary is signed on it"
-        raise RefusedError(msg, "pass --trusted-key or --policy from outside the repository")
-    reporter.warn(
-        why + "repository chooses the keys; pass --trusted-key or --policy from outside it"
-    )
-
-
 # -- level 4: signed verdict --------------------------------------------------------------
 
 
@@ -583,7 +551,9 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
     subdir = flake_dir.relative_to(top).as_posix() if flake_dir != top else ""
     repo = _Repo(git, top, subdir, rev, window, Definitions(git, rev, subdir))
     requested = (AUTHENTIC, BOUND, *((REPRODUCED,) if req.rebuild else ()))
-    _check_trust_source(req, top, reporter)
+    warning = policy_mod.check_source(req.policy, top, signing=req.signer is not None)
+    if warning:
+        reporter.warn(warning)
 
     if req.bundles:
         atts = [a for p in req.bundles for a in _read_bundle(p)]
