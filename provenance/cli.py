@@ -648,7 +648,8 @@ def gate(
     """Decide whether CI may skip the checks (skip=true|false, for CI).
 
     skip=true only when every required check has a valid attestation from a trusted key
-    for exactly its drvPath at REV (or an ancestor within --search-depth commits).
+    for exactly its drvPath at REV (or an ancestor within --search-depth commits that
+    defines the checks the same way: docs/architecture.md).
 
     Fails safe: any doubt or error prints skip=false and exits 0, so CI simply runs.
     Only bad usage exits 2 (no trust given; an unreadable key or policy; a key or policy
