@@ -588,7 +588,8 @@ def notes_fetch(
     from provenance.git import Git  # noqa: PLC0415
 
     res = _guard(lambda: notes.fetch(Git(repo), remote))
-    typer.echo(f"notes: {'merged' if res.found else 'none'} from {remote}", err=True)
+    shown = f"unioned, {res.gained} note(s) gained lines" if res.found else "none"
+    typer.echo(f"notes: {shown} from {remote}", err=True)
 
 
 @notes_app.command("push")
@@ -596,7 +597,7 @@ def notes_push(
     remote: Annotated[str, typer.Argument(help="Remote name or URL.")] = "origin",
     repo: Repo = Path(),
 ) -> None:
-    """Fetch-merge-push our notes to the remote, retrying when someone pushed meanwhile."""
+    """Fetch-union-push our notes to the remote, retrying when someone pushed meanwhile."""
     from provenance import notes  # noqa: PLC0415
     from provenance.git import Git  # noqa: PLC0415
 
@@ -622,7 +623,8 @@ def gate(
         str | None,
         typer.Option(
             "--policy-ref",
-            help="Read provenance.toml from this trusted ref [default: origin/<target branch>"
+            help="Read provenance.toml from this trusted ref: a full ref name or a remote-tracking"
+            " branch nothing else is named like [default: refs/remotes/origin/<target branch>"
             " from $GITHUB_BASE_REF, $CI_MERGE_REQUEST_TARGET_BRANCH_NAME or $CI_DEFAULT_BRANCH].",
         ),
     ] = None,
@@ -646,7 +648,8 @@ def gate(
     """Decide whether CI may skip the checks (skip=true|false, for CI).
 
     skip=true only when every required check has a valid attestation from a trusted key
-    for exactly its drvPath at REV (or an ancestor within --search-depth commits).
+    for exactly its drvPath at REV (or an ancestor within --search-depth commits that
+    defines the checks the same way: docs/architecture.md).
 
     Fails safe: any doubt or error prints skip=false and exits 0, so CI simply runs.
     Only bad usage exits 2 (no trust given; an unreadable key or policy; a key or policy
@@ -672,7 +675,8 @@ def gate(
                 err=True,
             )
             raise typer.Exit(ExitCode.USAGE)
-        policy_ref = f"{remote or 'origin'}/{branch}"
+        # The full name: a tag or local branch called origin/<branch> cannot shadow it.
+        policy_ref = f"refs/remotes/{remote or 'origin'}/{branch}"
     req = g.GateRequest(
         flake_dir=flake_dir,
         rev=rev,

@@ -39,7 +39,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,13 +53,13 @@ from provenance.nix import Nix, current_system
 from provenance.notes import DEFAULT_SEARCH_DEPTH, default_remote, history_notes
 from provenance.notes import fetch as fetch_notes
 from provenance.trust import (
-    POLICY_FILE,
     Endorsement,
     TrustPolicy,
     count_signers,
     from_key_files,
     load_policy,
 )
+from provenance.trusted_ref import policy_from_ref
 from provenance.uris import SLSA_PROVENANCE_V1, TEST_RESULT_V01
 
 log = logging.getLogger(__name__)
@@ -176,26 +175,6 @@ def _toplevel_or_none(flake_dir: Path) -> Path | None:
         return Git(flake_dir).toplevel().resolve()
     except ProvenanceError:
         return None
-
-
-def _policy_from_ref(git: Git, ref: str, subdir: str) -> TrustPolicy:
-    path = f"{subdir}/{POLICY_FILE}" if subdir else POLICY_FILE
-    if not git.ref_exists(f"{ref}^{{commit}}"):
-        msg = f"trusted ref {ref} does not exist here"
-        raise UsageError(msg, f"fetch it first (e.g. `git fetch origin {ref.split('/', 1)[-1]}`)")
-    data = git.show_file(ref, path)
-    if data is None:
-        msg = f"no {path} on the trusted ref {ref}"
-        raise UsageError(msg, "commit a policy there with `provenance trust add` first")
-    # load_policy reads files; give it one, and name the ref (not the temp file) in errors.
-    with tempfile.TemporaryDirectory(prefix="provenance-policy-") as tmp:
-        tmp_path = Path(tmp) / POLICY_FILE
-        tmp_path.write_bytes(data)
-        try:
-            policy = load_policy(tmp_path)
-        except UsageError as e:
-            raise UsageError(e.message.replace(str(tmp_path), f"{ref}:{path}"), e.hint) from None
-    return TrustPolicy(policy.keys, policy.threshold, f"{ref}:{path}", policy.environment)
 
 
 # -- evidence ----------------------------------------------------------------------------
@@ -437,7 +416,7 @@ def _gate(req: GateRequest, nix: Nix) -> GateReport:
     if req.policy is not None:
         policy = req.policy
     elif req.policy_ref is not None:
-        policy = _policy_from_ref(git, req.policy_ref, subdir)
+        policy = policy_from_ref(git, req.policy_ref, subdir)
     else:
         msg = "no trusted keys"
         raise UsageError(msg, "pass --trusted-key, --policy or --policy-ref")

@@ -2,13 +2,15 @@
 
 Attestations live as JSONL notes under `refs/notes/provenance`, one DSSE envelope per
 line. Writers union lines (never clobber), under a lock so that concurrent writers on
-one machine lose nothing; across machines `git notes merge -s cat_sort_uniq` does the
-same union.
+one machine lose nothing; across machines notes.py unions per annotated commit with the
+primitives here (never `git notes merge`, whose fast-forward and three-way merge drop
+lines the other side deleted).
 """
 
 from __future__ import annotations
 
 import fcntl
+import tempfile
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -170,6 +172,20 @@ class Git:
         done = self._run("rev-parse", "--verify", "--quiet", ref, check=False)
         return done.returncode == 0
 
+    def refs(self, names: list[str]) -> dict[str, str]:
+        """Which of these full ref names exist: name -> the object it points at (one call).
+
+        Exact names only: for-each-ref also matches refs *under* a name, which are dropped.
+        """
+        fmt = "--format=%(objectname) %(refname)"
+        out = self._run("for-each-ref", fmt, "--", *names).stdout.decode()
+        found: dict[str, str] = {}
+        for line in out.splitlines():
+            obj, _, ref = line.partition(" ")
+            if ref in names:
+                found[ref] = obj
+        return found
+
     def fetch_notes(self, remote: str, into: str, ref: str = NOTES_REF) -> bool:
         """Fetch the remote's notes ref into `into` (forced); False if the remote has none."""
         done = self._run("fetch", "--quiet", "--no-tags", remote, f"+{ref}:{into}", check=False)
@@ -181,24 +197,69 @@ class Git:
         msg = f"git fetch {remote} failed: {err[-1] if err else 'no message'}"
         raise GitError(msg, "check the remote's URL and your access to it")
 
-    def merge_notes(self, other: str, ref: str = NOTES_REF) -> None:
-        """Merge notes ref `other` into `ref`, unioning lines (`cat_sort_uniq`).
-
-        NOTE: cat_sort_uniq sorts the merged note's lines; JSONL lines carry no order.
-        When `ref` does not exist yet the merge simply fast-forwards to `other`.
-        """
+    @contextmanager
+    def notes_lock(self) -> Iterator[None]:
+        """Hold the lock every writer of notes refs takes (not re-entrant: flock)."""
         with self._notes_lock():
-            self._run(
-                *self._identity(),
-                "notes",
-                "--ref",
-                ref,
-                "merge",
-                "--quiet",
-                "-s",
-                "cat_sort_uniq",
-                other,
-            )
+            yield
+
+    def resolve_ref(self, ref: str) -> str | None:
+        """The commit a full ref name points at, or None when there is no such ref."""
+        done = self._run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+        return done.stdout.decode().strip() if done.returncode == 0 else None
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        done = self._run("merge-base", "--is-ancestor", ancestor, descendant, check=False)
+        if done.returncode not in (0, 1):
+            err = done.stderr.strip().splitlines()
+            msg = f"git merge-base failed: {err[-1] if err else 'no message'}"
+            raise GitError(msg)
+        return done.returncode == 0
+
+    def write_blobs(self, bodies: list[bytes]) -> list[str]:
+        """Store blobs; their ids in the same order (one `git hash-object` call)."""
+        if not bodies:
+            return []
+        with tempfile.TemporaryDirectory(prefix="provenance-blobs-") as tmp:
+            paths = []
+            for i, body in enumerate(bodies):
+                path = Path(tmp, str(i))
+                path.write_bytes(body)
+                paths.append(str(path))
+            # --no-filters: the bytes as given, whatever .gitattributes says.
+            out = self._run(
+                "hash-object",
+                "-w",
+                "--no-filters",
+                "--stdin-paths",
+                stdin=("\n".join(paths) + "\n").encode(),
+            ).stdout
+        ids = out.decode().split()
+        if len(ids) != len(bodies):
+            msg = "git hash-object returned the wrong number of ids"
+            raise GitError(msg)
+        return ids
+
+    def commit_notes_tree(self, notes: dict[str, str], parents: list[str], message: str) -> str:
+        """A notes commit: one flat tree (annotated commit -> note blob), these parents.
+
+        Git reads notes trees with or without fan-out directories, so a flat tree is a
+        valid notes tree; git re-fans it out itself when it next adds a note.
+        """
+        entries = "".join(
+            f"100644 blob {blob}\t{commit}\0" for commit, blob in sorted(notes.items())
+        )
+        tree = self._run("mktree", "-z", stdin=entries.encode()).stdout.decode().strip()
+        args = [*self._identity(), "commit-tree", tree, "-m", message]
+        for p in parents:
+            args += ["-p", p]
+        return self._run(*args).stdout.decode().strip()
+
+    def update_ref(self, ref: str, new: str, old: str | None) -> bool:
+        """Move `ref` to `new` only if it still points at `old` (None: must not exist yet)."""
+        expected = old if old is not None else "0" * len(new)
+        done = self._run("update-ref", ref, new, expected, check=False)
+        return done.returncode == 0
 
     def push_notes(self, remote: str, ref: str = NOTES_REF) -> bool:
         """Push `ref` to the same ref on `remote`; False when rejected as not fast-forward."""

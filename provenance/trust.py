@@ -13,7 +13,8 @@ committed like code:
     [environment]                      # optional: what a statement's recorded Nix environment
     allowed-sandbox-paths = []         # may be (nixenv.EnvironmentPolicy; docs/verify.md)
 
-`provenance trust add NAME PUB` writes it (tomli-w). Verification and the gate take either
+`provenance trust add NAME PUB` writes it (tomli-w), keeping other tables, such as the
+`[definition] paths` that definition.py reads (what else defines the checks). Verification and the gate take either
 `--trusted-key PUB...` (threshold 1, no expiry) or a policy file, and both apply the one
 threshold rule here (`count_signers`): a statement authenticates with any one trusted key,
 and a check needs `threshold` distinct trusted signers of statements that agree on its
@@ -51,6 +52,7 @@ class TrustPolicy:
     threshold: int = 1
     source: str = "--trusted-key"
     environment: EnvironmentPolicy = field(default_factory=EnvironmentPolicy)
+    files: tuple[str, ...] = ()  # the key files given with --trusted-key (where trust came from)
 
     def active_keys(self, today: dt.date | None = None) -> list[PublicKey]:
         day = today or dt.datetime.now(dt.UTC).date()
@@ -65,7 +67,7 @@ class TrustPolicy:
 
 def from_key_files(paths: list[Path]) -> TrustPolicy:
     keys = tuple(TrustedKey(p.name, load_public_key(p)) for p in paths)
-    return TrustPolicy(keys)
+    return TrustPolicy(keys, files=tuple(str(p) for p in paths))
 
 
 MAX_POLICY_BYTES = 1024 * 1024

@@ -486,17 +486,6 @@ def _tally_result(name: str, drv: str, atts: list[Attestation], policy: TrustPol
     return CheckResult(name, tally.passed, tally.reason, drv, tally.signers, commits)
 
 
-def _warn_if_trust_is_in_the_tree(policy: TrustPolicy, top: Path, reporter: Reporter) -> None:
-    if policy.source == "--trusted-key":
-        return
-    source = Path(policy.source).resolve()
-    if source.is_relative_to(top.resolve()):
-        reporter.warn(
-            f"trust comes from {source}, in the tree under review: whoever can change this "
-            "repository chooses the keys; pass --trusted-key or --policy from outside it"
-        )
-
-
 # -- level 4: signed verdict --------------------------------------------------------------
 
 
@@ -577,7 +566,9 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
     subdir = flake_dir.relative_to(top).as_posix() if flake_dir != top else ""
     repo = _Repo(git, top, subdir, rev, window, Definitions(git, rev, subdir))
     requested = (AUTHENTIC, BOUND, *((REPRODUCED,) if req.rebuild else ()))
-    _warn_if_trust_is_in_the_tree(req.policy, top, reporter)
+    warning = policy_mod.check_source(req.policy, top, signing=req.signer is not None)
+    if warning:
+        reporter.warn(warning)
 
     if req.bundles:
         atts = [a for p in req.bundles for a in _read_bundle(p)]

@@ -24,7 +24,11 @@ let
     else
       let
         strict = builtins.derivationStrict c.drvAttrs;
-        outputs = builtins.removeAttrs strict [ "drvPath" ];
+        # The outputs `derivation` makes (its default, and 2.8's __ignoreNulls case):
+        # named, not "every attribute but drvPath", should derivationStrict grow more.
+        declared = c.drvAttrs.outputs or [ "out" ];
+        outputs = builtins.listToAttrs (map (o: { name = o; value = strict.${o}; })
+          (if builtins.isList declared then declared else [ "out" ]));
         claimed = c.drvPath or null;
         outName = if builtins.isString (c.outputName or null) then c.outputName else "out";
         outClaimed = c.outPath or null;

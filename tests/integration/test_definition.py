@@ -46,13 +46,36 @@ def _rewire_onto_old_tests(repo: Path) -> str:
     return git(repo, "rev-parse", "HEAD")
 
 
+# det exactly as flake.nix defines it, but with its tests named by store path: the
+# string is given the context of P's tests with builtins.appendContext, which pure
+# evaluation allows. This evaluation then really instantiates P's derivation.
+BY_CONTEXT = """{ mk, tests }: {
+  det = mk "det-check" "echo \\"running tests from $src\\"\\nbusybox mkdir -p $out\\nbusybox sh $src/test_det.sh | busybox tee $out/result.txt\\n" {
+    src = builtins.appendContext "@SRC@" { "@SRC@" = { path = true; }; };
+  };
+}
+"""
+
+
+def _rewire_by_context(repo: Path, src: str) -> None:
+    (repo / "tests" / "test_det.sh").write_text("echo '0 passed, 1 failed'; exit 1\n")
+    (repo / "extra-checks.nix").write_text(BY_CONTEXT.replace("@SRC@", src))
+    git(repo, "commit", "-qam", "name the old tests by store path")
+
+
+@pytest.mark.parametrize("how", ["copy", "appendContext"])
 def test_same_drvpath_new_definition_is_never_reused(
-    flake: Path, keypair: tuple[Path, Path]
+    flake: Path, keypair: tuple[Path, Path], how: str
 ) -> None:
     key, pub = keypair
     parent = _build(flake, key)
     det_p = next(c.drv_path for c in parent.checks if c.name == "det")
-    _rewire_onto_old_tests(flake)
+    if how == "copy":
+        _rewire_onto_old_tests(flake)
+    else:
+        src = Nix().derivations([det_p])[det_p].env["src"]
+        _rewire_by_context(flake, src)
+    changed = "flake.nix" if how == "copy" else "extra-checks.nix"
     commit = git(flake, "rev-parse", "HEAD")
     now = Nix().check_drv_paths(f"git+file://{flake}?rev={commit}", parent.system, None)
     assert now["det"] == det_p  # the drvPath really is unchanged: only the definition differs
@@ -60,7 +83,7 @@ def test_same_drvpath_new_definition_is_never_reused(
     # gate: run, naming what changed.
     skip, reason, per_check = _gate(flake, pub)
     assert not skip
-    assert "what defines the checks changed since (flake.nix)" in per_check["det"]
+    assert f"what defines the checks changed since ({changed})" in per_check["det"]
     assert parent.commit[:12] in per_check["det"]
     assert "reused" not in reason
 
@@ -74,7 +97,7 @@ def test_same_drvpath_new_definition_is_never_reused(
         app, ["verify", str(parent.bundle_path), "--flake", str(flake), "--trusted-key", str(pub)]
     )
     assert result.exit_code == 1
-    assert "what defines the checks changed since (flake.nix)" in result.stderr
+    assert f"what defines the checks changed since ({changed})" in result.stderr
 
     # build: no cache hit via P; the check is built (rebuilt and compared) and attested here.
     report = _build(flake, key)

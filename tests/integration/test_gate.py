@@ -325,18 +325,25 @@ def test_policy_comes_from_the_target_branch_not_the_change(tmp_path: Path) -> N
     git(repo, "commit", "-q", "-m", "trust mallory too")
     _attest(repo, mallory_key)
     # The target branch's policy (as CI announces it) trusts only alice.
-    rc, out, summary, _ = _gate(repo, tmp_path, "--policy-ref", "main")
+    rc, out, summary, _ = _gate(repo, tmp_path, "--policy-ref", "refs/heads/main")
     assert rc == 0
     assert out["skip"] == "false"
     assert "untrusted key(s)" in out["reason"]
-    assert "main:provenance.toml" in summary
+    assert "refs/heads/main:provenance.toml" in summary
     # GITHUB_BASE_REF names the target branch; without a remote origin/main is absent: run.
     _, out, _, _ = _gate(repo, tmp_path, GITHUB_BASE_REF="main")
     assert out["skip"] == "false"
-    assert "trusted ref origin/main does not exist" in out["reason"]
+    assert "trusted ref refs/remotes/origin/main does not exist" in out["reason"]
+    # A short name must be a remote-tracking branch: `main` is only a local one here.
+    _, out, _, _ = _gate(repo, tmp_path, "--policy-ref", "main")
+    assert out["skip"] == "false"
+    assert (
+        "trusted ref main is not a remote-tracking branch: it names refs/heads/main"
+        in (out["reason"])
+    )
     # Once alice attests, the target branch's policy lets it skip.
     _attest(repo, alice_key)
-    _, out, _, _ = _gate(repo, tmp_path, "--policy-ref", "main")
+    _, out, _, _ = _gate(repo, tmp_path, "--policy-ref", "refs/heads/main")
     assert out["skip"] == "true"
     # A policy file from inside the tree under test is refused outright.
     rc, out, _, err = _gate(repo, tmp_path, "--policy", str(repo / "provenance.toml"))

@@ -31,7 +31,7 @@ from provenance.errors import NotADerivationError
 from provenance.gate import GateRequest, gate
 from provenance.nix import Nix, current_system
 from provenance.trust import from_key_files
-from tests.conftest import NIX_CONFIG, git, make_flake
+from tests.conftest import NIX_CONFIG, git, make_flake, nix
 
 pytestmark = pytest.mark.nix
 
@@ -199,3 +199,29 @@ in {
     assert checks["two"].drv_path == checks["twodev"].drv_path == checks["copied"].drv_path
     assert set(checks["twodev"].outputs) == {"out", "dev"}
     assert checks["two"].outputs == checks["copied"].outputs
+
+
+def test_string_context_is_forgeable_so_it_is_not_what_decides(tmp_path: Path) -> None:
+    """Why the check re-derives rather than inspects context: appendContext gives a plain
+    string exactly the context a real derivation's drvPath has (`=`-kind, allOutputs)."""
+    extra = """{ mk, tests }:
+let real = mk "det-check" "echo ok > $out" { };
+    p = builtins.unsafeDiscardStringContext real.drvPath;
+in {
+  forged = { type = "derivation"; drvPath = builtins.appendContext p { ${p} = { allOutputs = true; }; };
+             outPath = real.outPath; outputName = "out"; };
+}
+"""
+    repo = make_flake(tmp_path / "repo", extra_checks=extra)
+    system = current_system()
+    apply = (
+        "cs: let c = cs.${s}; in { real = builtins.getContext c.det.drvPath; "
+        "forged = builtins.getContext c.forged.drvPath; }"
+    ).replace("${s}", f'"{system}"')
+    got = json.loads(nix("eval", "--json", f"{repo}#checks", "--apply", apply))
+    ((real_drv, real_ctx),) = got["real"].items()
+    ((forged_drv, forged_ctx),) = got["forged"].items()
+    assert real_ctx == forged_ctx == {"allOutputs": True}  # indistinguishable by context
+    assert real_drv != forged_drv and forged_drv.endswith("-det-check.drv")
+    with pytest.raises(NotADerivationError, match="not made by `derivation`"):
+        Nix().eval_checks(f"git+file://{repo}", system, ["forged"])

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from provenance import attest, keys, notes
+from provenance import attest, dsse, intoto, keys, notes
 from provenance.gate import GateRequest, gate
 from provenance.git import NOTES_REF, Git
+from provenance.intoto import TEST_RESULT_V01, ResourceDescriptor, Statement
 from provenance.nix import Nix
 from provenance.trust import from_key_files
 from tests.conftest import git, make_flake, run
@@ -138,3 +139,47 @@ def test_gate_fetches_notes_from_the_remote(
     report = gate(GateRequest(flake_dir=c, policy=from_key_files([pub])), Nix())
     assert not report.skip
     assert "no attestation notes" in report.reason
+
+
+def test_gate_keeps_a_failed_result_the_remote_dropped(
+    two_clones: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """b holds a trusted FAILED test-result for det; the remote is rewritten without it.
+    The gate's own fetch must not delete it here, so CI runs (it used to fast-forward the
+    line away and skip)."""
+    bare, a, b = two_clones
+    key, pub, _ = keys.generate(tmp_path / "k")
+    report = attest.build(attest.BuildRequest(flake_dir=a, signer=keys.load_signer(key)), Nix())
+    notes.push(Git(a), "origin")
+    det = next(c for c in report.checks if c.name == "det")
+    failed = Statement(
+        subject=[
+            ResourceDescriptor(name=p["path"], digest={"sha256": p["sha256"]})
+            for p in det.outputs.values()
+        ],
+        predicate_type=TEST_RESULT_V01,
+        predicate=intoto.TestResult(
+            result="FAILED", configuration=[ResourceDescriptor(name=det.drv_path)]
+        ).as_predicate(),
+    )
+    line = dsse.sign(failed.dump_bytes(), [keys.load_signer(key)]).to_json()
+    notes.fetch(Git(b), "origin")
+    Git(b).add_note_lines("HEAD", [line])
+    notes.push(Git(b), "origin")
+    policy = from_key_files([pub])
+    assert not gate(GateRequest(flake_dir=b, policy=policy), Nix()).skip
+
+    # Someone rewrites the remote's notes without the FAILED line (a descendant commit).
+    c = tmp_path / "c"
+    run(["git", "clone", "-q", str(bare), str(c)])
+    notes.fetch(Git(c), "origin")
+    kept = [ln for ln in _note_lines(c) if ln != line]
+    git(c, "notes", "--ref", "provenance", "add", "-f", "-m", "\n".join(kept), "HEAD")
+    git(c, "push", "-q", "origin", f"{NOTES_REF}:{NOTES_REF}")
+    assert line not in _note_lines(bare)
+
+    report_b = gate(GateRequest(flake_dir=b, policy=policy), Nix())
+    assert report_b.notes == "fetched from origin"
+    assert line in _note_lines(b)
+    assert not report_b.skip
+    assert "det: a trusted key attested it FAILED" in report_b.reason

@@ -303,6 +303,45 @@ def test_trust_from_the_tree_under_review_is_warned_about(
     assert code == 0 and "tree under review" not in err
 
 
+def test_no_verification_summary_on_trust_from_the_tree_under_review(
+    flake: Path, keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """verify --sign-with refuses (exit 3) when the keys came from the reviewed repository:
+    its provenance.toml (found or named), or a key file inside it. Nothing is signed."""
+    key, pub = keypair
+    commit = _build(flake, key).commit
+    note_before = git(flake, "notes", "--ref", "provenance", "show", commit)
+    reviewer_key, _, _ = keys.generate(tmp_path / "reviewer")
+    done = CliRunner().invoke(
+        app, ["trust", "add", "me", str(pub), "--policy", str(flake / "provenance.toml")]
+    )
+    assert done.exit_code == 0
+    in_tree_key = flake / "keys" / "me.pub"
+    in_tree_key.parent.mkdir()
+    shutil.copy(pub, in_tree_key)
+    vsa = tmp_path / "vsa.intoto.jsonl"
+    for trust in (
+        [],  # the default: the flake directory's provenance.toml
+        ["--policy", flake / "provenance.toml"],
+        ["--trusted-key", in_tree_key],
+    ):
+        code, _, err = cli("--flake", flake, *trust, "--sign-with", reviewer_key, "-o", vsa)
+        assert code == 3, err
+        assert "in the tree under review" in err
+        assert "no verification summary is signed on it" in err
+        assert not vsa.exists()
+    assert git(flake, "notes", "--ref", "provenance", "show", commit) == note_before
+    # The same keys from outside the repository: verified, and the summary is signed.
+    outside = tmp_path / "policy" / "provenance.toml"
+    outside.parent.mkdir()
+    shutil.copy(flake / "provenance.toml", outside)
+    code, _, err = cli(
+        "--flake", flake, "--policy", outside, "--sign-with", reviewer_key, "-o", vsa
+    )
+    assert code == 0, err
+    assert vsa.exists()
+
+
 # -- a statement for another system proves nothing about this one -----------------------
 
 TWO_SYSTEMS = """{
