@@ -238,3 +238,31 @@ def test_sandbox_paths_pass_only_when_the_policy_allows_them(built: Built, tmp_p
     policy.write_text(policy.read_text().replace(allow, narrow))
     code, err = _verify(built, tmp_path, line, "--policy", policy)
     assert code == 1 and "sandboxEnforcement is 'daemon-nix-conf'" in err
+
+
+def test_an_own_statement_gate_would_not_believe_is_no_cache_hit(
+    tmp_path: Path, keypair: tuple[Path, Path]
+) -> None:
+    # This key's own line for the same drvPath, but without the recorded settings (as an
+    # older provenance wrote them): reusing it would hand gate a statement it rejects.
+    repo = make_flake(tmp_path / "r")
+    key, _ = keypair
+    signer = keys.load_signer(key)
+    req = attest.BuildRequest(flake_dir=repo, signer=signer, checks=("det",))
+    first = attest.build(req, Nix())
+    assert first.bundle_path is not None
+    (line,) = [
+        ln
+        for ln in first.bundle_path.read_text().splitlines()
+        if json.loads(base64.b64decode(json.loads(ln)["payload"]))["predicateType"].endswith(
+            "provenance/v1"
+        )
+    ]
+    stmt = json.loads(base64.b64decode(json.loads(line)["payload"]))
+    _nix(stmt).pop("settings")
+    old = dsse.sign(json.dumps(stmt, sort_keys=True).encode(), [signer]).to_json()
+    git(repo, "notes", "--ref", "refs/notes/provenance", "add", "-f", "-m", old, first.commit)
+    again = attest.build(req, Nix())
+    assert [c.status for c in again.checks] == ["attested"]  # built anew, not "cached"
+    third = attest.build(req, Nix())
+    assert [c.status for c in third.checks] == ["cached"]  # the new line is a cache hit
