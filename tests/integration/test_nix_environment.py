@@ -301,7 +301,7 @@ def test_verify_rebuild_never_downloads_the_derivation_under_verification(
     nix("copy", "--derivation", "--to", str(probe), check["drvPath"])
     run(["nix", "build", "--store", str(probe), "--no-link", check["drvPath"]])
     assert nix("hash", "path", "--base16", str(probe / path.lstrip("/"))) == digest
-    args = ["--rebuild", "--store", tmp_path / "fresh"] if where == "fresh" else []
+    args: list[str | Path] = ["--rebuild", "--store", tmp_path / "fresh"]
     if where == "in-place":
         nix("store", "delete", path)
         args = ["--rebuild", "--in-place"]
