@@ -274,11 +274,12 @@ def _daemon_config(nix: Nix, store: StoreInfo, hint: str) -> NixConfig:
 
 # -- what Nix says it did ---------------------------------------------------------------
 
-# Nix's own line when it starts building a derivation here (2.34 quotes with "...").
-# Another machine's build reads `building '<drv>' on '<host>'...`, which never matches;
-# a builder's own log lines come prefixed with `<name>> ` and never match either.
+# Nix's own line when it starts building a derivation here (the logger adds "..."; accept
+# "..." quotes as 2.34 prints some paths). Another machine's build reads `building '<drv>'
+# on '<host>'...`, which never matches; a builder's own log lines come prefixed with
+# `<name>> ` and never match either.
 _LOCAL_BUILD = re.compile(
-    r"""^(building|checking outputs of) (['"])(/[^'"]+\.drv)\2(?: \(round \d+/\d+\))?\.\.\.$"""
+    r"""^(building|checking outputs of) (['"])(/[^'"]+\.drv)\2(?: \(round \d+/\d+\))?(?:\.\.\.)?$"""
 )
 _NONDETERMINISTIC = re.compile(r"""^error: .*may not be deterministic: output (['"])(/[^'"]+)\1""")
 
