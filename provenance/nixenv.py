@@ -252,6 +252,23 @@ def establish(nix: Nix, config: NixConfig, store: StoreInfo) -> BuildEnvironment
     return BuildEnvironment(options, daemon, DAEMON_CONF, settings, substituters)
 
 
+def switched_off(user: NixConfig) -> list[str]:
+    """Warnings for hooks the user configured that our builds run without.
+
+    `user` is nix's config without our options. A team's post-build hook that uploads
+    to a cache must not stop silently (docs/verify.md says what to do instead).
+    """
+    hooks = ("pre-build-hook", "post-build-hook", "external-builders")
+    found = [(n, user.values[n]) for n in hooks if n in user.values and not _empty(user.values[n])]
+    if user.values.get("run-diff-hook") is True and not _empty(user.values.get("diff-hook")):
+        found.append(("diff-hook", user.values["diff-hook"]))
+    return [
+        f"{name} = {value!r} is switched off for the builds provenance attests ({_WHY[name]}); "
+        "upload to a cache after signing instead (docs/verify.md)"
+        for name, value in found
+    ]
+
+
 def _daemon_config(nix: Nix, store: StoreInfo, hint: str) -> NixConfig:
     """What an untrusted user's daemon builds with: the system nix.conf it reads.
 

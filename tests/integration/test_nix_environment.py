@@ -236,6 +236,8 @@ def test_a_post_build_hook_cannot_rewrite_results(
     key, _ = keypair
     code, _, err = cli("build", repo, "--key", key, "--check", "rewritten")
     assert code == 1 and "rewritten: FAILED (its test results report 1 passed, 3 failed)" in err
+    # A team's upload hook does not stop silently: the build says so, and what to do.
+    assert f"post-build-hook = '{hook}' is switched off" in err and "after signing" in err
     assert "rewritten" not in attested_checks(repo)
 
 
