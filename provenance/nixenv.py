@@ -262,9 +262,10 @@ def switched_off(user: NixConfig) -> list[str]:
     found = [(n, user.values[n]) for n in hooks if n in user.values and not _empty(user.values[n])]
     if user.values.get("run-diff-hook") is True and not _empty(user.values.get("diff-hook")):
         found.append(("diff-hook", user.values["diff-hook"]))
+    upload = "; to upload to a cache, do it after signing (docs/verify.md)"
     return [
-        f"{name} = {value!r} is switched off for the builds provenance attests ({_WHY[name]}); "
-        "upload to a cache after signing instead (docs/verify.md)"
+        f"{name} = {value!r} is switched off for the builds provenance attests: "
+        f"{_WHY[name]}{upload if name == 'post-build-hook' else ''}"
         for name, value in found
     ]
 

@@ -238,6 +238,7 @@ def test_a_post_build_hook_cannot_rewrite_results(
     assert code == 1 and "rewritten: FAILED (its test results report 1 passed, 3 failed)" in err
     # A team's upload hook does not stop silently: the build says so, and what to do.
     assert f"post-build-hook = '{hook}' is switched off" in err and "after signing" in err
+    assert "can rewrite the outputs" in err
     assert "rewritten" not in attested_checks(repo)
 
 
