@@ -523,8 +523,12 @@ def _attest(
     nix_version = version_f.result()
     config_f = pool.submit(nix.config, nixenv.forced_options())
     store_f = pool.submit(nix.store_info)
+    user_f = pool.submit(nix.config)  # without our options: only to say what we switch off
 
     env = nixenv.establish(nix, config_f.result(), store_f.result())
+    if env.enforcement != nixenv.DAEMON_CONF:
+        for warning in nixenv.switched_off(user_f.result()):
+            reporter.warn(warning)
     infos = {i.path: i for i in infos_f.result()}
     closure_drvs = [p for p in infos if p.endswith(".drv")]
     flags = walked_f.result() or {}

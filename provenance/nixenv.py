@@ -252,6 +252,24 @@ def establish(nix: Nix, config: NixConfig, store: StoreInfo) -> BuildEnvironment
     return BuildEnvironment(options, daemon, DAEMON_CONF, settings, substituters)
 
 
+def switched_off(user: NixConfig) -> list[str]:
+    """Warnings for hooks the user configured that our builds run without.
+
+    `user` is nix's config without our options. A team's post-build hook that uploads
+    to a cache must not stop silently (docs/verify.md says what to do instead).
+    """
+    hooks = ("pre-build-hook", "post-build-hook", "external-builders")
+    found = [(n, user.values[n]) for n in hooks if n in user.values and not _empty(user.values[n])]
+    if user.values.get("run-diff-hook") is True and not _empty(user.values.get("diff-hook")):
+        found.append(("diff-hook", user.values["diff-hook"]))
+    upload = "; to upload to a cache, do it after signing (docs/verify.md)"
+    return [
+        f"{name} = {value!r} is switched off for the builds provenance attests: "
+        f"{_WHY[name]}{upload if name == 'post-build-hook' else ''}"
+        for name, value in found
+    ]
+
+
 def _daemon_config(nix: Nix, store: StoreInfo, hint: str) -> NixConfig:
     """What an untrusted user's daemon builds with: the system nix.conf it reads.
 
@@ -274,11 +292,12 @@ def _daemon_config(nix: Nix, store: StoreInfo, hint: str) -> NixConfig:
 
 # -- what Nix says it did ---------------------------------------------------------------
 
-# Nix's own line when it starts building a derivation here (2.34 quotes with "...").
-# Another machine's build reads `building '<drv>' on '<host>'...`, which never matches;
-# a builder's own log lines come prefixed with `<name>> ` and never match either.
+# Nix's own line when it starts building a derivation here (the logger adds "..."; accept
+# "..." quotes as 2.34 prints some paths). Another machine's build reads `building '<drv>'
+# on '<host>'...`, which never matches; a builder's own log lines come prefixed with
+# `<name>> ` and never match either.
 _LOCAL_BUILD = re.compile(
-    r"""^(building|checking outputs of) (['"])(/[^'"]+\.drv)\2(?: \(round \d+/\d+\))?\.\.\.$"""
+    r"""^(building|checking outputs of) (['"])(/[^'"]+\.drv)\2(?: \(round \d+/\d+\))?(?:\.\.\.)?$"""
 )
 _NONDETERMINISTIC = re.compile(r"""^error: .*may not be deterministic: output (['"])(/[^'"]+)\1""")
 

@@ -410,7 +410,8 @@ def _check_environment(atts: list[Attestation], policy: TrustPolicy) -> None:
             a.fail(BOUND, "environment", problem)
         else:
             kind = a.claim.internal.get("nix", {}).get("sandboxEnforcement")
-            a.ok(BOUND, "environment", f"sandboxed, no build hooks, nothing substituted ({kind})")
+            detail = f"recorded: sandboxed, no hooks or remote builders, not substituted ({kind})"
+            a.ok(BOUND, "environment", detail)
 
 
 def _judge_failed_results(

@@ -236,6 +236,9 @@ def test_a_post_build_hook_cannot_rewrite_results(
     key, _ = keypair
     code, _, err = cli("build", repo, "--key", key, "--check", "rewritten")
     assert code == 1 and "rewritten: FAILED (its test results report 1 passed, 3 failed)" in err
+    # A team's upload hook does not stop silently: the build says so, and what to do.
+    assert f"post-build-hook = '{hook}' is switched off" in err and "after signing" in err
+    assert "can rewrite the outputs" in err
     assert "rewritten" not in attested_checks(repo)
 
 
@@ -400,3 +403,20 @@ def test_verify_deps_refuses_a_hand_placed_dependency(
     (stmt,) = (s for s in statements(repo) if s["predicateType"] == SLSA)
     internal = stmt["predicate"]["buildDefinition"]["internalParameters"]
     assert internal["dependencyOutputs"] == "taken-from-store"
+
+
+def test_verify_in_place_with_one_output_missing_builds_it_then_compares_all(
+    tmp_path: Path, keypair: tuple[Path, Path]
+) -> None:
+    repo = make_flake(tmp_path / "r", extra_checks=TWO_OUTPUTS)
+    key, pub = keypair
+    code, out, err = cli("build", repo, "--key", key, "--check", "pair", "--json")
+    assert code == 0, err
+    (check,) = json.loads(out)["checks"]
+    nix("store", "delete", check["outputs"]["res"]["path"])
+    code, _, err = cli(
+        "verify", "--flake", repo, "--trusted-key", pub, "--check", "pair", "--rebuild",
+        "--in-place",
+    )  # fmt: skip
+    assert code == 0, err
+    assert err.count("nix --rebuild matched the store") == 2  # both outputs compared
