@@ -33,6 +33,7 @@ else
   # Each line is prefixed, so that no line of it reads as a runner's summary there.
   echo "mkTestCheck: --- raw $format report $report ---"
   $bb sed 's/^/| /' "$input"
+  echo
   echo "mkTestCheck: --- end of raw report ---"
 fi
 
