@@ -17,6 +17,7 @@ https://github.com/in-toto/attestation/blob/main/spec/predicates/test-result.md
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
@@ -79,6 +80,7 @@ _PEEK = 1 << 20  # bytes looked at to tell whether an oversized .xml is a JUnit 
 # ATerm env entry ("testReport","value"): quotes in values are escaped, so this literal
 # can only be that entry (outputs are 4-tuples, input drvs are followed by a list).
 _ATERM_DECLARED = re.compile(r'\("' + DECLARE_ATTR + r'","((?:[^"\\]|\\.)*)"\)')
+_ATERM_JSON = re.compile(r'\("__json","((?:[^"\\]|\\.)*)"\)')
 _ATERM_UNESCAPE = {"n": "\n", "r": "\r", "t": "\t"}
 
 
@@ -120,11 +122,29 @@ def declared_reports(drv_path: str) -> list[str]:
     except OSError as e:
         msg = f"cannot read {drv_path} to see whether it declares a test report ({e.strerror})"
         raise AttestationError(msg) from None
-    m = _ATERM_DECLARED.search(text)
-    if m is None:
-        return []
-    value = re.sub(r"\\(.)", lambda e: _ATERM_UNESCAPE.get(e.group(1), e.group(1)), m.group(1))
-    return value.split()
+    if m := _ATERM_DECLARED.search(text):
+        return _unescape(m.group(1)).split()
+    if m := _ATERM_JSON.search(text):
+        # __structuredAttrs: the attributes are one JSON document in the __json entry.
+        try:
+            value = json.loads(_unescape(m.group(1))).get(DECLARE_ATTR)
+        except (ValueError, AttributeError):
+            msg = f"{drv_path}: its __json attributes are not a JSON object"
+            raise AttestationError(msg) from None
+        if isinstance(value, str):
+            return value.split()
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+        if value is not None:
+            msg = f"{drv_path}: {DECLARE_ATTR} must be a string or a list of strings"
+            raise AttestationError(msg)
+    return []
+
+
+def _unescape(aterm: str) -> str:
+    return re.sub(
+        r"\\(.)", lambda e: _ATERM_UNESCAPE.get(e.group(1), e.group(1)), aterm, flags=re.S
+    )
 
 
 def _safe_file(root: Path, rel: str) -> Path:
@@ -305,7 +325,7 @@ def statement(
 
 
 def _media_type(results: TestResults) -> str:
-    if results.source.endswith(RESULTS_FILE):
+    if results.source.endswith(".json"):  # results.json, or a declared one by another name
         return "application/json"
     return "application/xml" if results.format == "junit" else "text/plain"
 

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from provenance import testresults as tr
 from provenance.cli import app
 from provenance.nix import current_system
 from tests.conftest import make_flake, run
@@ -312,3 +313,22 @@ def test_mktestcheck_in_the_sandbox(tmp_path: Path, keypair: tuple[Path, Path]) 
     assert prefixed["result"] == "WARNED"
     assert prefixed["passedTests"] == ["pre::test_1"]
     assert prefixed["warnedTests"] == ["pre::test_2"]
+
+
+@pytest.mark.parametrize(
+    ("attrs", "declared"),
+    [
+        ('testReport = "reports/junit.xml";', ["reports/junit.xml"]),
+        ('testReport = [ "a.xml" "b \\"c.xml" ];', ["a.xml", "b", '"c.xml']),
+        ('__structuredAttrs = true; testReport = [ "a.xml" "b c.xml" ];', ["a.xml", "b c.xml"]),
+        ('__structuredAttrs = true; testReport = "r.tap";', ["r.tap"]),
+        ('note = "(\\"testReport\\",\\"x\\")";', []),  # the literal inside another value
+    ],
+)
+def test_the_declaration_is_read_from_the_real_drv(attrs: str, declared: list[str]) -> None:
+    expr = (
+        f'derivation {{ name = "decl"; system = "{current_system()}"; builder = "/bin/sh"; '
+        f"{attrs} }}"
+    )
+    drv = run(["nix-instantiate", "--expr", expr]).stdout.strip()
+    assert tr.declared_reports(drv) == declared
