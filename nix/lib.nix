@@ -23,7 +23,9 @@ in
   #
   # $out holds only results.json: sorted {id, outcome} and the counts. Times, durations,
   # host names and the raw report stay in the build log. The build fails when the
-  # command exits non-zero or the report lists a failed test.
+  # command exits non-zero, the report lists a failed test, or the report cannot be
+  # read completely. The derivation declares `testReport = "results.json"`: provenance
+  # reads that file and no other (docs/test-results.md).
   mkTestCheck =
     { name
     , system
@@ -43,6 +45,7 @@ in
       builder = busybox;
       args = [ "sh" builderScript ];
       testCommand = command;
+      testReport = "results.json";
       PATH = builtins.concatStringsSep ":" path;
     });
 }

@@ -589,11 +589,11 @@ def _attest(
         # Every evaluated output, by name and path, is hashed and becomes a subject.
         hashed = _hash_outputs(nix, name, outputs, pool)
         log = log_f.result()
-        tested = testresults.read_for_check(hashed, log, name, reporter)
-        if tested is not None and tested.result == "FAILED":
-            # The build passed but its own results say tests failed: not a pass, so
-            # nothing is signed for it, exactly as for a failing build.
-            why = f"its test results report {tested.summary_line()}"
+        tested, why = testresults.read_for_check(hashed, log, name, reporter, drv_path)
+        if why is not None:
+            # The build passed but its results say tests failed, or cannot be trusted
+            # (unreadable, contradicted by the log): nothing is signed for it, exactly
+            # as for a failing build.
             reporter.info(f"{name}: FAILED ({why})")
             results[name] = CheckResult(name, drv_path, "failed", error=why)
             continue

@@ -1,12 +1,15 @@
-"""What the tests of a check were: parse its results and build the test-result statement.
+"""What the tests of a check were: find its results, check them, build the statement.
 
-A check built with `mkTestCheck` (nix/lib.nix) leaves `$out/results.json`: sorted test
-ids and outcomes, normalised in the sandbox by nix/normalise-results.awk. Other checks
-leave a JUnit XML report (pytest, go test via gotestsum, cargo nextest, jest, node), a
-TAP stream, or only a `N passed, N failed` line. The parsers here follow exactly the
-rules of the awk normaliser (the tests run both on every recorded report in
-tests/fixtures/reports/ and compare), so the results a signer reads from a raw report
-are the results the sandbox would have written. Rules and verdicts: docs/test-results.md.
+Where results come from, in order (rules: docs/test-results.md):
+1. the report the check declares (`testReport`, a derivation attribute; mkTestCheck
+   declares its `results.json`);
+2. else a well-known report at the top of an output: `results.json`, JUnit XML
+   (`*.xml`), TAP (`*.tap`); two kinds side by side are ambiguous and refused;
+3. else a test runner's own summary in the build log (provenance/runnerlogs.py).
+Other files are never mined for numbers. In doubt, fail: a report that exists but
+cannot be read completely, a log whose summary disagrees with the report, or a failure
+nothing counts makes the check fail, naming the file. The parsers are in
+provenance/testreports.py; they agree byte for byte with the in-sandbox normaliser.
 
 Test result predicate v0.1:
 https://github.com/in-toto/attestation/blob/main/spec/predicates/test-result.md
@@ -16,330 +19,267 @@ from __future__ import annotations
 
 import json
 import re
-import xml.etree.ElementTree as ET  # DTDs and entities are refused before parsing
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
 
-from provenance import dsse
+from provenance import dsse, runnerlogs
 from provenance.errors import AttestationError
 from provenance.hashing import sha256_hex
 from provenance.intoto import ResourceDescriptor, Statement, TestResult
 from provenance.keys import Signer
 from provenance.nix import PathInfo
 from provenance.progress import Reporter
+from provenance.testreports import (
+    FAILED,
+    FORMATS,
+    JUNIT_HINT,
+    MAX_REPORT_BYTES,
+    PASSED,
+    RESULTS_FILE,
+    RESULTS_SCHEMA,
+    WARNED,
+    TestCase,
+    TestResults,
+    check_size,
+    clean_id,
+    from_cases,
+    merge,
+    parse_junit,
+    parse_results_json,
+    parse_tap,
+)
 from provenance.uris import TEST_RESULT_V01
 
-RESULTS_SCHEMA = "provenance-test-results/v1"
-RESULTS_FILE = "results.json"
-FORMATS = ("junit", "tap", "summary")
-PASSED, WARNED, FAILED = "PASSED", "WARNED", "FAILED"
-MAX_REPORT_BYTES = 64 << 20  # a report larger than this is refused, not parsed
-_MAX_FILES = 2000  # files looked at per output when searching for reports
+__all__ = [
+    "DECLARE_ATTR",
+    "FAILED",
+    "FORMATS",
+    "PASSED",
+    "RESULTS_FILE",
+    "RESULTS_SCHEMA",
+    "WARNED",
+    "TestCase",
+    "TestResults",
+    "clean_id",
+    "declared_reports",
+    "find_results",
+    "parse_junit",
+    "parse_report",
+    "parse_results_json",
+    "parse_summary",
+    "parse_tap",
+    "read_for_check",
+    "sha256_hex",
+    "sign_for_check",
+    "statement",
+]
 
-_WS = re.compile(r"[ \t\r\n]+")
-_CTRL = re.compile(r"[\x01-\x1f]")
-_ENTITY = re.compile(r"&(#[xX][0-9A-Fa-f]+|#[0-9]+|lt|gt|quot|apos|amp);")
-
-
-@dataclass(frozen=True)
-class TestCase:
-    id: str
-    outcome: str  # passed | failed | skipped
-
-
-@dataclass(frozen=True)
-class TestResults:
-    format: str  # junit | tap | summary
-    tests: tuple[TestCase, ...]  # sorted; empty for a counts-only summary
-    passed: int
-    failed: int
-    skipped: int
-    source: str = ""  # where they were read: a store path, or "build log"
-    digest: str = ""  # hex SHA-256 of the bytes they were read from
-
-    @property
-    def result(self) -> str:
-        """FAILED if any test failed; WARNED if some were skipped or none passed."""
-        if self.failed:
-            return FAILED
-        if self.skipped or not self.passed:
-            return WARNED
-        return PASSED
-
-    def summary_line(self) -> str:
-        skipped = f", {self.skipped} skipped" if self.skipped else ""
-        return f"{self.passed} passed, {self.failed} failed{skipped}"
-
-    def ids(self, outcome: str) -> list[str]:
-        return [t.id for t in self.tests if t.outcome == outcome]
-
-    def render(self) -> bytes:
-        """The normalised results.json, byte for byte what mkTestCheck writes."""
-        rows = ",\n".join(
-            '{"id":' + json.dumps(t.id, ensure_ascii=False) + ',"outcome":"' + t.outcome + '"}'
-            for t in self.tests
-        )
-        head = (
-            f'{{"schema":"{RESULTS_SCHEMA}","format":"{self.format}",'
-            f'"counts":{{"passed":{self.passed},"failed":{self.failed},"skipped":{self.skipped}}},'
-            '"tests":[\n'
-        )
-        return (head + (rows + "\n" if rows else "") + "]}\n").encode()
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "result": self.result,
-            "format": self.format,
-            "passed": self.passed,
-            "failed": self.failed,
-            "skipped": self.skipped,
-            "source": self.source,
-        }
-
-
-def clean_id(s: str) -> str:
-    """Whitespace runs -> one space, other control characters dropped, ends trimmed."""
-    s = _CTRL.sub("", _WS.sub(" ", s))
-    s = s.removeprefix(" ")
-    return s.removesuffix(" ")
-
-
-def _sorted(tests: Iterable[TestCase]) -> tuple[TestCase, ...]:
-    # Same order as `LC_ALL=C sort` on "id<TAB>outcome" lines in the sandbox.
-    return tuple(sorted(tests, key=lambda t: (t.id.encode(), t.outcome)))
-
-
-def _from_cases(
-    fmt: str, cases: Iterable[TestCase], source: str = "", digest: str = ""
-) -> TestResults:
-    tests = _sorted(cases)
-    n = {o: sum(1 for t in tests if t.outcome == o) for o in ("passed", "failed", "skipped")}
-    if not tests:
-        msg = f"the {fmt} report lists no tests"
-        raise AttestationError(msg)
-    return TestResults(fmt, tests, n["passed"], n["failed"], n["skipped"], source, digest)
-
-
-# -- JUnit XML -------------------------------------------------------------------------
-
-
-def _check_size(data: bytes, what: str) -> None:
-    if len(data) > MAX_REPORT_BYTES:
-        msg = f"{what} is {len(data)} bytes, over the {MAX_REPORT_BYTES} byte limit"
-        raise AttestationError(msg)
-
-
-def parse_junit(data: bytes) -> list[TestCase]:
-    """One case per <testcase>; see docs/test-results.md for ids and outcomes."""
-    _check_size(data, "the JUnit report")
-    # Entity expansion (billion laughs) and external entities need a DTD: refuse any.
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        msg = "the JUnit report declares a DTD or entities; refusing to parse it"
-        raise AttestationError(msg)
-    try:
-        root = ET.fromstring(data)  # noqa: S314 - no DTD (checked above), size bounded
-    except ET.ParseError as e:
-        msg = f"the JUnit report is not well-formed XML ({e})"
-        raise AttestationError(msg) from None
-    cases: list[TestCase] = []
-    for tc in root.iter("testcase"):
-        inner = {el.tag for el in tc.iter() if el is not tc}
-        name = tc.get("name", "")
-        cls = tc.get("classname", "")
-        outcome = "passed"
-        if "skipped" in inner:
-            outcome = "skipped"
-        elif inner & {"failure", "error"}:
-            outcome = "failed"
-        cases.append(TestCase(clean_id(name if cls in ("", name) else f"{cls}::{name}"), outcome))
-    return cases
-
-
-# -- TAP -------------------------------------------------------------------------------
-
-_TAP_RESULT = re.compile(r"^(not )?ok([ \t]|$)")
-# Explicit classes, not re.IGNORECASE: Unicode case folding matches more than awk does.
-_TAP_DIRECTIVE = re.compile(r"[ \t]#[ \t]*([Ss][Kk][Ii][Pp]|[Tt][Oo][Dd][Oo])")
-_TAP_LEAD_DIRECTIVE = re.compile(r"^#[ \t]*([Ss][Kk][Ii][Pp]|[Tt][Oo][Dd][Oo])")
-
-
-def parse_tap(text: str) -> list[TestCase]:
-    """Leaf results of a TAP 13/14 stream; subtests (4-space indents) are named by path."""
-    cases: list[TestCase] = []
-    in_yaml = False
-    names: dict[int, str] = {}
-    seen: dict[int, bool] = {}
-    for raw in text.split("\n"):
-        line = raw.removesuffix("\r")
-        if in_yaml:
-            if re.match(r"^ *\.\.\.[ \t]*$", line):
-                in_yaml = False
-            continue
-        if re.match(r"^ *---[ \t]*$", line):
-            in_yaml = True
-            continue
-        indent = len(line) - len(line.lstrip(" "))
-        depth = indent // 4
-        rest = line[indent:]
-        if rest.startswith("# Subtest: "):
-            names[depth] = clean_id(rest[11:])
-            continue
-        m = _TAP_RESULT.match(rest)
-        if not m:
-            continue
-        ok = m.group(1) is None
-        rest = re.sub(r"^(not )?ok[ \t]*", "", rest, count=1)
-        num_m = re.match(r"^[0-9]+", rest)
-        num = num_m.group(0) if num_m else ""
-        rest = rest[len(num) :]
-        directive = ""
-        if d := _TAP_DIRECTIVE.search(rest):
-            directive, rest = d.group(0).lower(), rest[: d.start()]
-        elif d := _TAP_LEAD_DIRECTIVE.match(rest):
-            directive, rest = d.group(0).lower(), ""
-        rest = re.sub(r"^[ \t]*-[ \t]*", "", rest, count=1).lstrip(" \t")
-        desc = clean_id(rest) or num
-        parent = seen.get(depth + 1, False)
-        for deeper in [k for k in seen if k > depth]:
-            del seen[deeper]
-        seen[depth] = True
-        if parent:
-            continue  # it closes subtests: the leaves are the tests
-        test_id = "".join(f"{names.get(i, '?')} > " for i in range(depth)) + desc
-        outcome = "passed" if ok else "failed"
-        if "skip" in directive or "todo" in directive:
-            outcome = "skipped"
-        cases.append(TestCase(test_id, outcome))
-    return cases
-
-
-# -- "N passed, N failed" --------------------------------------------------------------
-
-_SUMMARY_HINT = re.compile(r"[0-9]+ (passed|failed)")
-_SUMMARY_WORD = re.compile(r"([0-9]+) ([a-z]+)")
+DECLARE_ATTR = "testReport"  # derivation attribute: report path(s), relative to $out
+_SUFFIX_FORMAT = {".json": "results", ".xml": "junit", ".tap": "tap"}  # else: summary
+_PEEK = 1 << 20  # bytes looked at to tell whether an oversized .xml is a JUnit report
+# ATerm env entry ("testReport","value"): quotes in values are escaped, so this literal
+# can only be that entry (outputs are 4-tuples, input drvs are followed by a list).
+_ATERM_DECLARED = re.compile(r'\("' + DECLARE_ATTR + r'","((?:[^"\\]|\\.)*)"\)')
+_ATERM_JSON = re.compile(r'\("__json","((?:[^"\\]|\\.)*)"\)')
+_ATERM_UNESCAPE = {"n": "\n", "r": "\r", "t": "\t"}
 
 
 def parse_summary(text: str) -> tuple[int, int, int] | None:
-    """(passed, failed, skipped) from the last summary line, or None when there is none."""
-    found: tuple[int, int, int] | None = None
-    for line in text.split("\n"):
-        if not _SUMMARY_HINT.search(line):
-            continue
-        p = f = s = 0
-        for count, word in _SUMMARY_WORD.findall(line):
-            n = int(count)
-            if word == "passed":
-                p += n
-            elif word in ("failed", "error", "errors"):
-                f += n
-            elif word in ("skipped", "ignored", "deselected"):
-                s += n
-        found = (p, f, s)
-    return found
+    """(passed, failed, skipped) from the runner summaries in `text`, or None if none.
 
-
-# -- dispatch --------------------------------------------------------------------------
+    Raises AttestationError when the text says tests failed but nothing counts them.
+    """
+    found = runnerlogs.scan(text)
+    return found.counts() if found.found else None
 
 
 def parse_report(data: bytes, fmt: str, source: str = "") -> TestResults:
     """Parse a raw report of `fmt` (junit | tap | summary) into sorted results."""
-    _check_size(data, f"the {fmt} report")
+    check_size(data, f"the {fmt} report")
     digest = sha256_hex(data)
     if fmt == "junit":
-        return _from_cases(fmt, parse_junit(data), source, digest)
+        return from_cases(fmt, parse_junit(data), source, digest)
     text = data.decode(errors="replace")
     if fmt == "tap":
-        return _from_cases(fmt, parse_tap(text), source, digest)
+        return from_cases(fmt, parse_tap(text), source, digest)
     if fmt == "summary":
-        counts = parse_summary(text)
-        if counts is None:
-            msg = "no 'N passed, N failed' line found"
-            raise AttestationError(msg)
+        counts = runnerlogs.scan(text).counts()
         return TestResults(fmt, (), *counts, source=source, digest=digest)
     msg = f"unknown report format {fmt!r} (expected one of {', '.join(FORMATS)})"
     raise AttestationError(msg)
 
 
-def parse_results_json(data: bytes, source: str = "") -> TestResults:
-    """Read the normalised results.json that mkTestCheck wrote; strict about its shape."""
-    _check_size(data, RESULTS_FILE)
+# -- where the report is -----------------------------------------------------------------
+
+
+def declared_reports(drv_path: str) -> list[str]:
+    """The report paths a check declares with `testReport` (none: []), read from its .drv.
+
+    Reads the .drv straight from the store (no nix call, as attest's closure walk does).
+    """
     try:
-        obj = json.loads(data)
-        if obj.get("schema") != RESULTS_SCHEMA or obj.get("format") not in FORMATS:
-            raise ValueError
-        counts = obj["counts"]
-        tests = tuple(TestCase(str(t["id"]), str(t["outcome"])) for t in obj["tests"])
-        if any(t.outcome not in ("passed", "failed", "skipped") for t in tests):
-            raise ValueError
-        passed, failed, skipped = (int(counts[k]) for k in ("passed", "failed", "skipped"))
-    except (ValueError, KeyError, TypeError, AttributeError):
-        msg = f"{source or RESULTS_FILE} is not a {RESULTS_SCHEMA} document"
+        text = Path(drv_path).read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        msg = f"cannot read {drv_path} to see whether it declares a test report ({e.strerror})"
         raise AttestationError(msg) from None
-    return TestResults(str(obj["format"]), tests, passed, failed, skipped, source, sha256_hex(data))
+    if m := _ATERM_DECLARED.search(text):
+        return _unescape(m.group(1)).split()
+    if m := _ATERM_JSON.search(text):
+        # __structuredAttrs: the attributes are one JSON document in the __json entry.
+        try:
+            value = json.loads(_unescape(m.group(1))).get(DECLARE_ATTR)
+        except (ValueError, AttributeError):
+            msg = f"{drv_path}: its __json attributes are not a JSON object"
+            raise AttestationError(msg) from None
+        if isinstance(value, str):
+            return value.split()
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+        if value is not None:
+            msg = f"{drv_path}: {DECLARE_ATTR} must be a string or a list of strings"
+            raise AttestationError(msg)
+    return []
 
 
-def _files(root: Path) -> list[Path]:
-    if root.is_file():
-        return [root]
-    found: list[Path] = []
-    for p in sorted(root.rglob("*")):
-        if len(found) >= _MAX_FILES:
-            break
-        if p.is_file() and not p.is_symlink():
-            found.append(p)
-    return found
-
-
-def _merge(parts: list[TestResults], fmt: str) -> TestResults:
-    if len(parts) == 1:
-        return parts[0]
-    merged = _from_cases(fmt, [t for r in parts for t in r.tests])
-    digest = sha256_hex("\n".join(f"{r.source} {r.digest}" for r in parts).encode())
-    return TestResults(
-        fmt,
-        merged.tests,
-        merged.passed,
-        merged.failed,
-        merged.skipped,
-        ", ".join(r.source for r in parts),
-        digest,
+def _unescape(aterm: str) -> str:
+    return re.sub(
+        r"\\(.)", lambda e: _ATERM_UNESCAPE.get(e.group(1), e.group(1)), aterm, flags=re.S
     )
 
 
-def find_results(outputs: Mapping[str, str], log: bytes | None) -> TestResults | None:
-    """The results a built check left, or None when it left none we can read.
+def _safe_file(root: Path, rel: str) -> Path:
+    """root/rel when it is a regular file inside root, reached through no symlink."""
+    parts = PurePosixPath(rel).parts
+    if not parts or PurePosixPath(rel).is_absolute() or ".." in parts:
+        msg = f"{DECLARE_ATTR} = {rel!r} must be a relative path inside the output, without '..'"
+        raise AttestationError(msg)
+    path = root
+    for part in parts:
+        path = path / part
+        if path.is_symlink():
+            msg = f"the declared test report {path} is (or is under) a symlink; refusing it"
+            raise AttestationError(msg)
+    if not path.is_file():
+        msg = f"the check declares {DECLARE_ATTR} = {rel!r} but {path} is not a file"
+        raise AttestationError(msg)
+    return path
 
-    Looks, in order of preference, for: results.json (mkTestCheck) at the top of an
-    output; JUnit XML files (*.xml with <testcase>); TAP files (*.tap); the last
-    `N passed, N failed` line of a text file in an output; the same line in the log.
-    A report that is present but malformed raises AttestationError.
+
+def _kind(path: Path) -> str:
+    return _SUFFIX_FORMAT.get(path.suffix, "summary")
+
+
+def _read(path: Path, kind: str) -> TestResults:
+    """One report file, parsed; errors name the file."""
+    size = path.stat().st_size
+    if size > MAX_REPORT_BYTES:
+        msg = f"{path}: {size} bytes, over the {MAX_REPORT_BYTES} byte limit for a test report"
+        raise AttestationError(msg)
+    data = path.read_bytes()
+    try:
+        if kind == "results":
+            return parse_results_json(data, str(path))
+        return parse_report(data, kind, str(path))
+    except AttestationError as e:
+        raise AttestationError(f"{path}: {e.message}") from None
+
+
+def _one_kind(paths: list[Path], kinds: set[str], what: str) -> TestResults:
+    if len(kinds) > 1:
+        names = ", ".join(str(p) for p in paths)
+        msg = (
+            f"{what} reports of different kinds ({names}): cannot tell which is the run's; "
+            f"declare one with the {DECLARE_ATTR} attribute"
+        )
+        raise AttestationError(msg)
+    kind = kinds.pop()
+    if len(paths) > 1 and kind not in ("junit", "tap"):
+        names = ", ".join(str(p) for p in paths)
+        msg = f"{what} several {kind} reports ({names}); declare one with {DECLARE_ATTR}"
+        raise AttestationError(msg)
+    return merge([_read(p, kind) for p in paths], kind)
+
+
+def _declared(outputs: Mapping[str, str], declared: list[str]) -> TestResults:
+    if "out" not in outputs:
+        msg = f"the check declares {DECLARE_ATTR} but has no output named 'out' to find it in"
+        raise AttestationError(msg)
+    paths = [_safe_file(Path(outputs["out"]), rel) for rel in declared]
+    return _one_kind(paths, {_kind(p) for p in paths}, "the check declares")
+
+
+def _is_junit(path: Path) -> bool:
+    with path.open("rb") as f:
+        return JUNIT_HINT.search(f.read(_PEEK)) is not None
+
+
+def _found(outputs: Mapping[str, str]) -> TestResults | None:
+    """Well-known reports at the top of the outputs (never deeper: a package's data)."""
+    paths: list[Path] = []
+    for _, out in sorted(outputs.items()):
+        root = Path(out)
+        entries = sorted(root.iterdir()) if root.is_dir() and not root.is_symlink() else [root]
+        for p in entries:
+            if p.is_symlink() or not p.is_file():
+                continue
+            if (
+                p.name == RESULTS_FILE
+                or p.suffix == ".tap"
+                or (p.suffix == ".xml" and _is_junit(p))
+            ):
+                paths.append(p)
+    if not paths:
+        return None
+    return _one_kind(
+        paths,
+        {"results" if p.name == RESULTS_FILE else _kind(p) for p in paths},
+        "the outputs hold",
+    )
+
+
+def _agree(report: TestResults, log: runnerlogs.LogSummary) -> None:
+    """The log's runner summary must not contradict a report that lists no failure."""
+    if not log.found or report.failed:
+        return  # a report with failures fails the check whatever the log says
+    if log.failed or log.failing():
+        msg = (
+            f"the build log's runner summary says tests failed ({log.failing() or log.describe()}) "
+            f"but {report.source} lists no failed test"
+        )
+        raise AttestationError(msg)
+    if not log.exact:
+        return  # node and prove count tests differently from their reports
+    skipped = log.skipped + (log.deselected if report.format == "summary" else 0)
+    if (report.passed, report.skipped) != (log.passed, skipped):
+        msg = (
+            f"{report.source} says {report.summary_line()} but the build log's runner summary "
+            f"says {log.passed} passed, {log.failed} failed, {skipped} skipped "
+            f"({log.describe()}): the two disagree"
+        )
+        raise AttestationError(msg)
+
+
+def find_results(
+    outputs: Mapping[str, str], log: bytes | None, declared: list[str] | None = None
+) -> TestResults | None:
+    """The results a built check left, or None when it left neither report nor summary.
+
+    `declared`: the check's `testReport` paths. Raises AttestationError (naming the
+    file) when a report is unreadable or contradicts the log: the check then fails.
     """
-    files = [f for _, path in sorted(outputs.items()) for f in _files(Path(path))]
-    for f in files:
-        if f.name == RESULTS_FILE and f.parent.as_posix() in outputs.values():
-            return parse_results_json(f.read_bytes(), str(f))
-    junit = [f for f in files if f.suffix == ".xml" and f.stat().st_size <= MAX_REPORT_BYTES]
-    parts = [
-        parse_report(data, "junit", str(f))
-        for f in junit
-        if b"<testcase" in (data := f.read_bytes())
-    ]
-    if parts:
-        return _merge(parts, "junit")
-    tap = [parse_report(f.read_bytes(), "tap", str(f)) for f in files if f.suffix == ".tap"]
-    if tap:
-        return _merge(tap, "tap")
-    for f in files:
-        if f.stat().st_size > MAX_REPORT_BYTES:
-            continue
-        data = f.read_bytes()
-        if b"\0" not in data[:4096] and parse_summary(data.decode(errors="replace")) is not None:
-            return parse_report(data, "summary", str(f))
-    if log is not None and parse_summary(log.decode(errors="replace")) is not None:
-        return parse_report(log, "summary", "build log")
-    return None
+    report = _declared(outputs, declared) if declared else _found(outputs)
+    text = log.decode(errors="replace") if log is not None else ""
+    try:
+        summary = runnerlogs.scan(text)
+        if report is None:
+            if not summary.found:
+                return None
+            counts = summary.counts()
+            return TestResults("summary", (), *counts, "build log", sha256_hex(log or b""))
+    except AttestationError as e:
+        raise AttestationError(f"build log: {e.message}") from None
+    _agree(report, summary)
+    return report
 
 
 # -- the statement ---------------------------------------------------------------------
@@ -385,7 +325,7 @@ def statement(
 
 
 def _media_type(results: TestResults) -> str:
-    if results.source.endswith(RESULTS_FILE):
+    if results.source.endswith(".json"):  # results.json, or a declared one by another name
         return "application/json"
     return "application/xml" if results.format == "junit" else "text/plain"
 
@@ -406,27 +346,33 @@ def drv_descriptor(
 
 
 def read_for_check(
-    outputs: Mapping[str, tuple[str, str]], log: bytes | None, check: str, reporter: Reporter
-) -> TestResults | None:
-    """The results a built check left (in its outputs, else its log), or None.
+    outputs: Mapping[str, tuple[str, str]],
+    log: bytes | None,
+    check: str,
+    reporter: Reporter,
+    drv_path: str | None = None,
+) -> tuple[TestResults | None, str | None]:
+    """The results a built check left, and why the check failed by them (None: it did not).
 
-    A report that cannot be read is a warning, not a refusal: the provenance statement
-    stands on its own. `provenance build` reads results *before* signing anything, so a
-    check whose results say FAILED is never attested (see attest.py).
+    A report that cannot be read, or that the log contradicts, fails the check: in
+    doubt, nothing is signed. So does a result that says FAILED. `provenance build`
+    reads results *before* signing anything (see attest.py).
     """
+    paths = {o: p for o, (p, _) in outputs.items()}
     try:
-        results = find_results({o: p for o, (p, _) in outputs.items()}, log)
+        declared = declared_reports(drv_path) if drv_path else []
+        results = find_results(paths, log, declared)
     except AttestationError as e:
-        reporter.warn(f"{check}: test results not attested: {e.message}")
-        return None
+        return None, f"its test results cannot be trusted: {e.message}"
     except OSError as e:
-        reporter.warn(f"{check}: test results not attested: cannot read the output ({e.strerror})")
-        return None
-    if results is not None:
-        reporter.info(
-            f"{check}: {results.summary_line()} [{results.result}, from {results.format}]"
-        )
-    return results
+        return None, f"its test report cannot be read: {e.filename}: {e.strerror}"
+    if results is None:
+        reporter.info(f"{check}: no test report and no runner summary: no test-result statement")
+        return None, None
+    reporter.info(f"{check}: {results.summary_line()} [{results.result}, from {results.format}]")
+    if results.result == FAILED:
+        return results, f"its test results report {results.summary_line()}"
+    return results, None
 
 
 def sign_for_check(

@@ -5,33 +5,74 @@ host's static busybox, exactly as the sandbox runs them)."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from provenance import testresults as tr
 from provenance.errors import AttestationError
-from provenance.example import find_static_busybox
 from provenance.intoto import TEST_RESULT_V01, ResourceDescriptor
+from tests.unit.normaliser import normalise_text, run_builder
 
 REPORTS = Path(__file__).parent.parent / "fixtures" / "reports"
-NIX_DIR = Path(__file__).parent.parent.parent / "nix"
 FORMAT = {".xml": "junit", ".tap": "tap", ".txt": "summary"}
 SAMPLES = sorted(p.name for p in REPORTS.iterdir() if p.suffix in FORMAT)
+BAD = sorted(p.name for p in (REPORTS / "bad").iterdir() if p.suffix in FORMAT)
 
-# name -> (passed, failed, skipped), as each runner itself counted them
+# name -> (passed, failed, skipped), as each runner itself counted them (README.md there)
 EXPECTED = {
     "pytest-junit.xml": (4, 2, 2),  # pytest: 1 failed, 1 error, 1 skipped, 1 xfailed
-    "pytest-terminal.txt": (4, 2, 1),  # "1 failed, 4 passed, 1 skipped, 1 xfailed, 1 error"
+    "pytest-terminal.txt": (4, 2, 2),  # "1 failed, 4 passed, 1 skipped, 1 xfailed, 1 error"
+    "pytest-junit-teardown.xml": (6, 3, 2),  # the teardown error is the test's failure
+    "pytest-teardown-terminal.txt": (7, 3, 2),  # "1 failed, 6 passed, ..., 1 xpassed, 2 errors"
+    "pytest-verbose.txt": (7, 3, 2),  # per-test lines (`TestGroup::test_7 PASSED`) don't count
+    "pytest-large-junit.xml": (586, 0, 1),
+    "pytest-large-terminal.txt": (586, 0, 1),  # "586 passed, 1 skipped in 0.74s"
+    "pytest-large-verbose.txt": (586, 0, 1),  # 587 lines like `...::test_79 PASSED`
+    "unittest-failed.txt": (2, 3, 2),  # Ran 7; failures=1, errors=1, unexpected successes=1
+    "unittest-ok.txt": (2, 0, 1),  # Ran 3; OK (skipped=1)
+    "cargo-test.txt": (1, 1, 1),
+    "cargo-no-fail-fast.txt": (4, 1, 1),  # three test binaries: 1+2+1 passed, summed
+    "cargo-ok.txt": (5, 0, 1),  # 2+2+1 (the old parser read only the last line: 1)
     "gotestsum-junit.xml": (42, 13, 5),
+    "gotestsum-summary.txt": (41, 13, 5),  # DONE 59 tests, 5 skipped, 13 failures
+    "gotestsum-reruns.txt": (6, 8, 0),  # DONE 3 runs, 14 tests, 8 failures (cumulative)
     "nextest-junit.xml": (2, 1, 0),  # the flaky test passed on retry
     "jest-junit.xml": (2, 1, 1),
+    "jest-junit-todo.xml": (4, 1, 1),  # jest-junit writes the todo test as a plain case
+    "jest-terminal.txt": (3, 1, 2),  # Tests: 1 failed, 1 skipped, 1 todo, 3 passed, 6 total
     "node-junit.xml": (2, 1, 2),  # skip + todo
     "node-tap.tap": (2, 1, 2),
+    "node-tap-stdout.txt": (2, 1, 2),  # the TAP stream, then node's own counters
+    "node-spec.txt": (2, 1, 2),
+    "node-nested-junit.xml": (5, 0, 1),  # nested <testsuite>s
+    "node-nested-spec.txt": (6, 0, 1),  # node counts the parent test too: "tests 7"
     "perl-test-more.tap": (2, 1, 2),  # skip + TODO
-    "cargo-test.txt": (1, 1, 1),
+    "perl-subtests.tap": (4, 0, 1),  # a subtest's two leaves, not its parent
+    "prove-failed.txt": (8, 1, 0),  # Files=2, Tests=9; Failed: 1
+    "prove-verbose.txt": (4, 0, 0),  # Tests=4 (top level; prove does not count skips apart)
+    "bats.tap": (2, 1, 1),
+    "bats-tap-stdout.txt": (2, 1, 1),  # bats without a terminal prints TAP
+    "bats-pretty.txt": (2, 1, 1),  # 4 tests, 1 failure, 1 skipped (colours and all)
+    "bats-junit.xml": (2, 1, 1),
+    "junit-namespaced.xml": (2, 1, 1),  # xmlns="..."
+    "junit-prefixed.xml": (2, 1, 1),  # <j:testcase>
+}
+
+# name -> what the refusal says (each is refused by the Python parser AND the sandbox)
+REFUSED = {
+    "pytest-junit-truncated.xml": "not well-formed XML",
+    "junit-suite-counts-failures.xml": "counts failures=1 errors=0 but none of its test cases",
+    "junit-error-outside-testcase.xml": "<error> outside any <testcase>",
+    "jest-suite-failed-junit.xml": "lists no tests",
+    "jest-suite-failed.txt": "1 test suite(s) failed",
+    "perl-bail-out.tap": "bailed out",
+    "perl-died.tap": "no plan",
+    "perl-plan-short.tap": "plan 1..5 announces 5 tests but it has 3 results",
+    "prove-exit-status.txt": "Result: FAIL",
+    "prove-bail-out.txt": "Result: FAIL",
+    "go-test-failed.txt": "go test printed",
+    "plain-beside-pytest.txt": "plain 'N passed, N failed' line(s) beside other summaries",
 }
 
 
@@ -42,14 +83,47 @@ def parse(name: str) -> tr.TestResults:
 
 def test_every_sample_is_covered() -> None:
     assert sorted(EXPECTED) == SAMPLES
+    assert sorted(REFUSED) == BAD
 
 
 @pytest.mark.parametrize("name", SAMPLES)
 def test_counts_match_what_the_runner_reported(name: str) -> None:
     r = parse(name)
     assert (r.passed, r.failed, r.skipped) == EXPECTED[name]
-    assert r.result == tr.FAILED  # every sample has a failing test on purpose
+    assert (r.result == tr.FAILED) == (EXPECTED[name][1] > 0)
     assert r.digest == tr.sha256_hex((REPORTS / name).read_bytes())
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+def test_sandbox_normaliser_agrees_byte_for_byte(tmp_path: Path, name: str) -> None:
+    path = REPORTS / name
+    built = run_builder(tmp_path, path, FORMAT[path.suffix])
+    failed = EXPECTED[name][1] > 0
+    assert (built.rc != 0) == failed, built.log  # a failed test fails the check
+    if failed:
+        assert "report lists failed tests" in built.log or "failed (exit" in built.log
+    assert built.written == parse(name).render()
+    assert tr.parse_results_json(built.written).tests == parse(name).tests
+    if FORMAT[path.suffix] != "summary":
+        line = path.read_text(errors="replace").splitlines()[-1]
+        assert f"| {line}" in built.log  # the raw report is kept in the log, prefixed
+
+
+@pytest.mark.parametrize("name", BAD)
+def test_unreadable_reports_are_refused_by_both_parsers(tmp_path: Path, name: str) -> None:
+    path = REPORTS / "bad" / name
+    with pytest.raises(AttestationError, match=r"^.*" + _re(REFUSED[name])):
+        parse(f"bad/{name}")
+    built = run_builder(tmp_path, path, FORMAT[path.suffix])
+    assert built.rc == 2, built.log
+    assert built.written == b""
+    assert "normalise-results: " in built.log  # the sandbox says why
+
+
+def _re(text: str) -> str:
+    import re  # noqa: PLC0415
+
+    return re.escape(text)
 
 
 def test_pytest_ids_outcomes_and_escapes() -> None:
@@ -60,6 +134,22 @@ def test_pytest_ids_outcomes_and_escapes() -> None:
     assert by_id["tests.test_sample::test_error"] == "failed"  # <error>
     assert by_id["tests.test_sample::test_xfail"] == "skipped"
     assert [t.id for t in r.tests] == sorted((t.id for t in r.tests), key=str.encode)
+    teardown = {t.id: t.outcome for t in parse("pytest-junit-teardown.xml").tests}
+    assert teardown["tests.test_sample::test_teardown_error"] == "failed"
+    assert teardown["tests.test_sample::test_xpass"] == "passed"
+    assert teardown["tests.test_sample.TestGroup::test_7"] == "passed"
+
+
+def test_several_hundred_real_tests_are_all_named() -> None:
+    r = parse("pytest-large-junit.xml")
+    assert len(r.tests) == 587
+    ids = set(r.ids("passed"))
+    assert len(ids) == 586  # every id distinct: nothing merged or dropped
+    assert "tests.test_parse.ParserTests::test_7" in ids
+    assert "tests.test_parse.ParserTests::test_79" in ids
+    assert "tests.test_parse::test_base64_roundtrip[299]" in ids
+    assert "tests.test_parse::test_sha256_hex[0]" in ids
+    assert r.ids("skipped") == ["tests.test_parse::test_md5_remote"]
 
 
 def test_runner_specific_shapes() -> None:
@@ -82,44 +172,19 @@ def test_runner_specific_shapes() -> None:
     perl = {t.id: t.outcome for t in parse("perl-test-more.tap").tests}
     assert perl["4"] == "skipped"  # no description: the test number
     assert perl["future feature"] == "skipped"  # TODO
+    sub = {t.id for t in parse("perl-subtests.tap").tests}
+    assert sub == {"test_7", "test_sha256", "3", "group > inner one", "group > inner two"}
+    nested = {t.id: t.outcome for t in parse("node-nested-junit.xml").tests}
+    assert nested["test::test_7"] == "passed"  # two <testsuite>s deep
+    assert nested["test::not yet"] == "skipped"
+    bats = {t.id: t.outcome for t in parse("bats-junit.xml").tests}
+    assert bats["sample.bats::fails on purpose"] == "failed"
 
 
-def _run_builder(tmp_path: Path, report: Path, fmt: str) -> tuple[int, bytes, str]:
-    """Run nix/check-builder.sh on the host with the static busybox, as Nix would."""
-    src = tmp_path / "src"
-    src.mkdir()
-    name = "report" + report.suffix
-    shutil.copy(report, src / name)
-    out = tmp_path / "out"
-    (tmp_path / "build").mkdir()
-    busybox = str(find_static_busybox())
-    env = {
-        "busybox": busybox,
-        "src": str(src),
-        "testCommand": f"cat {name}" if fmt == "summary" else "true",
-        "format": fmt,
-        "report": name,
-        "normaliser": str(NIX_DIR / "normalise-results.awk"),
-        "out": str(out),
-        "TMPDIR": str(tmp_path / "build"),
-        "PATH": str(Path(busybox).parent),
-    }
-    cmd = [busybox, "sh", str(NIX_DIR / "check-builder.sh")]
-    done = subprocess.run(cmd, env=env, capture_output=True, check=False)
-    results = out / "results.json"
-    return done.returncode, results.read_bytes() if results.exists() else b"", done.stdout.decode()
-
-
-@pytest.mark.parametrize("name", SAMPLES)
-def test_sandbox_normaliser_agrees_byte_for_byte(tmp_path: Path, name: str) -> None:
-    path = REPORTS / name
-    rc, written, log = _run_builder(tmp_path, path, FORMAT[path.suffix])
-    assert rc != 0  # a failed test fails the check
-    assert "report lists failed tests" in log or "failed (exit" in log
-    assert written == parse(name).render()
-    assert tr.parse_results_json(written).tests == parse(name).tests
-    if FORMAT[path.suffix] != "summary":
-        assert path.read_text(errors="replace").splitlines()[1] in log  # raw report kept in the log
+def test_namespaced_junit_reads_like_the_plain_one() -> None:
+    plain = parse("bats-junit.xml").tests
+    assert parse("junit-namespaced.xml").tests == plain
+    assert parse("junit-prefixed.xml").tests == plain
 
 
 def test_passing_report_builds_and_drops_clocks(tmp_path: Path) -> None:
@@ -130,17 +195,56 @@ def test_passing_report_builds_and_drops_clocks(tmp_path: Path) -> None:
         '<testcase classname="t" name="a" time="0.7"/>'
         "</testsuite></testsuites>"
     )
-    report = tmp_path / "r.xml"
-    report.write_text(xml)
-    rc, written, log = _run_builder(tmp_path, report, "junit")
-    assert rc == 0, log
-    assert written == (
+    built = normalise_text(tmp_path, xml, "junit")
+    assert built.rc == 0, built.log
+    assert built.written == (
         b'{"schema":"provenance-test-results/v1","format":"junit",'
         b'"counts":{"passed":2,"failed":0,"skipped":0},"tests":[\n'
         b'{"id":"t::a","outcome":"passed"},\n{"id":"t::b","outcome":"passed"}\n]}\n'
     )
-    assert b"2026" not in written and b"vm" not in written and b"0.7" not in written
-    assert "2026-11-23T13:20:35" in log  # timings stay in the log
+    assert b"2026" not in built.written and b"vm" not in built.written
+    assert "2026-11-23T13:20:35" in built.log  # timings stay in the log
+    # The builder's own count line cannot pass for a runner's summary in the log.
+    assert "mkTestCheck: normalised: 2 passed, 0 failed, 0 skipped" in built.log
+    assert tr.parse_summary(built.log) is None
+
+
+@pytest.mark.parametrize(
+    ("xml", "why"),
+    [
+        # truncated in the middle of a failing case: the failure must not vanish
+        ('<testsuite><testcase name="a"/><testcase name="b"><failure>boom', "truncated"),
+        ('<testsuite><testcase name="a"/></testsuite><testsuite/>', "after the root"),
+        ('<testsuite><testcase name="a"></testsuite></testcase>', "closes"),
+        ('<testsuite failures="2"><testcase name="a"/></testsuite>', "counts failures"),
+        ('<testsuites errors="1"/>', "counts failures"),
+        ('<testsuite><failure message="setup"/><testcase name="a"/></testsuite>', "outside"),
+        ('<testsuite><testcase name="a"/><!-- cut', "truncated"),
+        ('<testsuite><testcase name="a"', "truncated"),
+    ],
+)
+def test_incomplete_junit_is_refused_by_both(tmp_path: Path, xml: str, why: str) -> None:
+    with pytest.raises(AttestationError):
+        tr.parse_report(xml.encode(), "junit")
+    built = normalise_text(tmp_path, xml, "junit")
+    assert built.rc == 2, built.log
+    assert built.written == b""
+    assert why in built.log
+
+
+def test_a_todo_failure_inside_a_suite_is_not_a_failure(tmp_path: Path) -> None:
+    # node writes a failing todo test as <skipped> + <failure>; the suite counts it in
+    # failures="1". It is skipped, and the suite's count is accounted for.
+    xml = (
+        '<testsuites><testsuite name="s" failures="1"><testcase name="todo">'
+        '<skipped type="todo"/><failure>1 !== 2</failure></testcase>'
+        '<testcase name="ok"/></testsuite></testsuites>'
+    )
+    r = tr.parse_report(xml.encode(), "junit")
+    assert (r.passed, r.failed, r.skipped) == (1, 0, 1)
+    built = normalise_text(tmp_path, xml, "junit")
+    assert built.rc == 0, built.log
+    assert built.written == r.render()
 
 
 @pytest.mark.parametrize(
@@ -153,11 +257,9 @@ def test_passing_report_builds_and_drops_clocks(tmp_path: Path) -> None:
 def test_dtd_and_entities_are_refused_in_both_parsers(tmp_path: Path, payload: bytes) -> None:
     with pytest.raises(AttestationError, match="DTD"):
         tr.parse_junit(payload)
-    report = tmp_path / "evil.xml"
-    report.write_bytes(payload)
-    rc, written, _ = _run_builder(tmp_path, report, "junit")
-    assert rc == 2
-    assert written == b""
+    built = normalise_text(tmp_path, payload.decode(), "junit")
+    assert built.rc == 2
+    assert built.written == b""
 
 
 def test_malformed_and_empty_reports_are_errors() -> None:
@@ -165,12 +267,15 @@ def test_malformed_and_empty_reports_are_errors() -> None:
         tr.parse_report(b"<testsuite><testcase name='a'>", "junit")
     with pytest.raises(AttestationError, match="no tests"):
         tr.parse_report(b"<testsuites/>", "junit")
-    with pytest.raises(AttestationError, match="no 'N passed"):
+    with pytest.raises(AttestationError, match="no test runner's summary"):
         tr.parse_report(b"all good\n", "summary")
     with pytest.raises(AttestationError, match="unknown report format"):
         tr.parse_report(b"", "xunit")
     with pytest.raises(AttestationError, match="not a provenance-test-results/v1"):
         tr.parse_results_json(b'{"schema":"other"}')
+    forged = parse("bats-junit.xml").render().replace(b'"failed":1', b'"failed":0')
+    with pytest.raises(AttestationError, match="not a provenance-test-results/v1"):
+        tr.parse_results_json(forged)  # counts that contradict the listed tests
 
 
 def test_verdicts() -> None:
@@ -182,49 +287,6 @@ def test_verdicts() -> None:
     assert res(0, 0, 0) == tr.WARNED  # nothing ran: never PASSED
     assert res(5, 1, 0) == tr.FAILED
     assert tr.TestResults("summary", (), 147, 0, 0).summary_line() == "147 passed, 0 failed"
-
-
-def test_summary_takes_the_last_line() -> None:
-    text = "collected 3 items\n1 passed in progress\n=== 3 passed, 1 failed, 2 errors in 0.1s ===\n"
-    assert tr.parse_summary(text) == (3, 3, 0)
-    assert tr.parse_summary("1 xfailed, 2 xpassed\n") is None
-
-
-def _out(tmp_path: Path, files: dict[str, bytes]) -> dict[str, str]:
-    out = tmp_path / "out"
-    for name, data in files.items():
-        (out / name).parent.mkdir(parents=True, exist_ok=True)
-        (out / name).write_bytes(data)
-    return {"out": str(out)}
-
-
-def test_find_results_prefers_the_normalised_file(tmp_path: Path) -> None:
-    normalised = parse("jest-junit.xml").render()
-    outputs = _out(
-        tmp_path,
-        {"results.json": normalised, "junit.xml": (REPORTS / "pytest-junit.xml").read_bytes()},
-    )
-    found = tr.find_results(outputs, b"9 passed, 0 failed\n")
-    assert found is not None
-    assert found.source.endswith("results.json")
-    assert (found.passed, found.failed) == (2, 1)
-
-
-def test_find_results_reads_reports_then_text_then_the_log(tmp_path: Path) -> None:
-    nextest = (REPORTS / "nextest-junit.xml").read_bytes()
-    junit = _out(tmp_path / "a", {"reports/junit.xml": nextest})
-    found = tr.find_results(junit, None)
-    assert found is not None
-    assert (found.format, found.passed) == ("junit", 2)
-    text = _out(tmp_path / "b", {"result.txt": b"test_one ok\n2 passed, 0 failed\n"})
-    found = tr.find_results(text, None)
-    assert found is not None
-    assert (found.format, found.passed, found.result) == ("summary", 2, tr.PASSED)
-    plain = _out(tmp_path / "c", {"lib.txt": b"library\n"})
-    found = tr.find_results(plain, b"building\n===== 7 passed in 0.12s =====\n")
-    assert found is not None
-    assert (found.source, found.passed) == ("build log", 7)
-    assert tr.find_results(plain, b"no counts here\n") is None
 
 
 def test_statement_is_a_valid_test_result_predicate() -> None:

@@ -30,8 +30,9 @@ else
     exit 1
   fi
   # The raw report (with its timestamps and durations) goes to the log, never to $out.
+  # Each line is prefixed, so that no line of it reads as a runner's summary there.
   echo "mkTestCheck: --- raw $format report $report ---"
-  $bb cat "$input"
+  $bb sed 's/^/| /' "$input"
   echo
   echo "mkTestCheck: --- end of raw report ---"
 fi
@@ -55,7 +56,8 @@ $bb mkdir -p "$out"
     printf "\"counts\":{\"passed\":%d,\"failed\":%d,\"skipped\":%d},\"tests\":[\n", cp, cf, cs
     if (n) printf "%s\n", body
     printf "]}\n"
-    print cp + 0 " passed, " cf + 0 " failed, " cs + 0 " skipped" > "/dev/stderr"
+    # Prefixed: a bare "N passed, N failed" line would read as a second summary in the log.
+    print "mkTestCheck: normalised: " cp + 0 " passed, " cf + 0 " failed, " cs + 0 " skipped" > "/dev/stderr"
     exit (cf > 0) ? 1 : 0
   }' > "$out/results.json"
 verdict=$?

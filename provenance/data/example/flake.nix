@@ -15,6 +15,9 @@
         inherit system src tests;
         builder = "${tools}/bin/busybox";
         PATH = "${tools}/bin";
+        # Where the test results are: provenance reads this file (and no other) and
+        # checks it against the runner's summary in the build log.
+        testReport = "results.txt";
         # Results go to $out without clocks, so an honest rebuild is bit-identical.
         args = [ "sh" "-c" ''
           busybox mkdir -p $out
