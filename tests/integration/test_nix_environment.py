@@ -225,8 +225,9 @@ def test_a_post_build_hook_cannot_rewrite_results(
     repo = make_flake(
         tmp_path / "r",
         extra_checks="{ mk, tests }: {\n"
-        f'  rewritten = mk "rewritten" {failing} {{ }};\n'
-        f'  rewritten-twin = mk "rewritten-twin" {failing} {{ }};\n'
+        # Declared as the check's report (test-results.md): the file a hook would rewrite.
+        f'  rewritten = mk "rewritten" {failing} {{ testReport = "result.txt"; }};\n'
+        f'  rewritten-twin = mk "rewritten-twin" {failing} {{ testReport = "result.txt"; }};\n'
         "}\n",
     )
     hook = program(tmp_path / "post-build-hook", REWRITING_HOOK)
