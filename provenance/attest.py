@@ -170,6 +170,9 @@ class _OwnLines:
     # Ancestors' lines for the same drvPath, not reused because what defines the checks
     # changed since: check name -> (that commit, the changed paths).
     redefined: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    # This commit's lines that gate and verify would not believe (an older tool's, without
+    # the recorded settings): never a cache hit, and replaced when the check is re-attested.
+    stale: dict[str, list[str]] = field(default_factory=dict)
 
     def companions(self, name: str, commit: str | None) -> list[str]:
         """The test-result lines that go with the provenance line made on `commit`."""
@@ -181,6 +184,7 @@ class _OwnLines:
         A line someone else co-signed is theirs too, so it is never dropped.
         """
         prov = [ln for ln, r in self.provenance.get(name, []) if r.via is None]
+        prov += self.stale.get(name, [])
         return [ln for ln in prov + self.companions(name, commit) if ln not in self.cosigned]
 
 
@@ -271,7 +275,9 @@ def _scan_note(
         if name is None or claim.dirty or claim.commit not in in_window:
             continue
         if nixenv.recorded_problem(claim.internal, _ANY_SANDBOX_PATHS) is not None:
-            continue  # gate and verify would not believe it (an older tool's, say): rebuild
+            if claim.commit == commit:
+                own.stale.setdefault(name, []).append(line)
+            continue  # gate and verify would not believe it: build again
         seen.add(line)
         outputs = {
             claim.output_names[p]: {"path": p, "sha256": d} for p, d in claim.subjects.items()

@@ -407,7 +407,10 @@ def _check_environment(atts: list[Attestation], policy: TrustPolicy) -> None:
             continue
         problem = nixenv.recorded_problem(a.claim.internal, policy.environment)
         if problem is not None:
-            a.fail(BOUND, "environment", problem)
+            if a.ancestor:  # history that proves nothing (an older tool's, say), not evidence
+                a.skip(BOUND, "environment", f"{problem} (on an ancestor's note: not counted)")
+            else:
+                a.fail(BOUND, "environment", problem)
         else:
             kind = a.claim.internal.get("nix", {}).get("sandboxEnforcement")
             detail = f"recorded: sandboxed, no hooks or remote builders, not substituted ({kind})"

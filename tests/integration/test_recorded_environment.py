@@ -246,7 +246,7 @@ def test_an_own_statement_gate_would_not_believe_is_no_cache_hit(
     # This key's own line for the same drvPath, but without the recorded settings (as an
     # older provenance wrote them): reusing it would hand gate a statement it rejects.
     repo = make_flake(tmp_path / "r")
-    key, _ = keypair
+    key, pub = keypair
     signer = keys.load_signer(key)
     req = attest.BuildRequest(flake_dir=repo, signer=signer, checks=("det",))
     first = attest.build(req, Nix())
@@ -264,5 +264,20 @@ def test_an_own_statement_gate_would_not_believe_is_no_cache_hit(
     git(repo, "notes", "--ref", "refs/notes/provenance", "add", "-f", "-m", old, first.commit)
     again = attest.build(req, Nix())
     assert [c.status for c in again.checks] == ["attested"]  # built anew, not "cached"
+    note = git(repo, "notes", "--ref", "refs/notes/provenance", "show", first.commit)
+    assert old not in note.splitlines()  # replaced, so verify of this commit passes
     third = attest.build(req, Nix())
     assert [c.status for c in third.checks] == ["cached"]  # the new line is a cache hit
+    verify = ["verify", "--flake", str(repo), "--trusted-key", str(pub), "--check", "det"]
+    assert CliRunner().invoke(app, verify).exit_code == 0
+    # On an ancestor's note the old line binds to the next commit (same drvPath) but
+    # proves nothing: history, skipped; the new commit's own statement passes.
+    git(repo, "notes", "--ref", "refs/notes/provenance", "add", "-f", "-m", old, first.commit)
+    (repo / "README").write_text("docs only\n")
+    git(repo, "add", "README")
+    git(repo, "commit", "-q", "-m", "readme")
+    assert [c.status for c in attest.build(req, Nix()).checks] == ["attested"]
+    result = CliRunner().invoke(app, verify)
+    assert result.exit_code == 0, result.stderr
+    print(result.stderr)
+    assert "SKIP 1 line(s) on ancestors' notes" in result.stderr
