@@ -165,6 +165,8 @@ class _Scanner:
         self.prove_failed = 0
         self.prove_tests: int | None = None
         self.plain = 0
+        self.plain_at = -1  # the plain tally of the line before, if any
+        self.in_raw_report = False
         self.gotestsum_at = -1  # index of the last gotestsum tally
         self.tap: TapStream | None = None
         self.tap_owned = False  # the stream follows a prove -v file header
@@ -231,6 +233,8 @@ class _Scanner:
     def line(self, raw: str) -> None:
         self.n += 1
         line = (_ANSI.sub("", raw) if "\x1b" in raw else raw).rstrip(" \t\r")
+        if self.builder_line(line):
+            return
         idle = self.tap is None and self.node is None and self.unittest_ran is None
         if idle and _MAYBE.match(line) is None and "(Wstat: " not in line:
             self.prev = line  # nothing pending and no shape can start here: most lines
@@ -269,7 +273,26 @@ class _Scanner:
         elif m := _PLAIN.match(line):
             self.plain += 1
             self.add("plain", int(m.group(1)), int(m.group(2)), int(m.group(4) or 0))
+            self.plain_at = len(self.tallies) - 1
         self.prev = line
+
+    def builder_line(self, line: str) -> bool:
+        """Skip what an older mkTestCheck builder printed itself (True: skip this line).
+
+        It printed the raw report unprefixed between two marker lines, and its own count
+        as a bare "N passed, N failed, N skipped" line just before its next message.
+        """
+        if self.in_raw_report:
+            self.in_raw_report = line != "mkTestCheck: --- end of raw report ---"
+            return True
+        if line.startswith("mkTestCheck: --- raw "):
+            self.in_raw_report = True
+            return True
+        if self.plain_at >= 0 and line.startswith("mkTestCheck: "):
+            self.dropped.add(self.plain_at)  # the builder's count, not the runner's
+            self.plain -= 1
+        self.plain_at = -1
+        return False
 
     def pytest(self, body: str) -> None:
         counts = {"p": 0, "f": 0, "s": 0, "d": 0}
