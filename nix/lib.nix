@@ -17,7 +17,7 @@ in
   #     src = builtins.path { path = ./.; name = "src"; };
   #     toolchain = ...;            # a store path with bin/busybox (static) and the runner
   #     command = "pytest --junitxml=report.xml tests";
-  #     format = "junit";           # "junit" | "tap" | "summary" ("N passed, N failed" line)
+  #     format = "junit";           # "junit" | "tap" | "summary" (the runner's summary lines)
   #     report = "report.xml";      # where the command writes it (junit/tap), relative to src
   #   }
   #

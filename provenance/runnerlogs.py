@@ -61,6 +61,13 @@ _BATS = re.compile(
     r"(, ([0-9]+) not run)?( in [0-9]+ seconds)?$"
 )
 _PLAIN = re.compile(r"^[ \t]*([0-9]+) passed, ([0-9]+) failed(, ([0-9]+) skipped)?$")
+# What a line must start with to be, or to open, any shape below (prove's per-file line is
+# found by its "(Wstat: "): a cheap filter that skips most lines of a log.
+_MAYBE = re.compile(
+    r"Ran |=|[ \t]*[0-9]|no tests ran|test result: |DONE |FAIL| *--- FAIL: |Tests: |"
+    r"Test Suites: |Files=|Result: |TAP version |# Subtest: |Bail out!|ok|not ok|"
+    r"# tests |\u2139 tests "
+)
 _TAP_VERSION = re.compile(r"^TAP version [0-9]+$")
 _TAP_PLAN = re.compile(r"^1\.\.[0-9]+[ \t]*(#.*)?$")
 # A TAP result that can open a stream; "ok  \tpkg\t0.1s" is go test's, a bare "ok" prove's.
@@ -155,10 +162,11 @@ class _Scanner:
         self.prev = ""
         self.unittest_ran: int | None = None  # "Ran N tests" seen, verdict pending
         self.node: dict[str, int] | None = None
-        self.node_start = 0
         self.prove_failed = 0
         self.prove_tests: int | None = None
         self.plain = 0
+        self.plain_at = -1  # the plain tally of the line before, if any
+        self.in_raw_report = False
         self.gotestsum_at = -1  # index of the last gotestsum tally
         self.tap: TapStream | None = None
         self.tap_owned = False  # the stream follows a prove -v file header
@@ -224,7 +232,13 @@ class _Scanner:
 
     def line(self, raw: str) -> None:
         self.n += 1
-        line = _ANSI.sub("", raw).rstrip(" \t\r")
+        line = (_ANSI.sub("", raw) if "\x1b" in raw else raw).rstrip(" \t\r")
+        if self.builder_line(line):
+            return
+        idle = self.tap is None and self.node is None and self.unittest_ran is None
+        if idle and _MAYBE.match(line) is None and "(Wstat: " not in line:
+            self.prev = line  # nothing pending and no shape can start here: most lines
+            return
         if self.tap is not None and _is_prove_header(line):
             self.tap_close()  # prove -v: the next test file's stream begins
         self.tap_line(line)
@@ -259,7 +273,26 @@ class _Scanner:
         elif m := _PLAIN.match(line):
             self.plain += 1
             self.add("plain", int(m.group(1)), int(m.group(2)), int(m.group(4) or 0))
+            self.plain_at = len(self.tallies) - 1
         self.prev = line
+
+    def builder_line(self, line: str) -> bool:
+        """Skip what an older mkTestCheck builder printed itself (True: skip this line).
+
+        It printed the raw report unprefixed between two marker lines, and its own count
+        as a bare "N passed, N failed, N skipped" line just before its next message.
+        """
+        if self.in_raw_report:
+            self.in_raw_report = line != "mkTestCheck: --- end of raw report ---"
+            return True
+        if line.startswith("mkTestCheck: --- raw "):
+            self.in_raw_report = True
+            return True
+        if self.plain_at >= 0 and line.startswith("mkTestCheck: "):
+            self.dropped.add(self.plain_at)  # the builder's count, not the runner's
+            self.plain -= 1
+        self.plain_at = -1
+        return False
 
     def pytest(self, body: str) -> None:
         counts = {"p": 0, "f": 0, "s": 0, "d": 0}
@@ -322,7 +355,7 @@ class _Scanner:
         key, value = m.group(2), m.group(3)
         if key == "tests":
             self.node_done()
-            self.node, self.node_start = {}, self.n
+            self.node = {}
             if (
                 line.startswith("#")
                 and self.tap_closed_at == self.n - 1

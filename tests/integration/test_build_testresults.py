@@ -68,6 +68,12 @@ echo "3 passed, 2 failed" > $out/results.txt
 """,
     "namespaced.sh": "busybox mkdir -p $out; busybox cp $src/namespaced.xml $out/junit.xml\n",
     "cargo.sh": "busybox cat $src/cargo-ok.txt; busybox mkdir -p $out\n",
+    # A real pytest run of 587 tests, replayed: its terminal output and its JUnit report.
+    "pytest_large.sh": """
+busybox cat $src/pytest-large-verbose.txt
+busybox mkdir -p $out
+busybox cp $src/pytest-large-junit.xml $out/junit.xml
+""",
     "deep.sh": """
 busybox mkdir -p $out/reports
 busybox cp $src/pass3.xml $out/reports/junit.xml
@@ -134,6 +140,8 @@ FILES = {
     "suite-counts.xml": (REPORTS / "bad" / "junit-suite-counts-failures.xml").read_text(),
     "plan-short.tap": (REPORTS / "bad" / "perl-plan-short.tap").read_text(),
     "cargo-ok.txt": (REPORTS / "cargo-ok.txt").read_text(),
+    "pytest-large-verbose.txt": (REPORTS / "pytest-large-verbose.txt").read_text(),
+    "pytest-large-junit.xml": (REPORTS / "pytest-large-junit.xml").read_text(),
     "failing.xml": (REPORTS / "pytest-junit.xml").read_text(),
     "pass3.xml": PASS3,
     "namespaced.xml": NAMESPACED,
@@ -252,11 +260,14 @@ def test_only_what_a_runner_counted_is_signed(tmp_path: Path, keypair: tuple[Pat
             check("namespaced", "namespaced.sh"),
             check("cargo", "cargo.sh"),
             check("deep", "deep.sh", 'testReport = "reports/junit.xml";'),
+            check("pytestlarge", "pytest_large.sh"),
         ],
     )
     code, err, stmts = build(repo, keypair[0])
     assert code == 0, err
-    assert attested(stmts) == {"det", "chain", "pertest", "namespaced", "cargo", "deep"}
+    assert attested(stmts) == {
+        "det", "chain", "pertest", "namespaced", "cargo", "deep", "pytestlarge"
+    }  # fmt: skip
     results = results_by_check(stmts)
     # Numbers inside test ids and text files are no counts: no claim about tests at all.
     assert "pertest" not in results
@@ -274,6 +285,15 @@ def test_only_what_a_runner_counted_is_signed(tmp_path: Path, keypair: tuple[Pat
     deep = results["deep"]
     assert deep["result"] == "PASSED"
     assert deep["configuration"][2]["name"].endswith("/reports/junit.xml")
+    # 587 real pytest tests: pytest's summary in the log and its JUnit report agree, and
+    # the statement names every test (the per-test lines, `...::test_79 PASSED`, are no count).
+    large = results["pytestlarge"]
+    counts = large["configuration"][2]["annotations"]
+    assert (counts["passed"], counts["failed"], counts["skipped"]) == (586, 0, 1)
+    assert large["result"] == "WARNED"
+    assert len(set(large["passedTests"])) == 586
+    assert "tests.test_parse.ParserTests::test_7" in large["passedTests"]
+    assert large["warnedTests"] == ["tests.test_parse::test_md5_remote"]
     assert sorted(deep["passedTests"]) == [
         "tests.test_parse::test_7",
         "tests.test_parse::test_base64",

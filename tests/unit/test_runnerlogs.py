@@ -93,6 +93,13 @@ CASES: dict[str, tuple[str, tuple[int, int, int] | str]] = {
         (3, 0, 0),
     ),
     "node's counters that do not add up": ("# tests 5\n# pass 2\n# fail 0\n", REFUSE),
+    "an older mkTestCheck's own lines are not the runner's": (
+        "mkTestCheck: running: pytest\n=== 2 passed in 0.1s ===\n"
+        "mkTestCheck: --- raw tap report report.tap ---\n1..2\nok 1 a\nok 2 b\n\n"
+        "mkTestCheck: --- end of raw report ---\n2 passed, 0 failed, 0 skipped\n"
+        "mkTestCheck: results in /nix/store/x/results.json\n",
+        (2, 0, 0),
+    ),
     "bats pretty": ("3 tests, 0 failures, 1 skipped in 2 seconds\n", (2, 0, 1)),
     "bats with tests not run": ("3 tests, 0 failures, 2 not run\n", REFUSE),
 }

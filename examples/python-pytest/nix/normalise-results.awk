@@ -424,6 +424,12 @@ function summary(raw,    line, m, c, nn, runs, total, s, f, e, nr, t) {
     line = raw
     gsub(/\033\[[0-9;?]*[A-Za-z]/, "", line)
     sub(/[ \t\r]+$/, "", line)
+    # What an older mkTestCheck builder printed itself: the raw report between markers,
+    # and its own count as a bare plain line just before its next message.
+    if (in_raw) { if (line == "mkTestCheck: --- end of raw report ---") in_raw = 0; return }
+    if (line ~ /^mkTestCheck: --- raw /) { in_raw = 1; return }
+    if (plain_at > 0 && line ~ /^mkTestCheck: /) { dropped[plain_at] = 1; plain-- }
+    plain_at = 0
     if (tapopen && is_prove_header(line)) tap_close()
     tap_line(line)
     node_line(line)
@@ -478,6 +484,7 @@ function summary(raw,    line, m, c, nn, runs, total, s, f, e, nr, t) {
     } else if (line ~ /^[ \t]*[0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?$/) {
         plain++
         add("plain", num_before(line, "passed"), num_before(line, "failed"), num_before(line, "skipped"), 0, "")
+        plain_at = ntal
     }
     prev = line
 }
