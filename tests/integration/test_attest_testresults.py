@@ -142,3 +142,29 @@ def test_a_failing_test_means_no_statement_at_all(
     # Nothing signed, PASSED or otherwise (the audit ledger records the failed run).
     assert not list((repo / ".provenance").glob("*.intoto.jsonl"))
     assert git(repo, "notes", "--ref", "refs/notes/provenance", "list") == ""
+
+
+@pytest.mark.nix
+def test_several_hundred_real_pytest_tests_are_signed_exactly(
+    tmp_path: Path, keypair: tuple[Path, Path], toolchain: Path
+) -> None:
+    """Real pytest, in the sandbox, on a suite of several hundred tests: the statement
+    carries the exact count and every name, as pytest's own JUnit report gives them."""
+    add_toolchain(toolchain)
+    repo = copy_example(tmp_path / "calc", toolchain.parent)
+    cases = "\n".join(
+        f"def test_case_{i}():\n    assert evaluate('{i} + 1') == {i + 1}\n" for i in range(400)
+    )
+    (repo / "tests" / "test_many.py").write_text("from calc import evaluate\n\n\n" + cases)
+    run(["git", "add", "-A"], cwd=repo)
+    run(["git", "commit", "-q", "-m", "400 more tests"], cwd=repo)
+    done = provenance("build", "--key", str(keypair[0]), str(repo), "--json")
+    assert done.returncode == 0, done.stderr
+    assert "unit: 420 passed, 0 failed [PASSED, from junit]" in done.stderr
+    (check,) = json.loads(done.stdout)["checks"]
+    assert check["tests"]["passed"] == 420 and check["tests"]["failed"] == 0
+    stmts = statements(Path(json.loads(done.stdout)["bundle"]))
+    predicate = next(s for s in stmts if s["predicateType"] == TEST_RESULT_V01)["predicate"]
+    passed = set(predicate["passedTests"])  # type: ignore[index]
+    assert len(passed) == 420
+    assert {f"tests.test_many::test_case_{i}" for i in range(400)} <= passed
