@@ -31,16 +31,20 @@ NIX_CONFIG = "\n".join(
 )
 
 
+def isolate(mp: pytest.MonkeyPatch) -> None:
+    """Our nix settings, no user git config, a fixed identity: for every test, and for the
+    module-scoped fixtures that build before any test's own monkeypatch exists."""
+    mp.setenv("NIX_CONFIG", NIX_CONFIG)
+    mp.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+    mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for who in ("AUTHOR", "COMMITTER"):
+        mp.setenv(f"GIT_{who}_NAME", "tester")
+        mp.setenv(f"GIT_{who}_EMAIL", "t@example.invalid")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("NIX_CONFIG", NIX_CONFIG)
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for var in ("NAME", "EMAIL"):
-        monkeypatch.setenv(f"GIT_AUTHOR_{var}", "tester" if var == "NAME" else "t@example.invalid")
-        monkeypatch.setenv(
-            f"GIT_COMMITTER_{var}", "tester" if var == "NAME" else "t@example.invalid"
-        )
+    isolate(monkeypatch)
     monkeypatch.delenv("PROVENANCE_KEY", raising=False)
     monkeypatch.delenv("PROVENANCE_NIX", raising=False)
     monkeypatch.delenv("GITHUB_OUTPUT", raising=False)

@@ -23,7 +23,7 @@ from provenance import gate as g
 from provenance.cli import app
 from provenance.nix import Nix
 from provenance.trust import from_key_files, load_policy
-from tests.conftest import NIX_CONFIG, git, make_flake
+from tests.conftest import git, isolate, make_flake
 
 pytestmark = pytest.mark.nix
 
@@ -47,12 +47,7 @@ class Built:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     base = tmp_path_factory.mktemp("recorded")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("NIX_CONFIG", NIX_CONFIG)
-        mp.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
-        mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
-        for who in ("AUTHOR", "COMMITTER"):
-            mp.setenv(f"GIT_{who}_NAME", "tester")
-            mp.setenv(f"GIT_{who}_EMAIL", "t@example.invalid")
+        isolate(mp)
         repo = make_flake(base / "repo", extra_checks=PAIR)
         key, pub, _ = keys.generate(base / "keys")
         signer = keys.load_signer(key)

@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from provenance import attest, dsse, keys
 from provenance.cli import app
 from provenance.nix import Nix, current_system
-from tests.conftest import NIX_CONFIG, git, make_flake
+from tests.conftest import git, isolate, make_flake
 
 pytestmark = pytest.mark.nix
 
@@ -50,15 +50,6 @@ class Built:
     lines: dict[str, str]  # check name -> envelope line
 
 
-def _env(mp: pytest.MonkeyPatch) -> None:
-    mp.setenv("NIX_CONFIG", NIX_CONFIG)
-    mp.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
-    mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    for who in ("AUTHOR", "COMMITTER"):
-        mp.setenv(f"GIT_{who}_NAME", "tester")
-        mp.setenv(f"GIT_{who}_EMAIL", "t@example.invalid")
-
-
 def _build(repo: Path, key: Path) -> tuple[str, dict[str, str]]:
     signer = keys.load_signer(key)
     report = attest.build(attest.BuildRequest(flake_dir=repo, signer=signer), Nix())
@@ -76,7 +67,7 @@ def _build(repo: Path, key: Path) -> tuple[str, dict[str, str]]:
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     base = tmp_path_factory.mktemp("verify")
     with pytest.MonkeyPatch.context() as mp:
-        _env(mp)
+        isolate(mp)
         repo = make_flake(base / "repo", extra_checks=NONDET)
         key, pub, _ = keys.generate(base / "keys")
         commit, lines = _build(repo, key)
