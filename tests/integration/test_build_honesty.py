@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from provenance.cli import app
 from provenance.drvfile import read_drv_closure_flags
-from provenance.nix import Nix, NixConfig, StoreInfo, current_system
+from provenance.nix import NixConfig, StoreInfo, current_system
 from provenance.nixenv import establish
 from provenance.nixenv import nondeterministic_outputs as _nondeterministic_outputs
 from tests.conftest import git, make_flake, nix
@@ -81,9 +81,9 @@ def test_sandbox_is_on_even_when_nix_conf_says_off(
     code, out, err = cli("build", str(repo), "--key", str(key), "--check", "probe", "--json")
     assert code == 0, err
     probe = json.loads(out)["checks"][0]
-    # ... plus the top directory of each of nix's sandbox-paths (Debian 13+ binds /bin/sh).
-    extra = {p.split("=")[0].strip("/").split("/")[0] for p in Nix().config().sandbox_paths}
-    assert set(Path(probe["outputs"]["out"]["path"]).read_text().split()) == SANDBOX_ROOT | extra
+    # ... and nothing else: our builds force sandbox-paths empty (nixenv.py), so even
+    # Debian 13+'s default /bin/sh bind is not there.
+    assert set(Path(probe["outputs"]["out"]["path"]).read_text().split()) == SANDBOX_ROOT
     stmt = statements(json.loads(out)["bundle"])[0]
     internal = stmt["predicate"]["buildDefinition"]["internalParameters"]
     assert internal["nix"]["sandboxEnforcement"] == "local-store"
