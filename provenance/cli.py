@@ -92,7 +92,7 @@ def keygen(
 
     The keyid is the hex SHA-256 of the public key's DER SubjectPublicKeyInfo.
     """
-    from provenance import keys  # noqa: PLC0415 - keep `--help` and other commands lean
+    from provenance.formats import keys  # noqa: PLC0415 - keep `--help` and other commands lean
 
     key_path, pub_path, keyid = _guard(lambda: keys.generate(out_dir, force=force))
     if json_out:
@@ -154,8 +154,9 @@ def build(
     A check this key already attested for the same drvPath on HEAD is a cache hit.
     """
     _setup_logging(verbose)
-    from provenance import attest, keys  # noqa: PLC0415
-    from provenance.nix import Nix, default_nix_bin  # noqa: PLC0415
+    from provenance.attest import pipeline as attest  # noqa: PLC0415
+    from provenance.doors.nix import Nix, default_nix_bin  # noqa: PLC0415
+    from provenance.formats import keys  # noqa: PLC0415
 
     if key is None:
         typer.echo("error: no signing key (pass --key PATH or set PROVENANCE_KEY)", err=True)
@@ -227,7 +228,7 @@ def trust_add(
     """Trust PUB under NAME in the policy file (added or replaced; the rest is kept)."""
     import datetime as dt  # noqa: PLC0415
 
-    from provenance import trust  # noqa: PLC0415
+    from provenance.policy import trust  # noqa: PLC0415
 
     try:
         day = dt.date.fromisoformat(expires) if expires else None
@@ -297,10 +298,10 @@ def verify(
     4 nix/git failure. See docs/verify.md.
     """
     _setup_logging(verbose)
-    from provenance import keys  # noqa: PLC0415
-    from provenance import policy as policy_mod  # noqa: PLC0415
-    from provenance import verify as verify_mod  # noqa: PLC0415
-    from provenance.nix import Nix, default_nix_bin  # noqa: PLC0415
+    from provenance.doors.nix import Nix, default_nix_bin  # noqa: PLC0415
+    from provenance.formats import keys  # noqa: PLC0415
+    from provenance.policy import resolve as policy_mod  # noqa: PLC0415
+    from provenance.verify import pipeline as verify_mod  # noqa: PLC0415
 
     reporter = StderrReporter(quiet=quiet)
     search = [flake.resolve()]
@@ -370,7 +371,7 @@ def _record(
     keyid: str | None = None,
 ) -> None:
     """Append the run to the audit ledger; a ledger problem is only a warning."""
-    from provenance import ledger  # noqa: PLC0415
+    from provenance.audit import ledger  # noqa: PLC0415
 
     per_check = {
         "build": ledger.build_checks,
@@ -409,13 +410,13 @@ LedgerOpt = Annotated[
 
 
 def _ledger(ledger: Path | None) -> Path:
-    from provenance import audit  # noqa: PLC0415
+    from provenance.audit import summary as audit  # noqa: PLC0415
 
     return _guard(lambda: audit.ledger_path(ledger))
 
 
 def _warn_chain(chain: Any) -> None:
-    from provenance import audit  # noqa: PLC0415
+    from provenance.audit import summary as audit  # noqa: PLC0415
 
     if chain.broken:
         typer.echo(f"warning: {chain.path}: chain {audit.chain_line(chain)}", err=True)
@@ -426,7 +427,7 @@ def _warn_chain(chain: Any) -> None:
 @audit_app.command("verify")
 def audit_verify(ledger: LedgerOpt = None, json_out: JsonOut = False) -> None:
     """Check the hash chain; name the first broken entry (exit 1) or print the head hash."""
-    from provenance import ledger as ledger_mod  # noqa: PLC0415
+    from provenance.audit import ledger as ledger_mod  # noqa: PLC0415
 
     path = _ledger(ledger)
     report = _guard(lambda: ledger_mod.verify_chain(path))
@@ -447,7 +448,7 @@ def audit_verify(ledger: LedgerOpt = None, json_out: JsonOut = False) -> None:
 @audit_app.command("summary")
 def audit_summary(ledger: LedgerOpt = None, json_out: JsonOut = False) -> None:
     """Runs, pass rate per check, and how many results are local, CI or reproduced."""
-    from provenance import audit  # noqa: PLC0415
+    from provenance.audit import summary as audit  # noqa: PLC0415
 
     path = _ledger(ledger)
     s = _guard(lambda: audit.summary(path))
@@ -460,7 +461,9 @@ def audit_summary(ledger: LedgerOpt = None, json_out: JsonOut = False) -> None:
 
 
 def _write_reports(s: Any, html_out: Path | None, markdown: bool) -> None:
-    from provenance import audit, bundle, report_html  # noqa: PLC0415
+    from provenance.audit import html as report_html  # noqa: PLC0415
+    from provenance.audit import summary as audit  # noqa: PLC0415
+    from provenance.formats import bundle  # noqa: PLC0415
 
     if html_out is None and not markdown:
         typer.echo("error: nothing to write (pass --html FILE and/or --markdown)", err=True)
@@ -484,7 +487,7 @@ def audit_report(
     ] = False,
 ) -> None:
     """Write the summary as one HTML page (plots, recent runs) and/or Markdown on stdout."""
-    from provenance import audit  # noqa: PLC0415
+    from provenance.audit import summary as audit  # noqa: PLC0415
 
     path = _ledger(ledger)
     s = _guard(lambda: audit.summary(path))
@@ -503,7 +506,7 @@ def audit_aggregate(
     markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown instead.")] = False,
 ) -> None:
     """Roll several repositories' ledgers up into one summary."""
-    from provenance import audit  # noqa: PLC0415
+    from provenance.audit import summary as audit  # noqa: PLC0415
 
     s = _guard(lambda: audit.aggregate(paths))
     for part in s.parts:
@@ -544,7 +547,7 @@ def audit_check(
     json_out: JsonOut = False,
 ) -> None:
     """Policy gate over the ledger: exit 0 if every rule holds, 1 listing the failed rules."""
-    from provenance import audit  # noqa: PLC0415
+    from provenance.audit import summary as audit  # noqa: PLC0415
 
     path = _ledger(ledger)
     when = _guard(lambda: audit.parse_since(since)) if since else None
@@ -584,8 +587,8 @@ def notes_fetch(
     repo: Repo = Path(),
 ) -> None:
     """Fetch the remote's notes and union them into ours (lines are never lost)."""
-    from provenance import notes  # noqa: PLC0415
-    from provenance.git import Git  # noqa: PLC0415
+    from provenance.doors import notes  # noqa: PLC0415
+    from provenance.doors.git import Git  # noqa: PLC0415
 
     res = _guard(lambda: notes.fetch(Git(repo), remote))
     shown = f"unioned, {res.gained} note(s) gained lines" if res.found else "none"
@@ -598,8 +601,8 @@ def notes_push(
     repo: Repo = Path(),
 ) -> None:
     """Fetch-union-push our notes to the remote, retrying when someone pushed meanwhile."""
-    from provenance import notes  # noqa: PLC0415
-    from provenance.git import Git  # noqa: PLC0415
+    from provenance.doors import notes  # noqa: PLC0415
+    from provenance.doors.git import Git  # noqa: PLC0415
 
     res = _guard(lambda: notes.push(Git(repo), remote))
     if res.found:
@@ -657,8 +660,8 @@ def gate(
     $GITHUB_STEP_SUMMARY when those are set.
     """
     _setup_logging(verbose)
-    from provenance import gate as g  # noqa: PLC0415
-    from provenance.nix import Nix, default_nix_bin  # noqa: PLC0415
+    from provenance.ci import gate as g  # noqa: PLC0415
+    from provenance.doors.nix import Nix, default_nix_bin  # noqa: PLC0415
 
     keys_given = list(trusted_key or [])
     given = sum(bool(x) for x in (keys_given, policy, policy_ref))
@@ -722,7 +725,7 @@ def hooks_install(
     `git config provenance.key`, skipping commits made with --no-verify; pre-push runs
     `provenance notes push`. Neither can fail your commit or push.
     """
-    from provenance import hooks  # noqa: PLC0415
+    from provenance.ci import hooks  # noqa: PLC0415
 
     for c in _guard(lambda: hooks.install(flake_dir)):
         typer.echo(f"{c.hook}: {c.action} ({c.path})", err=True)
@@ -739,7 +742,7 @@ def hooks_uninstall(
     flake_dir: Annotated[Path, typer.Argument(help="Flake directory inside a git repo.")] = Path(),
 ) -> None:
     """Remove exactly the blocks `hooks install` added (and a hook file left empty)."""
-    from provenance import hooks  # noqa: PLC0415
+    from provenance.ci import hooks  # noqa: PLC0415
 
     changes = _guard(lambda: hooks.uninstall(flake_dir))
     for c in changes:

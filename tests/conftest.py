@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from provenance import keys
+from provenance.doors.nix import current_system
 from provenance.example import find_static_busybox
-from provenance.nix import current_system
+from provenance.formats import keys
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NIX_CONFIG = "\n".join(

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from provenance import keys
+from provenance.formats import keys
 from tests.conftest import make_flake
 
 pytestmark = [
@@ -155,13 +155,31 @@ def build(workdir: Path, daemon: Daemon, *, as_user: str | None) -> tuple[int, d
         **{k: v for k, v in os.environ.items() if k.startswith(("GIT_", "NIX_CONFIG"))},
         **daemon.client_env(),
     }
-    cmd = [sys.executable, "-m", "provenance", "build", str(repo), "--key", str(key),
-           "--check", "probe", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "provenance",
+        "build",
+        str(repo),
+        "--key",
+        str(key),
+        "--check",
+        "probe",
+        "--json",
+    ]
     if as_user is not None:
         _own(workdir, as_user)
         env["HOME"] = pwd.getpwnam(as_user).pw_dir
-        cmd = ["runuser", "-u", as_user, "--", "env", "-i", *(f"{k}={v}" for k, v in env.items()),
-               *cmd]
+        cmd = [
+            "runuser",
+            "-u",
+            as_user,
+            "--",
+            "env",
+            "-i",
+            *(f"{k}={v}" for k, v in env.items()),
+            *cmd,
+        ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, cwd=workdir)
     report = json.loads(done.stdout) if done.returncode == 0 and done.stdout.strip() else None
     return done.returncode, report, done.stderr
@@ -214,9 +232,7 @@ def test_untrusted_user_with_a_strict_daemon_is_labelled_daemon_nix_conf(
 
 
 @pytest.mark.parametrize("daemon", [CASES["none"]], ids=["none"], indirect=True)
-def test_untrusted_user_with_the_default_fallback_is_refused(
-    daemon: Daemon, workdir: Path
-) -> None:
+def test_untrusted_user_with_the_default_fallback_is_refused(daemon: Daemon, workdir: Path) -> None:
     # Without a nix.conf the daemon may fall back to building unsandboxed.
     code, report, err = build(workdir, daemon, as_user=_user())
     assert code == 3, err

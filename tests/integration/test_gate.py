@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from provenance import attest, dsse, intoto, keys
+from provenance.attest import pipeline as attest
+from provenance.doors.nix import Nix
 from provenance.errors import BuildFailedError
-from provenance.intoto import TEST_RESULT_V01, ResourceDescriptor, Statement
-from provenance.nix import Nix
+from provenance.formats import dsse, intoto, keys
+from provenance.formats.intoto import TEST_RESULT_V01, ResourceDescriptor, Statement
 from tests.conftest import git, make_flake
 
 pytestmark = pytest.mark.nix

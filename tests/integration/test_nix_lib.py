@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from provenance import lognorm
+from provenance.attest import lognorm
+from provenance.doors.nix import current_system
 from provenance.example import find_static_busybox
-from provenance.hashing import sha256_hex
-from provenance.nix import current_system
+from provenance.formats.hashing import sha256_hex
 from tests.conftest import nix, path_info_nar_hash, run
 
 ROOT = Path(__file__).parent.parent.parent
@@ -136,12 +136,28 @@ def test_two_fresh_stores_give_the_same_output_and_normalised_log(tmp_path: Path
 @pytest.mark.nix
 def test_project_flake_lib_needs_no_nixpkgs() -> None:
     # nixpkgs is unreachable here: any evaluation that forced it would fail.
-    names = json.loads(nix("eval", "--json", "--no-update-lock-file", f"{ROOT}#lib",
-                           "--apply", "builtins.attrNames"))
+    names = json.loads(
+        nix(
+            "eval",
+            "--json",
+            "--no-update-lock-file",
+            f"{ROOT}#lib",
+            "--apply",
+            "builtins.attrNames",
+        )
+    )
     assert names == ["formats", "mkTestCheck", "normaliser"]
     structure = {
-        out: json.loads(nix("eval", "--json", "--no-update-lock-file",
-                            f"{ROOT}#{out}.x86_64-linux", "--apply", "builtins.attrNames"))
+        out: json.loads(
+            nix(
+                "eval",
+                "--json",
+                "--no-update-lock-file",
+                f"{ROOT}#{out}.x86_64-linux",
+                "--apply",
+                "builtins.attrNames",
+            )
+        )
         for out in ("apps", "checks", "devShells", "packages")
     }
     assert structure == {

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from provenance import attest, dsse, intoto, keys, notes
-from provenance.gate import GateRequest, gate
-from provenance.git import NOTES_REF, Git
-from provenance.intoto import TEST_RESULT_V01, ResourceDescriptor, Statement
-from provenance.nix import Nix
-from provenance.trust import from_key_files
+from provenance.attest import pipeline as attest
+from provenance.ci.gate import GateRequest, gate
+from provenance.doors import notes
+from provenance.doors.git import NOTES_REF, Git
+from provenance.doors.nix import Nix
+from provenance.formats import dsse, intoto, keys
+from provenance.formats.intoto import TEST_RESULT_V01, ResourceDescriptor, Statement
+from provenance.policy.trust import from_key_files
 from tests.conftest import git, make_flake, run
 
 pytestmark = pytest.mark.nix

@@ -23,9 +23,10 @@ from in_toto_attestation.v1 import statement_pb2
 from in_toto_attestation.v1.statement import Statement
 from typer.testing import CliRunner
 
-from provenance import attest, dsse, keys
+from provenance.attest import pipeline as attest
 from provenance.cli import app
-from provenance.nix import Nix, current_system
+from provenance.doors.nix import Nix, current_system
+from provenance.formats import dsse, keys
 from tests.conftest import git, isolate, make_flake
 
 pytestmark = pytest.mark.nix

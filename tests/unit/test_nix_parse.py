@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from provenance.hashing import sha256_to_hex
-from provenance.nix import (
+from provenance.doors.nix import (
     parse_config,
     parse_derivations,
     parse_flake_metadata,
     parse_path_info,
 )
+from provenance.formats.hashing import sha256_to_hex
 
 SAMPLES = Path(__file__).parent.parent / "fixtures" / "nix"
 
@@ -161,7 +161,11 @@ def test_config_sandbox_paths_object_spellings() -> None:
             }
         }
     }
-    assert parse_config(raw).sandbox_paths == ("/bin/sh=/usr/bin/bash-static", "/dev/kvm?", "/etc/x")
+    assert parse_config(raw).sandbox_paths == (
+        "/bin/sh=/usr/bin/bash-static",
+        "/dev/kvm?",
+        "/etc/x",
+    )
 
 
 def test_config_not_hermetic_when_relaxed_or_fallback() -> None:

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from provenance import keys, trust
 from provenance.cli import app
 from provenance.errors import UsageError
+from provenance.formats import keys
+from provenance.policy import trust
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""What runs in CI and around commits: the merge `gate` and the opt-in git `hooks`."""
