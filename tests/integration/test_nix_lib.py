@@ -7,7 +7,9 @@ cannot be fetched here) and the syntax of the nixpkgs-flavoured parts.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -183,9 +185,31 @@ def test_nix_files_parse(path: str) -> None:
     run(["nix-instantiate", "--parse", str(ROOT / path)])
 
 
-def test_example_vendors_the_library_unchanged() -> None:
-    for f in LIB_FILES:
-        vendored = ROOT / "examples" / "python-pytest" / "nix" / f
-        assert vendored.read_bytes() == (ROOT / "nix" / f).read_bytes(), (
-            f"examples/python-pytest/nix/{f} differs from nix/{f}: copy it over"
-        )
+def _tracked(path: str) -> list[tuple[str, str]]:
+    """(mode, path) of every file git tracks under `path`."""
+    out = run(["git", "-C", str(ROOT), "ls-files", "-s", "--", path]).stdout
+    return [(line.split()[0], line.split("\t", 1)[1]) for line in out.splitlines()]
+
+
+def test_the_nix_library_exists_once() -> None:
+    # The example reaches the library through a symlink into the repo's own nix/, so a fix
+    # to nix/ is a fix to the example: no second copy can drift (issue 19).
+    example_nix = "examples/python-pytest/nix"
+    assert _tracked(example_nix) == [("120000", example_nix)], "must be a symlink, not a copy"
+    assert os.readlink(ROOT / example_nix) == "../../nix"
+    names = {"lib.nix", "check-builder.sh", "normalise-results.awk", "pytest.nix"}
+    copies = [p for _, p in _tracked(".") if Path(p).name in names and not p.startswith("nix/")]
+    assert copies == []
+
+
+def test_the_example_copied_as_a_user_copies_it_has_the_library() -> None:
+    # What the tests (tests/integration/conftest.py) and bench/pytest-example.sh build is a
+    # copy that follows the symlink: it must carry the library itself, byte for byte.
+    from tests.integration.conftest import EXAMPLE, IGNORED  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        dest = Path(tmp) / "calc"
+        shutil.copytree(EXAMPLE, dest, ignore=IGNORED)
+        assert not (dest / "nix").is_symlink()
+        for f in LIB_FILES:
+            assert (dest / "nix" / f).read_bytes() == (ROOT / "nix" / f).read_bytes()
