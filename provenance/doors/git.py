@@ -24,6 +24,24 @@ NOTES_REF = "refs/notes/provenance"
 _FALLBACK_IDENTITY = ["-c", "user.name=provenance", "-c", "user.email=provenance@localhost"]
 
 
+def git_message(stderr: str) -> str:
+    """Git's error as one line: its `fatal:`/`error:` lines joined, not just the last one.
+
+    Git often ends with advice ("Please make sure you have the correct access rights /
+    and the repository exists."), and the last line alone reads "...and the repository
+    exists.", which says nothing. Control characters are escaped: the text may quote a
+    hostile remote.
+    """
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    picked = [
+        ln.split(":", 1)[1].strip()
+        for ln in lines
+        if ln.startswith(("fatal:", "error:")) and ln.split(":", 1)[1].strip()
+    ]
+    text = "; ".join(picked[:3]) if picked else (lines[0] if lines else "no message")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 @dataclass(frozen=True)
 class TreeStatus:
     modified: tuple[str, ...]  # tracked files that differ from HEAD (staged or not)
@@ -47,10 +65,16 @@ class Git:
             msg = "git is not installed"
             raise GitError(msg, "install it, e.g. `apt-get install git`") from None
         if check and done.returncode != 0:
-            err = done.stderr.strip().splitlines()
-            msg = f"git {args[0]} failed: {err[-1] if err else 'no message'}"
+            self._refuse_if_not_a_repo(done)
+            msg = f"git {args[0]} failed: {git_message(done.stderr)}"
             raise GitError(msg)
         return done
+
+    def _refuse_if_not_a_repo(self, done: proc.Completed) -> None:
+        # Not git's failure but the user's input (docs/cli.md: exit 2), whatever the command.
+        if "not a git repository" in done.stderr:
+            msg = f"{self.repo} is not inside a git repository"
+            raise UsageError(msg, "run it in a repository, or pass one with --repo/-C")
 
     def init_commit_all(self, message: str) -> str:
         """`git init`, add everything, commit; for the built-in example and fixtures."""
@@ -193,8 +217,8 @@ class Git:
             return True
         if "couldn't find remote ref" in done.stderr:
             return False
-        err = done.stderr.strip().splitlines()
-        msg = f"git fetch {remote} failed: {err[-1] if err else 'no message'}"
+        self._refuse_if_not_a_repo(done)
+        msg = f"git fetch {remote} failed: {git_message(done.stderr)}"
         raise GitError(msg, "check the remote's URL and your access to it")
 
     @contextmanager
@@ -211,8 +235,7 @@ class Git:
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         done = self._run("merge-base", "--is-ancestor", ancestor, descendant, check=False)
         if done.returncode not in (0, 1):
-            err = done.stderr.strip().splitlines()
-            msg = f"git merge-base failed: {err[-1] if err else 'no message'}"
+            msg = f"git merge-base failed: {git_message(done.stderr)}"
             raise GitError(msg)
         return done.returncode == 0
 
@@ -271,8 +294,8 @@ class Git:
         text = done.stderr + done.stdout.decode(errors="replace")
         if "[rejected]" in text or "fetch first" in text or "non-fast-forward" in text:
             return False
-        err = done.stderr.strip().splitlines()
-        msg = f"git push {remote} failed: {err[-1] if err else 'no message'}"
+        self._refuse_if_not_a_repo(done)
+        msg = f"git push {remote} failed: {git_message(done.stderr)}"
         raise GitError(msg, "check the remote's URL and your push access to it")
 
     def rev_list(self, rev: str, max_count: int) -> list[str]:

@@ -15,6 +15,8 @@ between (non-fast-forward, never forced), so a push never removes the remote's l
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 
 from provenance.doors.git import NOTES_REF, Git
@@ -26,8 +28,19 @@ PUSH_ATTEMPTS = 5
 DEFAULT_SEARCH_DEPTH = 50
 
 
+_REMOTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
+
+
 def remote_ref(remote: str) -> str:
-    return f"refs/notes/remotes/{remote}/provenance"
+    """Where a remote's notes are fetched to: per remote name, or per URL or path.
+
+    A URL or a path (`notes fetch ../other.git`, `file:///srv/x.git`) cannot be part of a
+    ref name, so it is named by a digest of itself: still one tracking ref per remote.
+    """
+    if _REMOTE_NAME.match(remote) and not remote.endswith(".lock"):
+        return f"refs/notes/remotes/{remote}/provenance"
+    digest = hashlib.sha256(remote.encode()).hexdigest()[:16]
+    return f"refs/notes/remotes/url-{digest}/provenance"
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,9 @@ def _parse_extra(data: bytes | None, subdir: str) -> tuple[str, ...]:
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         msg = f"{where} is not valid TOML ({e}), so what defines the checks is unknown"
         raise ValueError(msg) from None
+    except RecursionError:
+        msg = f"{where} is nested too deeply, so what defines the checks is unknown"
+        raise ValueError(msg) from None
     paths = table.get("paths", []) if isinstance(table, dict) else None
     if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
         msg = f"{where}: definition.paths must be a list of paths, so what defines the checks is unknown"

@@ -100,6 +100,10 @@ def _read_policy(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as e:
         msg = f"policy file {path} is not valid TOML: {e}"
         raise UsageError(msg) from None
+    except RecursionError:
+        # tomllib recurses per nesting level: `a = [[[[...` deep enough blows the stack.
+        msg = f"policy file {path} is nested too deeply to be a trust policy"
+        raise UsageError(msg) from None
 
 
 def load_policy(path: Path) -> TrustPolicy:

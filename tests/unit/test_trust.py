@@ -118,3 +118,23 @@ def test_the_same_key_under_two_names_is_refused(tmp_path: Path, pub: Path) -> N
     trust.add_key(policy, "also-alice", pub)
     with pytest.raises(UsageError, match="alice and also-alice are the same key"):
         trust.load_policy(policy)
+
+
+@pytest.mark.parametrize("command", ["verify", "gate"])
+def test_a_deeply_nested_policy_is_one_line_not_a_traceback(tmp_path: Path, command: str) -> None:
+    # tomllib recurses per nesting level; this used to end in a RecursionError traceback.
+    policy = tmp_path / "provenance.toml"
+    policy.write_text("x = " + "[" * 50000 + "]" * 50000 + "\n")
+    with pytest.raises(UsageError, match="nested too deeply"):
+        trust.load_policy(policy)
+    result = CliRunner().invoke(app, [command, "--policy", str(policy), str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert "nested too deeply" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_deeply_nested_definition_table_means_the_definition_is_unknown() -> None:
+    from provenance.policy import definition  # noqa: PLC0415
+
+    with pytest.raises(ValueError, match="nested too deeply"):
+        definition._parse_extra(("x = " + "[" * 50000 + "]" * 50000).encode(), "")
