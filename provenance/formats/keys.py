@@ -14,6 +14,7 @@ import base64
 import hashlib
 import logging
 import os
+import re
 import secrets
 import stat
 from dataclasses import dataclass
@@ -172,10 +173,25 @@ def public_key_from_pem(data: bytes, source: str) -> PublicKey:
     return PublicKey(key, _keyid(key), source)
 
 
-def generate(out_dir: str | Path, *, force: bool = False) -> tuple[Path, Path, str]:
-    """Write DIR/provenance.key (0600) and DIR/provenance.pub; return paths and keyid."""
+_KEY_BASENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def generate(
+    out_dir: str | Path, *, force: bool = False, name: str | None = None
+) -> tuple[Path, Path, str]:
+    """Write DIR/NAME.key (0600) and DIR/NAME.pub (NAME: provenance); paths and keyid.
+
+    A name (`keygen --name alice`) tells signers apart where the file name is all a
+    reader sees ("2 of 2 trusted signers (alice.pub, ci.pub)").
+    """
     d = Path(out_dir)
-    key_path, pub_path = d / KEY_NAME, d / PUB_NAME
+    if name is None:
+        key_path, pub_path = d / KEY_NAME, d / PUB_NAME
+    else:
+        if not _KEY_BASENAME.match(name) or name.endswith((".key", ".pub")):
+            msg = f"--name {name!r} is not a plain file name"
+            raise UsageError(msg, "use letters, digits, '.', '_' or '-', e.g. --name alice")
+        key_path, pub_path = d / f"{name}.key", d / f"{name}.pub"
     if not force:
         for p in (key_path, pub_path):
             if p.exists():

@@ -66,7 +66,17 @@ class TrustPolicy:
 
 
 def from_key_files(paths: list[Path]) -> TrustPolicy:
-    keys = tuple(TrustedKey(p.name, load_public_key(p)) for p in paths)
+    """Trust exactly these public key files (threshold 1, no expiry).
+
+    Each signer is named by its file name, or by the path as given when two files share
+    a name (every `keygen` writes `provenance.pub`: "alice/provenance.pub", not twice
+    "provenance.pub").
+    """
+    names = [p.name for p in paths]
+    keys = tuple(
+        TrustedKey(p.name if names.count(p.name) == 1 else str(p), load_public_key(p))
+        for p in paths
+    )
     return TrustPolicy(keys, files=tuple(str(p) for p in paths))
 
 
@@ -154,25 +164,75 @@ def _entry(path: Path, name: str, entry: Any) -> TrustedKey:
     return TrustedKey(name, key, expires)
 
 
-def add_key(policy_path: Path, name: str, pub: Path, expires: dt.date | None = None) -> TrustedKey:
-    """Add or replace key NAME in the policy file, keeping everything else in it."""
-    import tomli_w  # noqa: PLC0415 - only this command writes TOML
-
-    from provenance.formats.bundle import write_atomic  # noqa: PLC0415
-
-    key = load_public_key(pub)
+def _editable(policy_path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(the whole file, its [trust] table, trust.keys) for editing; refuses what it cannot edit."""
     data = _read_policy(policy_path) if policy_path.exists() else {}
     trust = data.setdefault("trust", {})
     if not isinstance(trust, dict) or not isinstance(trust.setdefault("keys", {}), dict):
         msg = f"{policy_path}: [trust] and trust.keys must be tables; not changing it"
-        raise UsageError(msg, "fix the file by hand (see docs/verify.md), then add the key")
+        raise UsageError(msg, "fix the file by hand (see docs/verify.md), then try again")
+    return data, trust, trust["keys"]
+
+
+def _write(policy_path: Path, data: dict[str, Any]) -> None:
+    import tomli_w  # noqa: PLC0415 - only the trust commands write TOML
+
+    from provenance.formats.bundle import write_atomic  # noqa: PLC0415
+
+    write_atomic(policy_path, tomli_w.dumps(data).encode())
+
+
+def add_key(policy_path: Path, name: str, pub: Path, expires: dt.date | None = None) -> TrustedKey:
+    """Add or replace key NAME in the policy file, keeping everything else in it.
+
+    The same key under a second name is refused here: `verify` and `gate` would refuse
+    the whole policy afterwards (a key counts once toward a threshold).
+    """
+    key = load_public_key(pub)
+    data, trust, keys = _editable(policy_path)
+    for other, entry in keys.items():
+        if other != name and isinstance(entry, dict) and entry.get("keyid") == key.keyid:
+            msg = f"{policy_path} already trusts this key as {other!r}"
+            raise UsageError(
+                msg, f"remove it first (`provenance trust remove {other}`) to rename it"
+            )
     trust.setdefault("threshold", 1)
     entry: dict[str, Any] = {"public_key": key.pem().decode(), "keyid": key.keyid}
     if expires:
         entry["expires"] = expires
-    trust["keys"][name] = entry
-    write_atomic(policy_path, tomli_w.dumps(data).encode())
+    keys[name] = entry
+    _write(policy_path, data)
     return TrustedKey(name, key, expires)
+
+
+def remove_key(policy_path: Path, name: str) -> None:
+    """Remove key NAME; refuses to leave a threshold the remaining keys cannot meet."""
+    if not policy_path.exists():
+        msg = f"policy file {policy_path} does not exist"
+        raise UsageError(msg)
+    data, trust, keys = _editable(policy_path)
+    if name not in keys:
+        known = ", ".join(sorted(keys)) or "none"
+        msg = f"{policy_path} has no key named {name!r} (keys: {known})"
+        raise UsageError(msg, "`provenance trust list` shows them")
+    threshold = trust.get("threshold", 1)
+    if isinstance(threshold, int) and threshold > len(keys) - 1:
+        msg = f"removing {name!r} would leave {len(keys) - 1} key(s) for threshold {threshold}"
+        raise UsageError(msg, "lower it first with `provenance trust threshold N`")
+    del keys[name]
+    _write(policy_path, data)
+
+
+def set_threshold(policy_path: Path, threshold: int) -> None:
+    """How many distinct trusted signers must agree; between 1 and the number of keys."""
+    data, trust, keys = _editable(policy_path)
+    if not 1 <= threshold <= len(keys):
+        msg = (
+            f"threshold {threshold} is not between 1 and the {len(keys)} key(s) {policy_path} names"
+        )
+        raise UsageError(msg, "add keys with `provenance trust add NAME PUB` first")
+    trust["threshold"] = threshold
+    _write(policy_path, data)
 
 
 # -- the threshold rule, shared by `verify` and `gate` ------------------------------------

@@ -233,3 +233,14 @@ def test_keygen_mode_is_exact_whatever_the_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE(pub.stat().st_mode) == 0o644  # fchmod, not the umask, decides
+
+
+def test_keygen_name_chooses_the_file_names(tmp_path: Path) -> None:
+    key, pub, keyid = keys.generate(tmp_path, name="alice")
+    assert (key.name, pub.name) == ("alice.key", "alice.pub")
+    assert keys.load_signer(key).keyid == keyid == keys.load_public_key(pub).keyid
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    for bad in ("../x", "a/b", "", ".hidden", "x.key"):
+        with pytest.raises(UsageError, match="not a plain file name"):
+            keys.generate(tmp_path, name=bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alice.key", "alice.pub"]

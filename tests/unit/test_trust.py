@@ -115,9 +115,46 @@ def test_a_signer_who_contradicts_themselves_never_counts(tmp_path: Path) -> Non
 def test_the_same_key_under_two_names_is_refused(tmp_path: Path, pub: Path) -> None:
     policy = tmp_path / "provenance.toml"
     trust.add_key(policy, "alice", pub)
-    trust.add_key(policy, "also-alice", pub)
+    before = policy.read_bytes()
+    # `trust add` refuses it now (verify and gate would refuse the whole policy after)...
+    with pytest.raises(UsageError, match="already trusts this key as 'alice'"):
+        trust.add_key(policy, "also-alice", pub)
+    assert policy.read_bytes() == before
+    # ...and a hand-edited file with it is still refused when loaded.
+    text = before.decode()
+    policy.write_text(
+        text + text[text.index("[trust.keys.alice]") :].replace("alice]", "also-alice]", 1)
+    )
     with pytest.raises(UsageError, match="alice and also-alice are the same key"):
         trust.load_policy(policy)
+
+
+def test_trust_remove_and_threshold(tmp_path: Path, pub: Path) -> None:
+    policy = tmp_path / "provenance.toml"
+    _, other, _ = keys.generate(tmp_path / "bob")
+    trust.add_key(policy, "alice", pub)
+    trust.add_key(policy, "bob", other)
+    trust.set_threshold(policy, 2)
+    assert trust.load_policy(policy).threshold == 2
+    with pytest.raises(UsageError, match="would leave 1 key"):
+        trust.remove_key(policy, "bob")
+    with pytest.raises(UsageError, match="not between 1 and the 2"):
+        trust.set_threshold(policy, 3)
+    with pytest.raises(UsageError, match="no key named 'carol'"):
+        trust.remove_key(policy, "carol")
+    trust.set_threshold(policy, 1)
+    trust.remove_key(policy, "bob")
+    loaded = trust.load_policy(policy)
+    assert [k.name for k in loaded.keys] == ["alice"] and loaded.threshold == 1
+
+
+def test_key_files_with_the_same_name_are_told_apart(tmp_path: Path) -> None:
+    _, a, _ = keys.generate(tmp_path / "alice")
+    _, b, _ = keys.generate(tmp_path / "bob")
+    assert a.name == b.name  # every keygen writes provenance.pub
+    names = [k.name for k in trust.from_key_files([a, b]).keys]
+    assert names == [str(a), str(b)]
+    assert [k.name for k in trust.from_key_files([a]).keys] == ["provenance.pub"]
 
 
 @pytest.mark.parametrize("command", ["verify", "gate"])
