@@ -190,8 +190,8 @@ def add_key(policy_path: Path, name: str, pub: Path, expires: dt.date | None = N
     """
     key = load_public_key(pub)
     data, trust, keys = _editable(policy_path)
-    for other, entry in keys.items():
-        if other != name and isinstance(entry, dict) and entry.get("keyid") == key.keyid:
+    for other, existing in keys.items():
+        if other != name and isinstance(existing, dict) and existing.get("keyid") == key.keyid:
             msg = f"{policy_path} already trusts this key as {other!r}"
             raise UsageError(
                 msg, f"remove it first (`provenance trust remove {other}`) to rename it"
