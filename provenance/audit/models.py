@@ -1,10 +1,11 @@
 """The ledger's schema as pydantic models (strict, extra="forbid"), for reading.
 
-Kept apart from `ledger.py` so that appending an entry (on every `provenance build`,
-including a cache hit an agent waits for) does not import pydantic: `ledger.record`
-writes plain dicts in the same canonical form, and every reader (`audit verify`,
-summaries, reports) validates lines against these models. Fields are declared in sorted
-wire-name order: see the note on `_Model`.
+Kept apart from `ledger.py` and `chain.py` so that appending an entry (on every
+`provenance build`, including a cache hit an agent waits for) does not import pydantic:
+`ledger.record` writes plain dicts in the same canonical form, and every reader (`audit
+verify`, summaries, reports) validates lines against these models. The words the
+fields use (commands, tiers, results) come from `vocab`, which both sides share.
+Fields are declared in sorted wire-name order: see the note on `_Model`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from provenance.audit.ledger import Command, Result, Tier
+from provenance.audit.vocab import Command, Result, Tier
 
 _TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$"
 
@@ -77,7 +78,7 @@ class Entry(_Model):
     seq: int = Field(ge=0)  # 0-based index = line number - 1
     tier: Tier
     time: str = Field(pattern=_TIME)
-    v: Literal[1]  # SCHEMA_VERSION
+    v: Literal[1]  # chain.SCHEMA_VERSION
 
     def wire(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
