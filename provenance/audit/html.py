@@ -15,7 +15,8 @@ import html
 import math
 from collections.abc import Callable, Sequence
 
-from provenance.audit.summary import TIERS, RunPoint, Summary, chain_line, parse_time, pct
+from provenance.audit.render import chain_line, pct
+from provenance.audit.stats import TIERS, RunPoint, Summary, parse_time
 
 MAX_POINTS = 400  # a plot shows at most this many points; more runs are averaged into bins
 _W, _H, _PAD_L, _PAD_R, _PAD_T, _PAD_B = 560, 220, 52, 16, 14, 34
