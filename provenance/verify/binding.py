@@ -29,6 +29,8 @@ from provenance.verify.verification import BOUND, Attestation
 
 @dataclass(frozen=True)
 class Repo:
+    """The repository verified: its top, the flake's directory in it, and --rev."""
+
     git: Git
     top: Path
     subdir: str
