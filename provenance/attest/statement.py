@@ -54,7 +54,7 @@ class BuiltCheck:
     output_check: str
     log_sha256: str | None
     closure: list[PathInfo]
-    dependency_check: str  # nixenv.DEPENDENCY_CHECKS (attest._check_dependencies)
+    dependency_check: str  # nixenv.DEPENDENCY_CHECKS (attest/checks.py: _check_dependencies)
     fixed_output_drvs: frozenset[str]
     started_on: str
     finished_on: str

@@ -1,164 +1,71 @@
-"""The only door to `nix`. Every call goes through `Nix._run`; results come back typed.
+"""The only door to `nix`: how nix is run, which spelling each Nix release wants, and what
+its failures mean. Every call goes through `Nix._run`; results come back typed.
 
-Nix's JSON grows new fields and changed shape across releases (2.8 vs 2.19+: path-info
-became an object keyed by path; `show-derivation` became `derivation show`; newer
-releases key derivations by basename). The parsers here accept every shape we have a
-recorded sample of (tests/fixtures/nix/) and normalise hashes to hex.
+Nix renames commands and flags across releases and forks (`show-config` became
+`config show`, `show-derivation` became `derivation show`, `store ping` became
+`store info`; 2.33+ wants `--json-format`), so the runner picks the spelling by version
+and falls through to the next one when a fork renamed on its own schedule. What nix
+prints is read by nixparse.py, one parser per output shape; its result types (and
+`current_system`) are re-exported here, where callers import them from.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import platform
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from provenance.doors import proc, selection
 from provenance.doors.drvfile import DrvFlags, read_drv_flags
+from provenance.doors.nixparse import (
+    BuildResult,
+    Derivation,
+    FlakeMetadata,
+    LockedInput,
+    NixConfig,
+    Output,
+    PathInfo,
+    RebuildCheck,
+    StoreCheck,
+    StoreInfo,
+    current_system,
+    parse_build_result,
+    parse_config,
+    parse_derivations,
+    parse_flake_metadata,
+    parse_path_info,
+    parse_rebuild_failure,
+    parse_store_info_json,
+    parse_store_info_text,
+    parse_store_verify,
+)
 from provenance.doors.selection import EvaluatedCheck
 from provenance.errors import NixError, UsageError
-from provenance.formats.hashing import sha256_to_hex
 
-log = logging.getLogger(__name__)
+__all__ = [  # the result types and current_system live in nixparse.py; import them here
+    "BuildResult",
+    "Derivation",
+    "EvaluatedCheck",
+    "FlakeMetadata",
+    "LockedInput",
+    "Nix",
+    "NixConfig",
+    "Output",
+    "PathInfo",
+    "RebuildCheck",
+    "StoreCheck",
+    "StoreInfo",
+    "current_system",
+    "default_nix_bin",
+]
 
-STORE_DIR = "/nix/store"
 INSTALL_HINT = (
     "install Nix, e.g. `apt-get install nix-bin` on Debian, or see https://nixos.org/download"
 )
 # The settings a build runs with are nixenv.py's business (what we force, read back, refuse).
 PURE_EVAL = {"pure-eval": "true"}
-
-
-def current_system() -> str:
-    """Nix's system double for this host, without spending a nix call on it."""
-    machine = platform.machine().lower()
-    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
-    kernel = platform.system().lower()
-    return f"{machine}-{kernel}"
-
-
-def _store_path(p: str) -> str:
-    # Newer `nix derivation show` prints basenames; put the store dir back.
-    return p if p.startswith("/") else f"{STORE_DIR}/{p}"
-
-
-@dataclass(frozen=True)
-class NixConfig:
-    """Effective settings read back from nix, recorded next to the hashes."""
-
-    sandbox: bool | str
-    sandbox_fallback: bool
-    sandbox_paths: tuple[str, ...]
-    system: str
-    store: str = "local"
-    values: Mapping[str, Any] = field(default_factory=dict, compare=False)  # every setting
-
-    @property
-    def hermetic(self) -> bool:
-        return self.sandbox is True and self.sandbox_fallback is False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "sandbox": self.sandbox,
-            "sandboxFallback": self.sandbox_fallback,
-            "sandboxPaths": list(self.sandbox_paths),
-            "system": self.system,
-        }
-
-
-@dataclass(frozen=True)
-class StoreInfo:
-    url: str  # "local", "daemon", "unix://...", a chroot path, ...
-    trusted: bool | None  # does the store trust this user? None when nix cannot say
-
-    @property
-    def local(self) -> bool:
-        """Builds run in this process: the options we pass are the ones in force."""
-        return self.url == "local" or self.url.startswith(("/", "local?", "local://"))
-
-
-@dataclass(frozen=True)
-class LockedInput:
-    name: str
-    type: str
-    uri: str
-    rev: str | None
-    nar_hash: str | None  # hex
-
-
-@dataclass(frozen=True)
-class FlakeMetadata:
-    url: str
-    rev: str | None  # None when the tree is dirty
-    nar_hash: str  # hex SHA-256 of the source NAR
-    last_modified: int | None
-    store_path: str
-    inputs: tuple[LockedInput, ...]
-
-
-@dataclass(frozen=True)
-class Output:
-    name: str
-    path: str | None  # None for content-addressed/impure outputs with no fixed path
-
-
-@dataclass(frozen=True)
-class Derivation:
-    path: str
-    outputs: tuple[Output, ...]
-    input_drvs: dict[str, tuple[str, ...]]
-    input_srcs: tuple[str, ...]
-    system: str
-    builder: str
-    env: dict[str, str]
-    impure: bool = False
-
-    @property
-    def fixed_output(self) -> bool:
-        """A fixed-output derivation: the only kind that gets network in the sandbox."""
-        return "outputHash" in self.env
-
-    @property
-    def no_chroot(self) -> bool:
-        return self.env.get("__noChroot") == "1"
-
-
-@dataclass(frozen=True)
-class PathInfo:
-    path: str
-    nar_hash: str  # hex
-    nar_size: int
-    references: tuple[str, ...]
-    deriver: str | None
-    ca: str | None
-    ultimate: bool
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    drv_path: str
-    outputs: dict[str, str]  # output name -> store path
-    stderr: str
-
-
-@dataclass(frozen=True)
-class RebuildCheck:
-    reproduced: bool
-    differing_output: str | None  # the first output nix found to differ (kept as PATH.check)
-    build_dir: str | None  # the build directory nix kept (--keep-failed)
-    stderr: str = ""  # nix's log: says whether it really rebuilt the derivation here
-
-
-@dataclass(frozen=True)
-class StoreCheck:
-    """What `nix store verify` found wrong (both empty: every path checked out)."""
-
-    modified: tuple[str, ...]  # contents no longer match the hash the store recorded
-    untrusted: tuple[str, ...]  # neither built by this store, signed by a trusted key, nor CA
 
 
 @dataclass
@@ -197,12 +104,7 @@ class Nix:
             msg = f"cannot execute {self.nix_bin}"
             raise NixError(msg, INSTALL_HINT, cmd=cmd) from None
         if check and done.returncode != 0:
-            raise NixError(
-                f"{what} failed: {_last_error(done.stderr)}",
-                cmd=cmd,
-                returncode=done.returncode,
-                stderr=done.stderr,
-            )
+            raise _failure(done, f"{what} failed: {_last_error(done.stderr)}")
         return done
 
     def _json(self, args: Iterable[str], *, what: str, **kw: Any) -> Any:
@@ -255,8 +157,7 @@ class Nix:
             try:
                 return self._json([*command, *args], what=what, options=options)
             except NixError as e:
-                unknown = "not a recognised command" in e.stderr or "unrecognised" in e.stderr
-                if not unknown or i == len(commands) - 1:
+                if not _unknown_command(e.stderr) or i == len(commands) - 1:
                     raise
         raise AssertionError  # unreachable: the loop returns or raises
 
@@ -266,21 +167,13 @@ class Nix:
         name = "info" if self.version_tuple() >= (2, 20) else "ping"
         if self.version_tuple() >= (2, 14):
             done = self._run(["store", name, "--json"], what=f"nix store {name}", check=False)
-            unknown = "not a recognised command" in done.stderr or "unrecognised" in done.stderr
-            if done.returncode != 0 and name == "info" and unknown:
+            if done.returncode != 0 and name == "info" and _unknown_command(done.stderr):
                 name = "ping"  # a fork numbered past 2.20 that kept the old name
                 done = self._run(["store", name, "--json"], what="nix store ping", check=False)
-            try:
-                raw = json.loads(done.stdout)
-                trusted = raw.get("trusted")  # 1/0 on 2.26, true/false on 2.34
-                return StoreInfo(
-                    str(raw.get("url", "unknown")), None if trusted is None else bool(trusted)
-                )
-            except (json.JSONDecodeError, AttributeError):
-                pass
+            if (info := parse_store_info_json(done.stdout)) is not None:
+                return info
         done = self._run(["store", name], what=f"nix store {name}", check=False)
-        m = re.search(r"Store URL: (\S+)", done.stderr + done.stdout.decode(errors="replace"))
-        return StoreInfo(m.group(1) if m else "unknown", None)
+        return parse_store_info_text(done.stderr + done.stdout.decode(errors="replace"))
 
     def verify_store(self, paths: Iterable[str]) -> StoreCheck:
         """`nix store verify`: contents match the recorded hash, and each path is trusted.
@@ -293,17 +186,10 @@ class Nix:
         if not paths:
             return StoreCheck((), ())
         done = self._run(["store", "verify", *paths], what="nix store verify", check=False)
-        q = "['\"]"
-        modified = re.findall(rf"^path {q}(/[^'\"]+){q} was modified", done.stderr, re.M)
-        untrusted = re.findall(rf"^path {q}(/[^'\"]+){q} is untrusted", done.stderr, re.M)
-        if done.returncode != 0 and not (modified or untrusted):
-            raise NixError(
-                f"nix store verify failed: {_last_error(done.stderr)}",
-                cmd=done.cmd,
-                returncode=done.returncode,
-                stderr=done.stderr,
-            )
-        return StoreCheck(tuple(modified), tuple(untrusted))
+        found = parse_store_verify(done.stderr)
+        if done.returncode != 0 and not (found.modified or found.untrusted):
+            raise _failure(done, f"nix store verify failed: {_last_error(done.stderr)}")
+        return found
 
     # -- evaluation ------------------------------------------------------------------
 
@@ -397,12 +283,7 @@ class Nix:
         if fmt and done.returncode != 0 and "--json-format" in done.stderr:
             done = self._run(["path-info", "--json", *args], what=what, check=False)
         if check and done.returncode != 0:
-            raise NixError(
-                f"{what} failed: {_last_error(done.stderr)}",
-                cmd=done.cmd,
-                returncode=done.returncode,
-                stderr=done.stderr,
-            )
+            raise _failure(done, f"{what} failed: {_last_error(done.stderr)}")
         return done
 
     # -- store -----------------------------------------------------------------------
@@ -435,19 +316,11 @@ class Nix:
         args = ["build", "--no-link", "--json", "-L", *(["--rebuild"] if rebuild else []), drv_path]
         done = self._run(args, options=options, what="nix build", on_line=on_line, check=False)
         if done.returncode != 0:
-            raise NixError(
-                _last_error(done.stderr),
-                cmd=done.cmd,
-                returncode=done.returncode,
-                stderr=done.stderr,
-            )
-        try:
-            entries = json.loads(done.stdout)
-            entry = entries[0]
-            return BuildResult(entry["drvPath"], dict(entry["outputs"]), done.stderr)
-        except (json.JSONDecodeError, LookupError, TypeError):
+            raise _failure(done, _last_error(done.stderr))
+        if (result := parse_build_result(done.stdout, done.stderr)) is None:
             msg = "nix build printed no usable --json result"
-            raise NixError(msg, cmd=done.cmd, stderr=done.stderr) from None
+            raise NixError(msg, cmd=done.cmd, stderr=done.stderr)
+        return result
 
     def realise(self, installables: list[str], *, options: Mapping[str, str]) -> None:
         """Build or substitute several installables, printing nothing (dependencies)."""
@@ -484,17 +357,18 @@ class Nix:
         done = self._run(args, options=options, what=what, on_line=on_line, check=False)
         if done.returncode == 0:
             return RebuildCheck(True, None, None, done.stderr)
-        # Nix quotes paths with '...' up to 2.33 and with "..." from 2.34.
-        m = re.search(r"may not be deterministic: output ['\"]([^'\"]+)['\"] differs", done.stderr)
-        if not m:
-            raise NixError(
-                _last_error(done.stderr),
-                cmd=done.cmd,
-                returncode=done.returncode,
-                stderr=done.stderr,
-            )
-        kept = re.search(r"keeping build directory ['\"]([^'\"]+)['\"]", done.stderr)
-        return RebuildCheck(False, m.group(1), kept.group(1) if kept else None, done.stderr)
+        if (differs := parse_rebuild_failure(done.stderr)) is None:
+            raise _failure(done, _last_error(done.stderr))
+        return differs
+
+
+def _unknown_command(stderr: str) -> bool:
+    # How nix (and the forks) say a subcommand does not exist in this release.
+    return "not a recognised command" in stderr or "unrecognised" in stderr
+
+
+def _failure(done: proc.Completed, message: str) -> NixError:
+    return NixError(message, cmd=done.cmd, returncode=done.returncode, stderr=done.stderr)
 
 
 def _last_error(stderr: str) -> str:
@@ -527,156 +401,6 @@ def _eval_error(done: proc.Completed) -> Exception:
             "run `nix flake lock` and commit flake.lock",
         )
     return NixError(f"evaluating the flake failed: {first}", cmd=done.cmd, stderr=err)
-
-
-def parse_config(raw: Mapping[str, Any]) -> NixConfig:
-    def val(name: str, default: Any) -> Any:
-        entry = raw.get(name)
-        return entry.get("value", default) if isinstance(entry, dict) else default
-
-    sandbox = val("sandbox", False)
-    return NixConfig(
-        sandbox=sandbox if sandbox in (True, False, "relaxed") else str(sandbox),
-        sandbox_fallback=bool(val("sandbox-fallback", True)),
-        sandbox_paths=_sandbox_paths(val("sandbox-paths", [])),
-        system=str(val("system", current_system())),
-        values={k: e["value"] for k, e in raw.items() if isinstance(e, dict) and "value" in e},
-    )
-
-
-def _sandbox_paths(raw: Any) -> tuple[str, ...]:
-    """`sandbox-paths` as nix.conf spells them: `TARGET[=SOURCE][?]`.
-
-    2.8 .. 2.33 print a list of those strings; 2.34 an object
-    `{TARGET: {"source": SOURCE, "optional": BOOL}}`, whose keys alone would drop the host
-    path that is bound in.
-    """
-    if isinstance(raw, dict):
-        paths = []
-        for target, entry in raw.items():
-            spec = entry if isinstance(entry, dict) else {}
-            source = spec.get("source")
-            spelled = target if source in (None, "", target) else f"{target}={source}"
-            paths.append(spelled + ("?" if spec.get("optional") else ""))
-        return tuple(sorted(paths))
-    return tuple(sorted(str(p) for p in raw or []))
-
-
-def parse_flake_metadata(raw: Mapping[str, Any]) -> FlakeMetadata:
-    locked = raw.get("locked", {})
-    nodes = raw.get("locks", {}).get("nodes", {})
-    root = nodes.get(raw.get("locks", {}).get("root", "root"), {})
-    inputs: list[LockedInput] = []
-    for name, node_ref in sorted(root.get("inputs", {}).items()):
-        # `follows` entries are lists pointing at other nodes; the node itself is listed.
-        if not isinstance(node_ref, str):
-            continue
-        node = nodes.get(node_ref, {})
-        lk = node.get("locked", {})
-        nar = lk.get("narHash")
-        inputs.append(
-            LockedInput(
-                name=name,
-                type=str(lk.get("type", "")),
-                uri=_locked_uri(lk),
-                rev=lk.get("rev"),
-                nar_hash=sha256_to_hex(nar) if nar else None,
-            )
-        )
-    return FlakeMetadata(
-        url=str(raw.get("resolvedUrl") or raw.get("url") or locked.get("url", "")),
-        rev=raw.get("revision") or locked.get("rev"),
-        nar_hash=sha256_to_hex(locked.get("narHash") or raw["narHash"]),
-        last_modified=raw.get("lastModified"),
-        store_path=str(raw.get("path", "")),
-        inputs=tuple(inputs),
-    )
-
-
-def _locked_uri(lk: Mapping[str, Any]) -> str:
-    kind = lk.get("type", "")
-    if kind in ("github", "gitlab", "sourcehut"):
-        return f"{kind}:{lk.get('owner')}/{lk.get('repo')}/{lk.get('rev', '')}"
-    if "url" in lk:
-        return (
-            f"{kind}+{lk['url']}"
-            if kind in ("git", "hg") and "+" not in lk["url"]
-            else str(lk["url"])
-        )
-    if "path" in lk:
-        return f"path:{lk['path']}"
-    return str(kind)
-
-
-def parse_derivations(raw: Mapping[str, Any]) -> dict[str, Derivation]:
-    body = raw.get("derivations", raw) if isinstance(raw.get("derivations"), dict) else raw
-    out: dict[str, Derivation] = {}
-    for key, d in body.items():
-        path = _store_path(key)
-        outputs = tuple(
-            Output(name, _store_path(o["path"]) if o.get("path") else None)
-            for name, o in sorted(d.get("outputs", {}).items())
-        )
-        impure = any(o.get("impure") for o in d.get("outputs", {}).values())
-        input_drvs: dict[str, tuple[str, ...]] = {}
-        inputs = d.get("inputDrvs")
-        if inputs is None and isinstance(
-            d.get("inputs"), dict
-        ):  # newest: {"inputs": {"drvs", "srcs"}}
-            inputs = d["inputs"].get("drvs", {})
-        for dp, outs in (inputs or {}).items():
-            names = outs.get("outputs", []) if isinstance(outs, dict) else outs
-            input_drvs[_store_path(dp)] = tuple(names)
-        srcs = d.get("inputSrcs")
-        if srcs is None and isinstance(d.get("inputs"), dict):
-            srcs = d["inputs"].get("srcs", [])
-        out[path] = Derivation(
-            path=path,
-            outputs=outputs,
-            input_drvs=input_drvs,
-            input_srcs=tuple(_store_path(s) for s in srcs or []),
-            system=str(d.get("system", "")),
-            builder=str(d.get("builder", "")),
-            env={str(k): str(v) for k, v in d.get("env", {}).items()},
-            impure=bool(impure),
-        )
-    return out
-
-
-def parse_path_info(raw: Any) -> dict[str, PathInfo]:
-    """Accept 2.8's array, 2.19+'s object keyed by path (null = invalid path), and
-    2.33+'s `{"version": 2, "info": {basename: ...}}` (`--json-format 2`)."""
-    if isinstance(raw, dict) and isinstance(raw.get("info"), dict) and "version" in raw:
-        raw = raw["info"]
-    if isinstance(raw, dict):
-        items = [(k, v) for k, v in raw.items()]
-    else:
-        items = [(e.get("path", ""), e) for e in raw]
-    out: dict[str, PathInfo] = {}
-    for path, e in items:
-        if not e or "narHash" not in e or e.get("valid") is False:
-            continue
-        ca = e.get("ca")
-        if isinstance(ca, dict):  # newest: {"method": ..., "hash": ...}
-            ca = f"{ca.get('method', '')}:{ca.get('hash', '')}"
-        deriver = e.get("deriver")
-        out[_store_path(path)] = PathInfo(
-            path=_store_path(path),
-            nar_hash=sha256_to_hex(_hash_str(e["narHash"])),
-            nar_size=int(e.get("narSize", 0)),
-            references=tuple(_store_path(r) for r in e.get("references", [])),
-            deriver=_store_path(deriver) if deriver else None,
-            ca=ca,
-            ultimate=bool(e.get("ultimate", False)),
-        )
-    return out
-
-
-def _hash_str(h: Any) -> str:
-    # Newest Nix may print hashes as {"algorithm": "sha256", "hash": "..."} objects.
-    if isinstance(h, dict):
-        return str(h.get("hash", ""))
-    return str(h)
 
 
 def default_nix_bin() -> str:

@@ -2,8 +2,9 @@
 
 The one place that answers "what environment did this build run in": what we force on
 nix's command line, what we read back, what we refuse, what a statement records, and what
-`gate` and `verify` require a statement to have recorded (docs/verify.md, "What a
-signature proves, and what it cannot").
+Nix says it did. The rule for each setting, and what `gate` and `verify` require a
+statement to have recorded, are in environment.py (re-exported here; docs/verify.md,
+"What a signature proves, and what it cannot").
 
 Nix can run code around a build (build-hook, pre-build-hook, post-build-hook, diff-hook,
 external-builders, plugin-files), widen the sandbox (sandbox-paths, extra-sandbox-paths,
@@ -31,21 +32,52 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from provenance.doors.nix import Nix, NixConfig, StoreInfo
 from provenance.errors import RefusedError, UsageError
+from provenance.policy.environment import (
+    DAEMON_CONF,
+    DECLINE_HOOK_NAME,
+    DEPENDENCY_CHECKS,
+    ENFORCEMENTS,
+    LOCAL_STORE,
+    OUTPUT_CHECKS,
+    REQUIRED,
+    SAFE,
+    TRUSTED_DAEMON,
+    WHY,
+    EnvironmentPolicy,
+    empty,
+    recorded_problem,
+)
 
-LOCAL_STORE, TRUSTED_DAEMON, DAEMON_CONF = "local-store", "daemon-trusted-user", "daemon-nix-conf"
-ENFORCEMENTS = (LOCAL_STORE, TRUSTED_DAEMON, DAEMON_CONF)
-# internalParameters.outputCheck / dependencyOutputs values a statement may carry.
-OUTPUT_CHECKS = ("built", "rebuilt-and-compared")
-DEPENDENCY_CHECKS = ("taken-from-store", "verified-local-or-signed")
+__all__ = [  # the rules and what gate and verify require live in environment.py
+    "DAEMON_CONF",
+    "DECLINE_HOOK_NAME",
+    "DEPENDENCY_CHECKS",
+    "ENFORCEMENTS",
+    "LOCAL_STORE",
+    "OUTPUT_CHECKS",
+    "REQUIRED",
+    "TRUSTED_DAEMON",
+    "BuildEnvironment",
+    "EnvironmentPolicy",
+    "built_here",
+    "decline_hook",
+    "establish",
+    "forced_options",
+    "installable",
+    "nondeterministic_outputs",
+    "recorded_problem",
+    "saw_build",
+    "switched_off",
+]
 
-DECLINE_HOOK_NAME = "provenance-decline-build-hook"
+
 _DECLINE_HOOK = b"""#!/bin/sh
 # Written by provenance (provenance/nixenv.py): Nix's build hook, switched off. Nix before
 # 2.22 starts a build hook for every build and fails when the setting is empty, so this
@@ -72,67 +104,10 @@ _FORCED: tuple[tuple[str, str, str | None], ...] = (
     ("plugin-files", "", None),  # code loaded into nix itself (before the subcommand: ok)
     ("substitute", "false", None),  # the derivation itself; dependencies: dependency_options
 )
-# Recorded in internalParameters.nix.settings (sandbox* have fields of their own), and
-# required there by gate and verify: every Nix we support has these.
-REQUIRED = (
-    "builders",
-    "build-hook",
-    "pre-build-hook",
-    "post-build-hook",
-    "diff-hook",
-    "run-diff-hook",
-    "allowed-impure-host-deps",
-    "plugin-files",
-    "substitute",
-)
 _OWN_FIELDS = ("sandbox", "sandbox-fallback", "sandbox-paths")
 # What an untrusted user's daemon takes from us (Nix's daemon.cc: `builders` only when
 # empty, `substitute` with the client's options); everything else is its nix.conf.
 _FORWARDED = {"builders": "", "substitute": False}
-
-
-def _empty(value: Any) -> bool:
-    return value in ("", None, [], {}, ())
-
-
-def _declines(value: Any) -> bool:
-    """A build-hook that can only decline: none, ours, or Nix's own with no builders."""
-    words = value if isinstance(value, list) else str(value or "").split()
-    if not words:
-        return True
-    first = Path(str(words[0])).name
-    # Nix's own build-remote declines every build when `builders` is empty, which we
-    # require next to it (2.8: .../libexec/nix/build-remote; 2.17+: `nix __build-remote`).
-    return first in (DECLINE_HOOK_NAME, "build-remote") or words[1:] == ["__build-remote"]
-
-
-# Is a recorded (or read-back) value one that cannot make a claim false?
-_SAFE: dict[str, Callable[[Any], bool]] = {
-    "builders": lambda v: v == "",
-    "build-hook": _declines,
-    "external-builders": _empty,
-    "pre-build-hook": _empty,
-    "post-build-hook": _empty,
-    "diff-hook": _empty,
-    "run-diff-hook": lambda v: v is False,
-    "allowed-impure-host-deps": _empty,
-    "impure-env": _empty,
-    "plugin-files": _empty,
-    "substitute": lambda v: v is False,
-}
-_WHY = {
-    "builders": "it sends builds to other machines",
-    "build-hook": "it runs a program that may build elsewhere and register any outputs",
-    "external-builders": "it runs programs that build instead of Nix's sandbox",
-    "pre-build-hook": "it runs a program that can add host paths to the sandbox",
-    "post-build-hook": "it runs a program after each build that can rewrite the outputs",
-    "diff-hook": "it runs a program on the build results",
-    "run-diff-hook": "it runs the diff hook on the build results",
-    "allowed-impure-host-deps": "it lets derivations mount host paths into the sandbox",
-    "impure-env": "it passes host environment variables into builds",
-    "plugin-files": "it loads code into Nix itself",
-    "substitute": "the derivation itself could be downloaded instead of built",
-}
 
 
 def decline_hook() -> str:
@@ -228,7 +203,7 @@ def establish(nix: Nix, config: NixConfig, store: StoreInfo) -> BuildEnvironment
         # Our options are in force (in this process, or forwarded to a daemon that trusts
         # us): prove each one took. A Nix that ignores one is not a Nix we can attest with.
         for name, forced in options.items():
-            if name in _SAFE and not _SAFE[name](config.values[name]):
+            if name in SAFE and not SAFE[name](config.values[name]):
                 msg = f"nix did not take --option {name} {forced!r}: it reports {config.values[name]!r}"
                 raise RefusedError(msg, "check nix.conf and NIX_CONFIG for this setting")
         if config.sandbox_paths:
@@ -238,12 +213,12 @@ def establish(nix: Nix, config: NixConfig, store: StoreInfo) -> BuildEnvironment
         kind = LOCAL_STORE if store.local else TRUSTED_DAEMON
         return BuildEnvironment(options, config, kind, settings, substituters)
     daemon = _daemon_config(nix, store, hint)
-    settings = {n: daemon.values[n] for n in _SAFE if n in daemon.values} | _FORWARDED
+    settings = {n: daemon.values[n] for n in SAFE if n in daemon.values} | _FORWARDED
     for name, value in settings.items():
-        if not _SAFE[name](value):
+        if not SAFE[name](value):
             msg = (
                 f"the nix daemon ({store.url}) is configured with {name} = {value!r} and "
-                f"ignores this user's options: {_WHY[name]}"
+                f"ignores this user's options: {WHY[name]}"
             )
             raise RefusedError(
                 msg, f"remove {name} from the daemon's nix.conf, or build as a trusted user"
@@ -259,13 +234,13 @@ def switched_off(user: NixConfig) -> list[str]:
     to a cache must not stop silently (docs/verify.md says what to do instead).
     """
     hooks = ("pre-build-hook", "post-build-hook", "external-builders")
-    found = [(n, user.values[n]) for n in hooks if n in user.values and not _empty(user.values[n])]
-    if user.values.get("run-diff-hook") is True and not _empty(user.values.get("diff-hook")):
+    found = [(n, user.values[n]) for n in hooks if n in user.values and not empty(user.values[n])]
+    if user.values.get("run-diff-hook") is True and not empty(user.values.get("diff-hook")):
         found.append(("diff-hook", user.values["diff-hook"]))
     upload = "; to upload to a cache, do it after signing (docs/verify.md)"
     return [
         f"{name} = {value!r} is switched off for the builds provenance attests: "
-        f"{_WHY[name]}{upload if name == 'post-build-hook' else ''}"
+        f"{WHY[name]}{upload if name == 'post-build-hook' else ''}"
         for name, value in found
     ]
 
@@ -336,93 +311,3 @@ def installable(drv: str, nix_version: str) -> str:
     except (ValueError, IndexError):
         newer = True
     return f"{drv}^*" if newer else drv
-
-
-# -- what gate and verify require a statement to have recorded ---------------------------
-
-
-@dataclass(frozen=True)
-class EnvironmentPolicy:
-    """`[environment]` of provenance.toml: what a statement's recorded environment may be.
-
-    [environment]
-    allowed-sandbox-paths = ["/bin/sh=/usr/bin/bash-static"]   # default: none
-    sandbox-enforcement = ["local-store", "daemon-trusted-user"]  # default: all three
-    """
-
-    allowed_sandbox_paths: frozenset[str] | None = frozenset()  # None: any (cache hits)
-    enforcement: frozenset[str] = frozenset(ENFORCEMENTS)
-
-    @classmethod
-    def from_table(cls, table: Any, where: str) -> EnvironmentPolicy:
-        if table is None:
-            return cls()
-        if not isinstance(table, dict) or set(table) - {
-            "allowed-sandbox-paths",
-            "sandbox-enforcement",
-        }:
-            msg = f"{where}: [environment] takes allowed-sandbox-paths and sandbox-enforcement"
-            raise UsageError(msg, "see docs/verify.md")
-        paths = table.get("allowed-sandbox-paths", [])
-        kinds = table.get("sandbox-enforcement", list(ENFORCEMENTS))
-        if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-            msg = f"{where}: environment.allowed-sandbox-paths must be a list of strings"
-            raise UsageError(msg)
-        if not isinstance(kinds, list) or not set(kinds) <= set(ENFORCEMENTS) or not kinds:
-            msg = f"{where}: environment.sandbox-enforcement must list some of {', '.join(ENFORCEMENTS)}"
-            raise UsageError(msg)
-        return cls(frozenset(paths), frozenset(kinds))
-
-
-_NIX = "internalParameters.nix"
-
-
-def recorded_problem(internal: Mapping[str, Any], policy: EnvironmentPolicy) -> str | None:
-    """Why a statement's recorded build environment does not prove its claim, or None.
-
-    `internal` is the statement's internalParameters. The answer names the field, so
-    `verify` and `gate` can say what to fix.
-    """
-    nixp = internal.get("nix")
-    if not isinstance(nixp, dict):
-        return f"{_NIX} is missing"
-    if nixp.get("sandbox") is not True:
-        return f"{_NIX}.sandbox is {nixp.get('sandbox')!r}, not true: built outside the sandbox"
-    if nixp.get("sandboxFallback") is not False:
-        return f"{_NIX}.sandboxFallback is {nixp.get('sandboxFallback')!r}, not false"
-    kind = nixp.get("sandboxEnforcement")
-    if kind not in policy.enforcement:
-        allowed = ", ".join(sorted(policy.enforcement))
-        return f"{_NIX}.sandboxEnforcement is {kind!r}, not one of {allowed}"
-    paths = nixp.get("sandboxPaths")
-    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
-        return f"{_NIX}.sandboxPaths is missing or malformed"
-    if policy.allowed_sandbox_paths is not None:
-        extra = sorted(set(paths) - policy.allowed_sandbox_paths)
-        if extra:
-            return (
-                f"{_NIX}.sandboxPaths has {', '.join(extra)}: host paths in the sandbox "
-                "(allow them in provenance.toml [environment] allowed-sandbox-paths)"
-            )
-    settings = nixp.get("settings")
-    if not isinstance(settings, dict):
-        return (
-            f"{_NIX}.settings is missing: the statement does not record the Nix settings "
-            "that can run code around a build (made by an older provenance?)"
-        )
-    for name in REQUIRED:
-        if name not in settings:
-            return f"{_NIX}.settings.{name} is not recorded"
-    for name, value in sorted(settings.items()):
-        if name in _SAFE and not _SAFE[name](value):
-            return f"{_NIX}.settings.{name} is {value!r}: {_WHY[name]}"
-    if internal.get("outputCheck") not in OUTPUT_CHECKS:
-        return (
-            f"internalParameters.outputCheck {internal.get('outputCheck')!r} is not a known check"
-        )
-    if internal.get("dependencyOutputs") not in DEPENDENCY_CHECKS:
-        return (
-            f"internalParameters.dependencyOutputs {internal.get('dependencyOutputs')!r} "
-            "is not a known value"
-        )
-    return None

@@ -11,7 +11,7 @@ committed like code:
     expires = 2027-06-30               # optional: signatures by this key stop counting after
 
     [environment]                      # optional: what a statement's recorded Nix environment
-    allowed-sandbox-paths = []         # may be (nixenv.EnvironmentPolicy; docs/verify.md)
+    allowed-sandbox-paths = []         # may be (environment.EnvironmentPolicy; docs/verify.md)
 
 `provenance trust add NAME PUB` writes it (tomli-w), keeping other tables, such as the
 `[definition] paths` that definition.py reads (what else defines the checks). Verification and the gate take either
@@ -31,7 +31,7 @@ from typing import Any
 
 from provenance.errors import KeyFileError, UsageError
 from provenance.formats.keys import PublicKey, load_public_key, public_key_from_pem
-from provenance.policy.nixenv import EnvironmentPolicy
+from provenance.policy.environment import EnvironmentPolicy
 
 POLICY_FILE = "provenance.toml"
 

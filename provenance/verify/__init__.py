@@ -1,5 +1,7 @@
-"""`provenance verify`: signatures, re-evaluation, and on request a rebuild that compares
-every output (`reproduce`, with `diff`); `verification` holds what it finds.
+"""`provenance verify`: signatures (`authentic`), re-evaluation (`binding`, with `drvdiff`
+saying why two drvPaths differ), and on request a rebuild that compares every output
+(`reproduce`, with `diff`); `pipeline` runs them in order and signs the summary;
+`verification` holds what they find.
 
 The API is `verify(VerifyRequest, Nix, Reporter) -> VerifyReport` (docs/verify.md).
 """

@@ -1,8 +1,9 @@
 """What verification finds: levels, per-attestation steps, per-check results, the report.
 
-`verify.py` runs the levels; `reproduce.py` is level 3. Both record into `Attestation`,
-the working state of one envelope, and freeze it into the report types here, which the
-CLI renders (text on stderr, `--json` on stdout) and the VSA summarises.
+`pipeline.py` runs the levels: `authentic.py` is level 1, `binding.py` level 2 and
+`reproduce.py` level 3. Each records into `Attestation`, the working state of one
+envelope; the pipeline freezes it into the report types here, which the CLI renders
+(text on stderr, `--json` on stdout) and the VSA summarises.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from provenance.attest import realise
-from provenance.doors.nix import BuildResult, Nix, NixConfig, StoreInfo, parse_config
+from provenance.doors.nix import BuildResult, Nix, NixConfig, StoreInfo
+from provenance.doors.nixparse import parse_config
 from provenance.errors import RefusedError, UsageError
 from provenance.policy import nixenv
 from provenance.progress import Reporter
