@@ -22,6 +22,7 @@ class DrvFlags:
     no_chroot: bool  # asks to build outside the sandbox
     impure: bool  # impure derivation: output not determined by inputs
     outputs: tuple[str, ...] = ()  # output store paths (none for floating CA outputs)
+    input_drvs: tuple[str, ...] = ()  # the derivations it builds on (inputDrvs)
 
 
 # One output tuple of an ATerm derivation: ("name","path","hashAlgo","hash").
@@ -52,12 +53,7 @@ def read_drv_closure_flags(roots: Iterable[str]) -> dict[str, DrvFlags] | None:
         if found is None:
             return None
         flags[path] = found
-        # inputDrvs is the second list; its entries are ("/nix/store/x.drv",[outputs]).
-        start = text.find(")],[")
-        end = text.find("],[", start + 4) if start >= 0 else -1
-        if start < 0 or end < 0:
-            return None
-        stack.extend(_ATERM_INPUT_DRV.findall(text, start, end + 1))
+        stack.extend(found.input_drvs)
     return flags
 
 
@@ -92,4 +88,9 @@ def _flags_from_aterm(path: str, text: str) -> DrvFlags | None:
     fixed = any(algo and h and h != "impure" for _, _, algo, h in outputs)
     impure = any(h == "impure" for _, _, _, h in outputs) or '("__impure","1")' in text
     paths = tuple(p for _, p, _, _ in outputs if p)
-    return DrvFlags(path, fixed, '("__noChroot","1")' in text, impure, paths)
+    # inputDrvs is the second list; its entries are ("/nix/store/x.drv",[outputs]).
+    end = text.find("],[", outputs_end + 4)
+    if end < 0:
+        return None
+    inputs = tuple(_ATERM_INPUT_DRV.findall(text, outputs_end, end + 1))
+    return DrvFlags(path, fixed, '("__noChroot","1")' in text, impure, paths, inputs)

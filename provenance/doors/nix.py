@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from provenance.doors import proc, selection
 from provenance.doors.drvfile import DrvFlags, read_drv_flags
+from provenance.doors.nixerrors import eval_error as _eval_error
+from provenance.doors.nixerrors import failure as _failure
+from provenance.doors.nixerrors import last_error as _last_error
+from provenance.doors.nixerrors import unknown_command as _unknown_command
 from provenance.doors.nixparse import (
     BuildResult,
     Derivation,
@@ -42,7 +47,7 @@ from provenance.doors.nixparse import (
     parse_store_verify,
 )
 from provenance.doors.selection import EvaluatedCheck
-from provenance.errors import NixError, UsageError
+from provenance.errors import NixError
 
 __all__ = [  # the result types and current_system live in nixparse.py; import them here
     "BuildResult",
@@ -66,6 +71,7 @@ INSTALL_HINT = (
 )
 # The settings a build runs with are nixenv.py's business (what we force, read back, refuse).
 PURE_EVAL = {"pure-eval": "true"}
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -76,6 +82,9 @@ class Nix:
     store: str | None = None  # e.g. a chroot store for independent rebuilds
     env: Mapping[str, str] | None = None
     _version: str | None = field(default=None, repr=False)
+    _version_lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
 
     def _cmd(self, args: Iterable[str], options: Mapping[str, str] | None = None) -> list[str]:
         cmd = [self.nix_bin, "--extra-experimental-features", "nix-command flakes"]
@@ -125,11 +134,13 @@ class Nix:
             return (99, 0)  # unknown spelling: assume a current Nix
 
     def version(self) -> str:
-        if self._version is None:
-            out = self._run(["--version"], what="nix --version").stdout.decode().strip()
-            # "nix (Nix) 2.8.0", "nix (Lix, like Nix) 2.91.1", "nix (Determinate Nix 3.6.0) 2.29.0"
-            self._version = out.split(") ", 1)[-1] if ") " in out else out
-        return self._version
+        # Asked once per Nix object: threads of one run ask at the same time (the lock).
+        with self._version_lock:
+            if self._version is None:
+                out = self._run(["--version"], what="nix --version").stdout.decode().strip()
+                # "nix (Nix) 2.8.0", "nix (Lix, like Nix) 2.91.1", "nix (Determinate Nix 3.6.0) 2.29.0"
+                self._version = out.split(") ", 1)[-1] if ") " in out else out
+            return self._version
 
     def config(self, options: Mapping[str, str] | None = None) -> NixConfig:
         """Effective settings under `options`, as the builds we run will see them."""
@@ -212,15 +223,26 @@ class Nix:
         Only derivations this evaluation instantiates count (selection.py); any other
         value under `checks` raises NotADerivationError.
         """
+        args = [f"{ref}#checks", "--apply", selection.apply_expression(system, names)]
+        return self._eval(args, lambda raw: selection.parse(raw, system, names))
+
+    def eval_pinned(
+        self, ref: str, system: str, names: list[str] | None
+    ) -> tuple[dict[str, EvaluatedCheck], FlakeMetadata]:
+        """`eval_checks` and `flake_metadata` of a locked ref (`?rev=`), in one nix call.
+
+        The same evaluation of the same checks (selection.pinned_expression says why),
+        with the source's hash and lock file from that evaluation: one process fewer.
+        """
+        expr = selection.pinned_expression(ref, system, names)
+        checks, source = self._eval(
+            ["--expr", expr], lambda raw: selection.parse_pinned(raw, ref, system, names)
+        )
+        return checks, parse_flake_metadata(source)
+
+    def _eval(self, args: list[str], parse: Callable[[Any], _T]) -> _T:
         done = self._run(
-            [
-                "eval",
-                "--json",
-                "--no-update-lock-file",
-                f"{ref}#checks",
-                "--apply",
-                selection.apply_expression(system, names),
-            ],
+            ["eval", "--json", "--no-update-lock-file", *args],
             # Never --impure: impure builtins (getEnv, currentTime, host files) would make
             # the drvPath depend on the machine. Flakes already evaluate purely without
             # --impure (checked on 2.8, even with `pure-eval = false`); the option pins it.
@@ -231,7 +253,7 @@ class Nix:
         if done.returncode != 0:
             raise _eval_error(done)
         try:
-            return selection.parse(json.loads(done.stdout), system, names)
+            return parse(json.loads(done.stdout))
         except (json.JSONDecodeError, selection.MalformedAnswer):
             msg = "evaluating the flake's checks: nix printed something that is not the JSON asked for"
             raise NixError(msg, cmd=done.cmd, stderr=done.stderr) from None
@@ -258,7 +280,10 @@ class Nix:
         if missing:
             for d in self.derivations(missing).values():
                 outs = tuple(o.path for o in d.outputs if o.path)
-                flags[d.path] = DrvFlags(d.path, d.fixed_output, d.no_chroot, d.impure, outs)
+                inputs = tuple(sorted(d.input_drvs))
+                flags[d.path] = DrvFlags(
+                    d.path, d.fixed_output, d.no_chroot, d.impure, outs, input_drvs=inputs
+                )
         return flags
 
     def closure_info(self, drv_paths: Iterable[str]) -> list[PathInfo]:
@@ -360,47 +385,6 @@ class Nix:
         if (differs := parse_rebuild_failure(done.stderr)) is None:
             raise _failure(done, _last_error(done.stderr))
         return differs
-
-
-def _unknown_command(stderr: str) -> bool:
-    # How nix (and the forks) say a subcommand does not exist in this release.
-    return "not a recognised command" in stderr or "unrecognised" in stderr
-
-
-def _failure(done: proc.Completed, message: str) -> NixError:
-    return NixError(message, cmd=done.cmd, returncode=done.returncode, stderr=done.stderr)
-
-
-def _last_error(stderr: str) -> str:
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    for ln in lines:
-        if ln.startswith("error:"):
-            return ln.removeprefix("error:").strip()
-    return lines[-1] if lines else "no error message"
-
-
-def _eval_error(done: proc.Completed) -> Exception:
-    err = done.stderr
-    first = _last_error(err)
-    if "does not provide attribute" in err and "checks" in err:
-        return UsageError(
-            "the flake has no `checks` output", "add checks.<system>.<name> to flake.nix"
-        )
-    if (
-        "path '" in err and "flake.nix' does not exist" in err
-    ) or "does not contain a 'flake.nix'" in err:
-        return UsageError(f"not a flake: {first}", "run in a directory with a flake.nix")
-    if "is not a valid URL" in err or "getting status of" in err:
-        return UsageError(
-            f"cannot evaluate the flake: {first}",
-            "is flake.nix added to git (`git add flake.nix`)?",
-        )
-    if "requires lock file changes" in err:
-        return UsageError(
-            "flake.lock is missing or out of date",
-            "run `nix flake lock` and commit flake.lock",
-        )
-    return NixError(f"evaluating the flake failed: {first}", cmd=done.cmd, stderr=err)
 
 
 def default_nix_bin() -> str:

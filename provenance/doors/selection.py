@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from provenance.errors import NotADerivationError, UsageError
 
@@ -49,6 +50,60 @@ def apply_expression(system: str, names: list[str] | None) -> str:
     want = json.dumps(names) if names is not None else "null"
     text = _EXPRESSION.read_text()
     return text.replace("@WANT@", _nix_string(want)).replace("@SYSTEM@", _nix_string(system))
+
+
+def pinned_expression(ref: str, system: str, names: list[str] | None) -> str:
+    """An `--expr` evaluating a locked flake's checks, its source hash and lock file.
+
+    What `nix eval REF#checks --apply SELECT` and `nix flake metadata REF` tell between
+    them, from one evaluation: `builtins.getFlake` on the locked ref (a clean commit,
+    `?rev=`) calls the flake exactly as the installable does, and `outputs.checks` is the
+    attribute the installable names. `sourceInfo.narHash` is the hash of the source Nix
+    fetched for this evaluation, and the lock file is read from that very source: with
+    `--no-update-lock-file` semantics (getFlake never updates a lock), Nix evaluates only
+    if it matches the inputs, so it is the lock the evaluation used.
+    """
+    sub = _subdir(ref)
+    lock = _nix_string(f"/{sub}/flake.lock" if sub else "/flake.lock")
+    return (
+        f"let f = builtins.getFlake {_nix_string(ref)};"
+        f" select = ({apply_expression(system, names)});"
+        f" lock = f.sourceInfo.outPath + {lock}; in"
+        " if !(f.outputs ? checks) then { noChecks = true; } else {"
+        " checks = select f.outputs.checks; narHash = f.sourceInfo.narHash;"
+        " rev = f.sourceInfo.rev or null; lastModified = f.sourceInfo.lastModified or null;"
+        " path = f.sourceInfo.outPath;"
+        " lock = if builtins.pathExists lock then builtins.readFile lock else null; }"
+    )
+
+
+def _subdir(ref: str) -> str:
+    return parse_qs(urlsplit(ref).query).get("dir", [""])[0]
+
+
+def parse_pinned(
+    result: Any, ref: str, system: str, names: list[str] | None
+) -> tuple[dict[str, EvaluatedCheck], dict[str, Any]]:
+    """pinned_expression's answer: the checks, and the source as `nix flake metadata`
+    prints it (the fields nixparse.parse_flake_metadata reads)."""
+    if isinstance(result, dict) and result.get("noChecks") is True:
+        msg = "the flake has no `checks` output"
+        raise UsageError(msg, "add checks.<system>.<name> to flake.nix")
+    try:
+        checks = parse(result["checks"], system, names)
+        lock = json.loads(result["lock"]) if result["lock"] is not None else None
+        source = {
+            "url": ref,
+            "revision": result["rev"],
+            "lastModified": result["lastModified"],
+            "path": result["path"],
+            "locked": {"narHash": str(result["narHash"])},
+            # A flake without a lock file has no inputs (else Nix would not evaluate it).
+            "locks": lock if isinstance(lock, dict) else {"nodes": {"root": {}}, "root": "root"},
+        }
+    except (TypeError, KeyError, json.JSONDecodeError) as e:
+        raise MalformedAnswer(str(e)) from None
+    return checks, source
 
 
 def _nix_string(text: str) -> str:
