@@ -51,6 +51,35 @@ class OwnLines:
         return [ln for ln in prov + self.companions(name, commit) if ln not in self.cosigned]
 
 
+@dataclass(frozen=True)
+class NotesRead:
+    """The notes `cached` looks at, read before the drvPaths are known (during the eval).
+
+    Notes only grow between this read and the cache decision, and a line added meanwhile
+    would only be another cache hit missed: never a hit that is not one.
+    """
+
+    note: bytes  # this commit's note (b"" when none)
+    window: list[str] | None = None  # the bounded history, when it was read
+    history: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def mention(self, keyid: str) -> bool:
+        """Could any of these notes hold a line of ours? (No: nothing can be a cache hit.)"""
+        key = keyid.encode()
+        return key in self.note or any(key in note for _, note in self.history)
+
+
+def read_notes(
+    git: Git, commit: str, keyid: str, *, ancestors: bool, depth: int = DEFAULT_SEARCH_DEPTH
+) -> NotesRead:
+    """This commit's note, and its history's when the note has no line of this key's."""
+    note = git.note(commit) or b""
+    if not ancestors or keyid.encode() in note:
+        return NotesRead(note)  # `cached` reads the history itself if it needs it after all
+    window, history = history_notes(git, commit, depth)
+    return NotesRead(note, window, history)
+
+
 def cached(
     git: Git,
     commit: str,
@@ -60,6 +89,7 @@ def cached(
     *,
     ancestors: bool = True,
     definitions: Definitions | None = None,
+    read: NotesRead | None = None,
 ) -> OwnLines:
     """Lines in which this key already attested a check's drvPath.
 
@@ -70,15 +100,20 @@ def cached(
     and its test-result companion rides along into the bundle. With --force
     (`ancestors=False`) this commit's lines for the check are superseded by the new
     statements and dropped from its note; other keys' and other checks' lines are kept.
+    `read`: the notes as `read_notes` found them while nix evaluated.
     """
     own = OwnLines()
     wanted = {drv: name for name, drv in drvs.items()}
     seen: set[str] = set()
     # This commit's note first: one git call, and on a repeated cache hit the only one.
-    _scan_note(own, git.note(commit) or b"", {commit}, commit, wanted, signer, seen)
+    read = read or NotesRead(git.note(commit) or b"")
+    _scan_note(own, read.note, {commit}, commit, wanted, signer, seen)
     if not ancestors or set(own.provenance) >= set(drvs):
         return own
-    window, notes = history_notes(git, commit, depth)
+    if read.window is not None:
+        window, notes = read.window, read.history
+    else:
+        window, notes = history_notes(git, commit, depth)
     for _, note in notes:  # newest commit first
         _scan_note(own, note, set(window), commit, wanted, signer, seen)
     if definitions is not None:

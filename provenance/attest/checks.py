@@ -15,13 +15,15 @@ attest: a cache hit never pays for them).
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from provenance.attest import realise
+from provenance.attest.prefetch import NixFacts
 from provenance.attest.report import BuildRequest, CheckResult
 from provenance.doors.drvfile import DrvFlags, read_drv_closure_flags
-from provenance.doors.nix import Nix, PathInfo
+from provenance.doors.nix import FlakeMetadata, Nix, PathInfo
 from provenance.doors.selection import EvaluatedCheck
 from provenance.errors import NixError, RefusedError
 from provenance.formats import dsse
@@ -29,8 +31,22 @@ from provenance.formats.hashing import nar_sha256, sha256_hex
 from provenance.policy import nixenv
 from provenance.progress import Reporter
 
-if TYPE_CHECKING:  # imported where used: ~25 ms the cache-hit path does not need
-    from concurrent.futures import ThreadPoolExecutor
+
+@dataclass(frozen=True)
+class Source:
+    """What was evaluated: the repository, the ref, and the flake's metadata when the
+    evaluation itself returned it (Nix.eval_pinned; else `nix flake metadata` is asked)."""
+
+    top: Path
+    ref: str
+    commit: str
+    subdir: str
+    dirty_files: tuple[str, ...]
+    metadata: FlakeMetadata | None = None
+
+
+def _metadata(nix: Nix, src: Source) -> FlakeMetadata:
+    return src.metadata if src.metadata is not None else nix.flake_metadata(src.ref)
 
 
 def _now() -> str:
@@ -88,6 +104,36 @@ def _check_dependencies(
     return "verified-local-or-signed"
 
 
+def _infos(infos_f: Future[list[PathInfo]]) -> dict[str, PathInfo]:
+    return {i.path: i for i in infos_f.result()}
+
+
+class _Closure:
+    """The closure query's answer, awaited once, after the first build (not before it)."""
+
+    def __init__(
+        self, nix: Nix, infos_f: Future[list[PathInfo]], flags: dict[str, DrvFlags]
+    ) -> None:
+        self._nix, self._f, self.flags = nix, infos_f, flags
+        self.fods = _refuse_impure(flags)
+        self._infos: dict[str, PathInfo] | None = None
+
+    def infos(self) -> dict[str, PathInfo]:
+        """Every .drv and source, with NAR hashes; refuses if the walk missed an impure drv.
+
+        The refusal before building read the .drv files themselves; nix's closure must
+        hold no derivation that walk did not see, else the flags come from nix, and
+        whatever escapes the sandbox is refused before anything is signed.
+        """
+        if self._infos is None:
+            self._infos = _infos(self._f)
+            drvs = [p for p in self._infos if p.endswith(".drv")]
+            if not set(drvs) <= set(self.flags):
+                self.flags = self._nix.drv_flags(drvs)
+                self.fods = _refuse_impure(self.flags)
+        return self._infos
+
+
 def _closure_of(drv: str, infos: dict[str, PathInfo]) -> list[PathInfo]:
     seen: set[str] = set()
     stack = [drv]
@@ -101,12 +147,21 @@ def _closure_of(drv: str, infos: dict[str, PathInfo]) -> list[PathInfo]:
 
 
 def _hash_outputs(
-    nix: Nix, name: str, outputs: dict[str, str], pool: ThreadPoolExecutor
+    nix: Nix,
+    name: str,
+    outputs: dict[str, str],
+    pool: ThreadPoolExecutor,
+    recorded: dict[str, PathInfo] | None = None,
 ) -> dict[str, tuple[str, str]]:
-    # nix's recorded narHash and our own NAR hash are computed side by side.
-    theirs_f = pool.submit(nix.path_info, outputs.values())
-    ours = {out: nar_sha256(path) for out, path in outputs.items()}
-    theirs = theirs_f.result()
+    """Our own NAR hash of each output, refused unless it is the narHash nix recorded.
+
+    `recorded`: nix's path-info from before a rebuild that passed. A passing `--rebuild`
+    leaves the valid path and its registration as they were (it only compares), so the
+    narHash read then is still the one nix records: no second query.
+    """
+    theirs_f = pool.submit(nix.path_info, outputs.values()) if recorded is None else None
+    ours = {out: nar_sha256(path) for out, path in outputs.items()}  # beside nix's answer
+    theirs = theirs_f.result() if theirs_f is not None else recorded or {}
     hashed: dict[str, tuple[str, str]] = {}
     for out, path in sorted(outputs.items()):
         info = theirs.get(path)
@@ -117,78 +172,45 @@ def _hash_outputs(
     return hashed
 
 
-def _import_statement() -> None:
-    # pydantic costs ~100 ms to import; only attesting needs it, so it loads in a thread
-    # while the first nix calls run.
-    import provenance.attest.statement  # noqa: PLC0415
-    import provenance.attest.testresults  # noqa: F401, PLC0415
-
-
 def attest_checks(
     pool: ThreadPoolExecutor,
+    facts: NixFacts,
     nix: Nix,
     req: BuildRequest,
     reporter: Reporter,
-    top: Path,
-    ref: str,
-    commit: str,
-    subdir: str,
-    dirty_files: tuple[str, ...],
+    src: Source,
     system: str,
     checks: dict[str, EvaluatedCheck],
     results: dict[str, CheckResult],
 ) -> list[str]:
-    # The nix queries below are independent of each other: run them side by side.
-    imported = pool.submit(_import_statement)
-    version_f = pool.submit(nix.version)  # picks the command names of config and store ping
+    # What needs the drvPaths, side by side (what does not was asked during the eval:
+    # prefetch.py); the .drv walk reads files, no nix call.
     drv_paths = [c.drv_path for c in checks.values()]
-    meta_f = pool.submit(nix.flake_metadata, ref)
+    meta_f = pool.submit(_metadata, nix, src)
     infos_f = pool.submit(nix.closure_info, drv_paths)
     valid_f = pool.submit(nix.path_info, [p for c in checks.values() for p in c.outputs.values()])
-    walked_f = pool.submit(read_drv_closure_flags, drv_paths)  # no nix call: reads .drv files
-    nix_version = version_f.result()
-    config_f = pool.submit(nix.config, nixenv.forced_options())
-    store_f = pool.submit(nix.store_info)
-    user_f = pool.submit(nix.config)  # without our options: only to say what we switch off
+    walked_f = pool.submit(read_drv_closure_flags, drv_paths)
+    nix_version = facts.version.result()
 
-    env = nixenv.establish(nix, config_f.result(), store_f.result())
-    if env.enforcement != nixenv.DAEMON_CONF:
-        for warning in nixenv.switched_off(user_f.result()):
+    env = nixenv.establish(nix, facts.config.result(), facts.store.result())
+    user = facts.user.result()
+    if env.enforcement != nixenv.DAEMON_CONF and user is not None:
+        for warning in nixenv.switched_off(user):
             reporter.warn(warning)
-    infos = {i.path: i for i in infos_f.result()}
-    closure_drvs = [p for p in infos if p.endswith(".drv")]
-    flags = walked_f.result() or {}
-    if not set(closure_drvs) <= set(flags):  # the walk could not read everything: ask nix
-        flags = nix.drv_flags(closure_drvs)
-    fods = _refuse_impure(flags)
+    # Refused before anything is built, on the .drv files' own word; nix is asked when
+    # they cannot be read (a remote store, say).
+    flags = walked_f.result()
+    if flags is None:
+        flags = nix.drv_flags(p for p in _infos(infos_f) if p.endswith(".drv"))
+    closure = _Closure(nix, infos_f, flags)  # refuses what escapes the sandbox
     for name, check in sorted(checks.items()):
-        if check.drv_path in fods:
+        if check.drv_path in closure.fods:
             msg = (
                 f"check {name} is a fixed-output derivation: it has network access in the "
                 "sandbox, and only its declared output hash is checked, so it says nothing "
                 "about the tests of this commit"
             )
             raise RefusedError(msg, "make the check an ordinary derivation (fetch in a dependency)")
-    imported.result()
-    from uuid import uuid4  # noqa: PLC0415
-
-    from provenance.attest import lognorm, testresults  # noqa: PLC0415
-    from provenance.attest.statement import (  # noqa: PLC0415
-        BuiltCheck,
-        SourceInfo,
-        provenance_statement,
-        source_descriptor,
-    )
-
-    src = SourceInfo(
-        flake_ref=ref,
-        repo_url=f"git+file://{top}",
-        commit=commit,
-        subdir=subdir,
-        dirty=bool(dirty_files),
-        dirty_files=dirty_files,
-        metadata=meta_f.result(),
-    )
     valid = valid_f.result()
 
     lines: list[str] = []
@@ -196,8 +218,7 @@ def attest_checks(
         drv_path = check.drv_path
         reporter.info(f"{name}: building {drv_path}")
         started = _now()
-        own = infos.get(drv_path)
-        inputs = [r for r in own.references if r.endswith(".drv")] if own else []
+        inputs = flags[drv_path].input_drvs if drv_path in flags else ()
         try:
             done = realise.for_attestation(
                 nix, env, name, drv_path, check.outputs, valid, inputs, nix_version, reporter
@@ -212,8 +233,22 @@ def attest_checks(
         finished = _now()
         outputs, output_check = done.outputs, done.how
         log_f = pool.submit(nix.log, drv_path)
+        facts.imported.result()  # loaded during the eval and the build: needed from here
+        from uuid import uuid4  # noqa: PLC0415
+
+        from provenance.attest import lognorm, testresults  # noqa: PLC0415
+        from provenance.attest.statement import (  # noqa: PLC0415
+            BuiltCheck,
+            SourceInfo,
+            provenance_statement,
+            source_descriptor,
+        )
+
         # Every evaluated output, by name and path, is hashed and becomes a subject.
-        hashed = _hash_outputs(nix, name, outputs, pool)
+        # Valid before and rebuilt-and-compared: nix's record is what it was (_hash_outputs).
+        was_valid = output_check == realise.REBUILT and all(p in valid for p in outputs.values())
+        recorded = valid if was_valid else None
+        hashed = _hash_outputs(nix, name, outputs, pool, recorded)
         log = log_f.result()
         tested, why = testresults.read_for_check(hashed, log, name, reporter, drv_path)
         if why is not None:
@@ -223,8 +258,9 @@ def attest_checks(
             reporter.info(f"{name}: FAILED ({why})")
             results[name] = CheckResult(name, drv_path, "failed", error=why)
             continue
-        closure = _closure_of(drv_path, infos)
-        dependency_check = _check_dependencies(nix, drv_path, closure, flags, req.verify_deps)
+        infos = closure.infos()  # awaited only now: the query ran during the build
+        deps = _closure_of(drv_path, infos)
+        dependency_check = _check_dependencies(nix, drv_path, deps, closure.flags, req.verify_deps)
         log_sha = sha256_hex(log) if log is not None else None
         if log_sha is None:
             reporter.warn(f"{name}: nix kept no build log; the statement has no log byproduct")
@@ -236,15 +272,24 @@ def attest_checks(
             outputs=hashed,
             output_check=output_check,
             log_sha256=log_sha,
-            closure=closure,
+            closure=deps,
             dependency_check=dependency_check,
-            fixed_output_drvs=fods,
+            fixed_output_drvs=closure.fods,
             started_on=started,
             finished_on=finished,
             invocation_id=str(uuid4()),
             log_normalised_sha256=lognorm.normalised_sha256(log) if log is not None else None,
         )
-        stmt = provenance_statement(built, src, env.record(nix_version))
+        source = SourceInfo(
+            flake_ref=src.ref,
+            repo_url=f"git+file://{src.top}",
+            commit=src.commit,
+            subdir=src.subdir,
+            dirty=bool(src.dirty_files),
+            dirty_files=src.dirty_files,
+            metadata=meta_f.result(),
+        )
+        stmt = provenance_statement(built, source, env.record(nix_version))
         envelope = dsse.sign(stmt.dump_bytes(), [req.signer])
         lines.append(envelope.to_json())
         # -- test results (provenance/testresults.py): one more statement, same bundle --
@@ -257,7 +302,7 @@ def attest_checks(
                     name,
                     drv_path,
                     infos.get(drv_path),
-                    source_descriptor(src),
+                    source_descriptor(source),
                     req.signer,
                 )
             )

@@ -25,14 +25,17 @@ request and report types are report.py, re-exported here for callers
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from provenance.attest import realise
-from provenance.attest.cache import OwnLines, cached
-from provenance.attest.checks import attest_checks
+from provenance.attest.cache import NotesRead, OwnLines, cached, read_notes
+from provenance.attest.checks import Source, attest_checks
+from provenance.attest.prefetch import Prefetch
 from provenance.attest.report import BuildReport, BuildRequest, CheckResult, ChecksFailedError
 from provenance.doors.git import Git
 from provenance.doors.nix import Nix, current_system
+from provenance.doors.selection import EvaluatedCheck
 from provenance.errors import RefusedError, UsageError
 from provenance.formats import bundle
 from provenance.policy.definition import Definitions, describe
@@ -94,68 +97,90 @@ def _flake_ref(top: Path, commit: str, subdir: str, dirty: bool) -> str:
     return f"git+file://{top}" + (f"?{'&'.join(query)}" if query else "")
 
 
+def _evaluate(
+    nix: Nix, req: BuildRequest, top: Path, commit: str, subdir: str, dirty_files: tuple[str, ...]
+) -> tuple[dict[str, EvaluatedCheck], Source]:
+    """Step 2: the checks' drvPaths at the commit (clean: and the flake's metadata)."""
+    ref = _flake_ref(top, commit, subdir, bool(dirty_files))
+    names = list(req.checks) if req.checks else None
+    if dirty_files:  # a work tree is not a locked ref: evaluated as an installable
+        return nix.eval_checks(ref, current_system(), names), Source(
+            top, ref, commit, subdir, dirty_files
+        )
+    evaluated, meta = nix.eval_pinned(ref, current_system(), names)
+    return evaluated, Source(top, ref, commit, subdir, dirty_files, meta)
+
+
+def _read_notes(git: Git, commit: str, req: BuildRequest, prefetch: Prefetch) -> NotesRead:
+    read = read_notes(git, commit, req.signer.keyid, ancestors=not req.force)
+    if not read.mention(req.signer.keyid):
+        prefetch.start()  # no line of this key's: no cache hit, a build is certain
+    return read
+
+
 def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> BuildReport:
     """Attest the flake's checks at HEAD. See the module docstring for the order of steps."""
     reporter = reporter or Reporter()
     git, top, commit, subdir, dirty_files = _repo_state(req, reporter)
     dirty = bool(dirty_files)
-    ref = _flake_ref(top, commit, subdir, dirty)
     system = current_system()
-    evaluated = nix.eval_checks(ref, system, list(req.checks) if req.checks else None)
-    drvs = {n: c.drv_path for n, c in evaluated.items()}
-    names = sorted(drvs)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        # The notes are read while nix evaluates. When they hold no line of this key's (or
+        # with --force), nothing can be a cache hit, and the nix facts a build needs are
+        # asked during the eval as well (prefetch.py).
+        prefetch = Prefetch(pool, nix)
+        if dirty or req.force:
+            prefetch.start()
+        notes_f = None if dirty else pool.submit(_read_notes, git, commit, req, prefetch)
+        evaluated, src = _evaluate(nix, req, top, commit, subdir, tuple(dirty_files))
+        drvs = {n: c.drv_path for n, c in evaluated.items()}
+        names = sorted(drvs)
 
-    own = (
-        OwnLines()
-        if dirty
-        else cached(
-            git,
-            commit,
-            drvs,
-            req.signer,
-            ancestors=not req.force,
-            definitions=Definitions(git, commit, subdir),
+        own = (
+            OwnLines()
+            if notes_f is None
+            else cached(
+                git,
+                commit,
+                drvs,
+                req.signer,
+                ancestors=not req.force,
+                definitions=Definitions(git, commit, subdir),
+                read=notes_f.result(),
+            )
         )
-    )
-    hits = {} if req.force else {n: found[0] for n, found in own.provenance.items()}
-    for name, (at, changed) in sorted(own.redefined.items()):
-        reporter.info(
-            f"{name}: attested on {at[:12]} for the same drvPath, but what defines the checks "
-            f"changed since ({describe(changed)}): attesting it again"
-        )
-    superseded = {ln for n in names if n not in hits for ln in own.on_commit(n, commit)}
-    for name in hits:
-        via = hits[name][1].via
-        where = f"cache hit via {via[:12]}, same drvPath" if via else "cache hit"
-        reporter.info(f"{name}: already attested for {drvs[name]} ({where})")
-    todo = [n for n in names if n not in hits]
+        hits = {} if req.force else {n: found[0] for n, found in own.provenance.items()}
+        for name, (at, changed) in sorted(own.redefined.items()):
+            reporter.info(
+                f"{name}: attested on {at[:12]} for the same drvPath, but what defines the "
+                f"checks changed since ({describe(changed)}): attesting it again"
+            )
+        superseded = {ln for n in names if n not in hits for ln in own.on_commit(n, commit)}
+        for name in hits:
+            via = hits[name][1].via
+            where = f"cache hit via {via[:12]}, same drvPath" if via else "cache hit"
+            reporter.info(f"{name}: already attested for {drvs[name]} ({where})")
+        todo = [n for n in names if n not in hits]
 
-    lines: list[str] = []
-    # Lines reused from an ancestor go into the bundle but not onto this commit's note:
-    # they are statements about that commit (verify binds a statement to its own commit).
-    ancestors: set[str] = set()
-    results: dict[str, CheckResult] = {n: hits[n][1] for n in hits}
-    for n in sorted(hits):
-        line, hit = hits[n]
-        reused = [line, *own.companions(n, hit.via or commit)]
-        lines += reused
-        if hit.via:
-            ancestors.update(reused)
-    if todo:
-        # Imported here: ~25 ms that a cache hit does not need (checks.py: TYPE_CHECKING).
-        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
-
-        with ThreadPoolExecutor(max_workers=6) as pool:
+        lines: list[str] = []
+        # Lines reused from an ancestor go into the bundle but not onto this commit's note:
+        # they are statements about that commit (verify binds a statement to its own commit).
+        ancestors: set[str] = set()
+        results: dict[str, CheckResult] = {n: hits[n][1] for n in hits}
+        for n in sorted(hits):
+            line, hit = hits[n]
+            reused = [line, *own.companions(n, hit.via or commit)]
+            lines += reused
+            if hit.via:
+                ancestors.update(reused)
+        if todo:
             lines += attest_checks(
                 pool,
+                prefetch.start(),
                 nix,
                 req,
                 reporter,
-                top,
-                ref,
-                commit,
-                subdir,
-                tuple(dirty_files),
+                src,
                 system,
                 {n: evaluated[n] for n in todo},
                 results,

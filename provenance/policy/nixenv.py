@@ -71,6 +71,7 @@ __all__ = [  # the rules and what gate and verify require live in environment.py
     "establish",
     "forced_options",
     "installable",
+    "may_configure_hooks",
     "nondeterministic_outputs",
     "recorded_problem",
     "saw_build",
@@ -243,6 +244,36 @@ def switched_off(user: NixConfig) -> list[str]:
         f"{WHY[name]}{upload if name == 'post-build-hook' else ''}"
         for name, value in found
     ]
+
+
+_WARNED = ("pre-build-hook", "post-build-hook", "external-builders", "diff-hook")
+
+
+def may_configure_hooks(environ: Mapping[str, str] | None = None) -> bool:
+    """Could the user's settings name a hook `switched_off` warns about? False: surely not.
+
+    Saves the nix call that reads the user's settings only to warn (no claim rests on it)
+    when no place Nix reads settings from (nix.conf in NIX_CONF_DIR, the user's config
+    files, NIX_CONFIG) mentions one. Anything it cannot rule out (an unreadable file, an
+    `include`) says True, and nix is asked.
+    """
+    env = os.environ if environ is None else environ
+    texts = [env.get("NIX_CONFIG", "")]
+    files = [Path(env.get("NIX_CONF_DIR") or "/etc/nix") / "nix.conf"]
+    if "NIX_USER_CONF_FILES" in env:
+        files += [Path(p) for p in env["NIX_USER_CONF_FILES"].split(":") if p]
+    else:
+        home = env.get("XDG_CONFIG_HOME") or (f"{env['HOME']}/.config" if env.get("HOME") else "")
+        dirs = (env.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(":")
+        files += [Path(d) / "nix" / "nix.conf" for d in [*dirs, home] if d]
+    for f in files:
+        try:
+            texts.append(f.read_text(errors="replace"))
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return True
+    return any("include" in t or any(name in t for name in _WARNED) for t in texts)
 
 
 def _daemon_config(nix: Nix, store: StoreInfo, hint: str) -> NixConfig:
