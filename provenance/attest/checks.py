@@ -15,13 +15,17 @@ attest: a cache hit never pays for them).
 from __future__ import annotations
 
 import datetime as dt
-from concurrent.futures import Future, ThreadPoolExecutor
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from provenance.attest import realise
+from provenance.attest.closure import Closure, closure_of
 from provenance.attest.prefetch import NixFacts
 from provenance.attest.report import BuildRequest, CheckResult
+from provenance.doors import buildlog
 from provenance.doors.drvfile import DrvFlags, read_drv_closure_flags
 from provenance.doors.nix import FlakeMetadata, Nix, PathInfo
 from provenance.doors.selection import EvaluatedCheck
@@ -51,18 +55,6 @@ def _metadata(nix: Nix, src: Source) -> FlakeMetadata:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _refuse_impure(closure: dict[str, DrvFlags]) -> frozenset[str]:
-    """Refuse what escapes the sandbox; return the fixed-output drvs (network, by hash)."""
-    for d in closure.values():
-        if d.no_chroot:
-            msg = f"{d.path} sets __noChroot: it would build outside the sandbox"
-            raise RefusedError(msg, "remove __noChroot; an unsandboxed build cannot be attested")
-        if d.impure:
-            msg = f"{d.path} is an impure derivation: its output is not determined by its inputs"
-            raise RefusedError(msg, "remove __impure; impure derivations cannot be attested")
-    return frozenset(d.path for d in closure.values() if d.fixed_output)
 
 
 def _check_dependencies(
@@ -104,46 +96,11 @@ def _check_dependencies(
     return "verified-local-or-signed"
 
 
-def _infos(infos_f: Future[list[PathInfo]]) -> dict[str, PathInfo]:
-    return {i.path: i for i in infos_f.result()}
-
-
-class _Closure:
-    """The closure query's answer, awaited once, after the first build (not before it)."""
-
-    def __init__(
-        self, nix: Nix, infos_f: Future[list[PathInfo]], flags: dict[str, DrvFlags]
-    ) -> None:
-        self._nix, self._f, self.flags = nix, infos_f, flags
-        self.fods = _refuse_impure(flags)
-        self._infos: dict[str, PathInfo] | None = None
-
-    def infos(self) -> dict[str, PathInfo]:
-        """Every .drv and source, with NAR hashes; refuses if the walk missed an impure drv.
-
-        The refusal before building read the .drv files themselves; nix's closure must
-        hold no derivation that walk did not see, else the flags come from nix, and
-        whatever escapes the sandbox is refused before anything is signed.
-        """
-        if self._infos is None:
-            self._infos = _infos(self._f)
-            drvs = [p for p in self._infos if p.endswith(".drv")]
-            if not set(drvs) <= set(self.flags):
-                self.flags = self._nix.drv_flags(drvs)
-                self.fods = _refuse_impure(self.flags)
-        return self._infos
-
-
-def _closure_of(drv: str, infos: dict[str, PathInfo]) -> list[PathInfo]:
-    seen: set[str] = set()
-    stack = [drv]
-    while stack:
-        p = stack.pop()
-        if p in seen or p not in infos:
-            continue
-        seen.add(p)
-        stack.extend(infos[p].references)
-    return [infos[p] for p in sorted(seen)]
+def _log(nix: Nix, drv_path: str, since: float | None) -> bytes | None:
+    """The build log: read from the store's log directory when that is surely this build's
+    log as `nix log` prints it (buildlog.py), else from `nix log`."""
+    found = buildlog.fresh_log(drv_path, since) if since is not None else None
+    return found if found is not None else nix.log(drv_path)
 
 
 def _hash_outputs(
@@ -187,7 +144,6 @@ def attest_checks(
     # prefetch.py); the .drv walk reads files, no nix call.
     drv_paths = [c.drv_path for c in checks.values()]
     meta_f = pool.submit(_metadata, nix, src)
-    infos_f = pool.submit(nix.closure_info, drv_paths)
     valid_f = pool.submit(nix.path_info, [p for c in checks.values() for p in c.outputs.values()])
     walked_f = pool.submit(read_drv_closure_flags, drv_paths)
     nix_version = facts.version.result()
@@ -197,12 +153,8 @@ def attest_checks(
     if env.enforcement != nixenv.DAEMON_CONF and user is not None:
         for warning in nixenv.switched_off(user):
             reporter.warn(warning)
-    # Refused before anything is built, on the .drv files' own word; nix is asked when
-    # they cannot be read (a remote store, say).
-    flags = walked_f.result()
-    if flags is None:
-        flags = nix.drv_flags(p for p in _infos(infos_f) if p.endswith(".drv"))
-    closure = _Closure(nix, infos_f, flags)  # refuses what escapes the sandbox
+    # Refused before anything is built, on the .drv files' own word (closure.py).
+    closure = Closure(pool, nix, drv_paths, walked_f.result())
     for name, check in sorted(checks.items()):
         if check.drv_path in closure.fods:
             msg = (
@@ -212,13 +164,19 @@ def attest_checks(
             )
             raise RefusedError(msg, "make the check an ordinary derivation (fetch in a dependency)")
     valid = valid_f.result()
+    local_logs = buildlog.default_local_store(
+        nix.store,
+        env.config.values.get("store"),
+        facts.store.result().local,
+        os.environ if nix.env is None else nix.env,
+    )
 
     lines: list[str] = []
     for name, check in sorted(checks.items()):
         drv_path = check.drv_path
         reporter.info(f"{name}: building {drv_path}")
-        started = _now()
-        inputs = flags[drv_path].input_drvs if drv_path in flags else ()
+        started, since = _now(), time.time()
+        inputs = closure.flags[drv_path].input_drvs if drv_path in closure.flags else ()
         try:
             done = realise.for_attestation(
                 nix, env, name, drv_path, check.outputs, valid, inputs, nix_version, reporter
@@ -232,7 +190,7 @@ def attest_checks(
             continue
         finished = _now()
         outputs, output_check = done.outputs, done.how
-        log_f = pool.submit(nix.log, drv_path)
+        log_f = pool.submit(_log, nix, drv_path, since if local_logs else None)
         facts.imported.result()  # loaded during the eval and the build: needed from here
         from uuid import uuid4  # noqa: PLC0415
 
@@ -259,7 +217,7 @@ def attest_checks(
             results[name] = CheckResult(name, drv_path, "failed", error=why)
             continue
         infos = closure.infos()  # awaited only now: the query ran during the build
-        deps = _closure_of(drv_path, infos)
+        deps = closure_of(drv_path, infos)
         dependency_check = _check_dependencies(nix, drv_path, deps, closure.flags, req.verify_deps)
         log_sha = sha256_hex(log) if log is not None else None
         if log_sha is None:

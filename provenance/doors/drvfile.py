@@ -8,9 +8,13 @@ gives None, and the caller asks nix (`Nix.drv_flags`).
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from provenance.formats.hashing import nar_sha256_of_file
 
 
 @dataclass(frozen=True)
@@ -23,6 +27,9 @@ class DrvFlags:
     impure: bool  # impure derivation: output not determined by inputs
     outputs: tuple[str, ...] = ()  # output store paths (none for floating CA outputs)
     input_drvs: tuple[str, ...] = ()  # the derivations it builds on (inputDrvs)
+    input_srcs: tuple[str, ...] = ()  # the sources it builds on (inputSrcs)
+    nar_sha256: str | None = None  # of the .drv file as read (walks only)
+    nar_size: int = 0
 
 
 # One output tuple of an ATerm derivation: ("name","path","hashAlgo","hash").
@@ -30,6 +37,7 @@ _ATERM_OUTPUT = re.compile(r'\("((?:[^"\\]|\\.)*)","([^"]*)","([^"]*)","([^"]*)"
 
 
 _ATERM_INPUT_DRV = re.compile(r'\("(/nix/store/[^"]+\.drv)",\[')
+_ATERM_STRING = re.compile(r'"([^"]*)"')
 
 
 def read_drv_closure_flags(roots: Iterable[str]) -> dict[str, DrvFlags] | None:
@@ -45,14 +53,18 @@ def read_drv_closure_flags(roots: Iterable[str]) -> dict[str, DrvFlags] | None:
         if path in flags:
             continue
         try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                text = f.read()
+            with open(path, "rb") as f:
+                mode = os.fstat(f.fileno()).st_mode
+                data = f.read()
         except OSError:
             return None
-        found = _flags_from_aterm(path, text)
-        if found is None:
+        found = _flags_from_aterm(path, data.decode("utf-8", errors="replace"))
+        if found is None or not stat.S_ISREG(mode):
             return None
-        flags[path] = found
+        # Its NAR hash, as `nix path-info` records it for an intact store: the closure's
+        # resolvedDependencies need no nix call for the .drv files (attest/closure.py).
+        nar, size = nar_sha256_of_file(data, executable=bool(mode & stat.S_IXUSR))
+        flags[path] = replace(found, nar_sha256=nar, nar_size=size)
         stack.extend(found.input_drvs)
     return flags
 
@@ -93,4 +105,10 @@ def _flags_from_aterm(path: str, text: str) -> DrvFlags | None:
     if end < 0:
         return None
     inputs = tuple(_ATERM_INPUT_DRV.findall(text, outputs_end, end + 1))
-    return DrvFlags(path, fixed, '("__noChroot","1")' in text, impure, paths, inputs)
+    # inputSrcs is the third: a list of strings (store paths hold no `"` and no `]`).
+    srcs_end = text.find("]", end + 3)
+    if srcs_end < 0:
+        return None
+    srcs = tuple(_ATERM_STRING.findall(text, end + 3, srcs_end))
+    no_chroot = '("__noChroot","1")' in text
+    return DrvFlags(path, fixed, no_chroot, impure, paths, inputs, srcs)

@@ -104,6 +104,26 @@ def nar_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def nar_sha256_of_file(data: bytes, *, executable: bool = False) -> tuple[str, int]:
+    """Hex SHA-256 and size of the NAR of a regular file with these contents (a .drv,
+    read once for its flags: no second read, no nix call)."""
+    h = hashlib.sha256()
+    size = 0
+    for token in (
+        b"nix-archive-1",
+        b"(",
+        b"type",
+        b"regular",
+        *((b"executable", b"") if executable else ()),
+        b"contents",
+        data,
+        b")",
+    ):
+        _str(h, token)
+        size += 8 + len(token) + (-len(token) % 8)
+    return h.hexdigest(), size
+
+
 def nar_bytes(path: str | Path) -> bytes:
     """The whole NAR of `path`; for tests and small paths only."""
 
