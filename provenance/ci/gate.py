@@ -40,9 +40,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
-from provenance.ci.evidence import Context, judge, read_evidence
+from provenance.ci.evidence import Context, Evidence, judge, read_evidence
 from provenance.ci.outputs import github_output, step_summary, text, to_json, write_ci_files
 from provenance.ci.report import CheckVerdict, GateReport, GateRequest
 from provenance.doors.git import Git
@@ -138,17 +140,17 @@ def gate(req: GateRequest, nix: Nix) -> GateReport:
         return GateReport(False, reason, req.rev, None, search_depth=req.search_depth)
 
 
-def _gate(req: GateRequest, nix: Nix) -> GateReport:
-    if req.search_depth < 1:
-        msg = "the search depth must be at least 1"
-        raise UsageError(msg)
-    flake_dir = req.flake_dir.resolve()
-    git = Git(flake_dir)
-    top = git.toplevel().resolve()
-    subdir = flake_dir.relative_to(top).as_posix() if flake_dir != top else ""
-    commit = git.rev_parse(req.rev)
-    warnings: list[str] = []
+@dataclass(frozen=True)
+class _Notes:
+    source: str  # where the notes came from, for the report
+    window: list[str]
+    evidence: Evidence
+    warnings: list[str]
 
+
+def _notes(git: Git, req: GateRequest, commit: str, policy: TrustPolicy) -> _Notes:
+    """Fetch the notes when asked, read REV's bounded history's, judge their signatures."""
+    warnings: list[str] = []
     remote = req.remote or (default_remote(git) if req.fetch else None)
     if not req.fetch:
         notes_src = "local notes (fetch disabled)"
@@ -161,6 +163,19 @@ def _gate(req: GateRequest, nix: Nix) -> GateReport:
         except ProvenanceError as e:
             notes_src = "local notes (fetch failed)"
             warnings.append(f"fetching notes from {remote} failed, using local notes: {e.message}")
+    window, notes = history_notes(git, commit, req.search_depth)
+    return _Notes(notes_src, window, read_evidence(notes, policy), warnings)
+
+
+def _gate(req: GateRequest, nix: Nix) -> GateReport:
+    if req.search_depth < 1:
+        msg = "the search depth must be at least 1"
+        raise UsageError(msg)
+    flake_dir = req.flake_dir.resolve()
+    git = Git(flake_dir)
+    top = git.toplevel().resolve()
+    subdir = flake_dir.relative_to(top).as_posix() if flake_dir != top else ""
+    commit = git.rev_parse(req.rev)
 
     if req.policy is not None:
         policy = req.policy
@@ -173,13 +188,16 @@ def _gate(req: GateRequest, nix: Nix) -> GateReport:
 
     system = current_system()
     required = list(req.required) if req.required else None
-    evaluated = nix.eval_checks(_flake_ref(top, commit, subdir), system, required)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # Fetching and reading the notes (signatures, statements) does not depend on the
+        # evaluation: it runs while nix evaluates.
+        notes_f = pool.submit(_notes, git, req, commit, policy)
+        evaluated = nix.eval_checks(_flake_ref(top, commit, subdir), system, required)
+        found = notes_f.result()
     drvs = {n: c.drv_path for n, c in evaluated.items()}
-    window, notes = history_notes(git, commit, req.search_depth)
-    evidence = read_evidence(notes, policy)
     definitions = Definitions(git, commit, subdir)
     outputs = {n: c.outputs for n, c in evaluated.items()}
-    ctx = Context(system, commit, tuple(window), evidence, policy, definitions, outputs)
+    ctx = Context(system, commit, tuple(found.window), found.evidence, policy, definitions, outputs)
     verdicts = tuple(judge(n, drvs[n], ctx) for n in sorted(drvs))
     failed = [v for v in verdicts if not v.passed]
     if failed:
@@ -196,8 +214,8 @@ def _gate(req: GateRequest, nix: Nix) -> GateReport:
         rev=req.rev,
         commit=commit,
         checks=verdicts,
-        notes=notes_src,
+        notes=found.source,
         trust=trust_src,
         search_depth=req.search_depth,
-        warnings=tuple(warnings),
+        warnings=tuple(found.warnings),
     )

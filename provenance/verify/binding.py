@@ -12,6 +12,8 @@ is where the repository and nix come in: git for the commits, one evaluation per
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -118,9 +120,17 @@ def _check_static_binding(att: Attestation, repo: Repo) -> bool:
 
 
 def bind(
-    atts: list[Attestation], repo: Repo, nix: Nix, required_system: str
+    atts: list[Attestation],
+    repo: Repo,
+    nix: Nix,
+    required_system: str,
+    started: Mapping[str, Future[dict[str, EvaluatedCheck]]] | None = None,
 ) -> dict[str, dict[str, EvaluatedCheck]]:
-    """Level 2 for every authentic claim; returns the checks evaluated at rev, per system."""
+    """Level 2 for every authentic claim; returns the checks evaluated at rev, per system.
+
+    `started`: evaluations of `repo.ref(repo.rev)` already running (pipeline.py starts the
+    required system's while the bundles are read and their signatures checked).
+    """
     candidates = [a for a in atts if a.claim and not a.failed and not a.skipped]
     statically_ok = [a for a in candidates if _check_static_binding(a, repo)]
     ref = repo.ref(repo.rev)
@@ -130,7 +140,8 @@ def bind(
     errors: dict[str, str] = {}
     for system in sorted(systems):
         try:
-            evaluated[system] = nix.eval_checks(ref, system, None)
+            running = (started or {}).get(system)
+            evaluated[system] = running.result() if running else nix.eval_checks(ref, system, None)
         except UsageError as e:
             errors[system] = e.message
     for a in statically_ok:

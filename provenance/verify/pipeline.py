@@ -40,11 +40,13 @@ request and report types are verification.py, re-exported here and by the packag
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from provenance.doors.git import NOTES_REF, Git
 from provenance.doors.nix import Nix, current_system
 from provenance.doors.notes import DEFAULT_SEARCH_DEPTH
+from provenance.doors.selection import EvaluatedCheck
 from provenance.errors import UsageError
 from provenance.formats import bundle, dsse
 from provenance.policy import resolve as policy_mod
@@ -197,6 +199,24 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
     if warning:
         reporter.warn(warning)
 
+    system = current_system()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # The evaluation at rev does not depend on what is verified: it runs while the
+        # bundles are read and their signatures checked (bind() waits for it).
+        started = {system: pool.submit(nix.eval_checks, repo.ref(rev), system, None)}
+        return _verify(req, nix, reporter, repo, requested, system, started)
+
+
+def _verify(
+    req: VerifyRequest,
+    nix: Nix,
+    reporter: Reporter,
+    repo: Repo,
+    requested: tuple[str, ...],
+    system: str,
+    started: dict[str, Future[dict[str, EvaluatedCheck]]],
+) -> VerifyReport:
+    git, rev = repo.git, repo.rev
     if req.bundles:
         atts = [a for p in req.bundles for a in read_bundle(p)]
     else:
@@ -211,8 +231,7 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
             if a.claim and not a.failed and not a.skipped and a.claim.check not in wanted:
                 a.skip(BOUND, "check", f"check {a.claim.check} not selected by --check")
 
-    system = current_system()
-    all_evaluated = bind(atts, repo, nix, system)
+    all_evaluated = bind(atts, repo, nix, system, started)
     check_environment(atts, req.policy)
     evaluated = {n: c.drv_path for n, c in all_evaluated.get(system, {}).items()}
     judge_failed_results(atts, all_evaluated, rev, wanted)
