@@ -292,3 +292,60 @@ def test_the_decline_hook_is_ours_and_repaired(
     assert b"decline-permanently" in Path(nixenv.decline_hook()).read_bytes()
     hook.parent.chmod(0o777)  # writable by others: never run code from there
     assert Path(nixenv.decline_hook()).parent != hook.parent
+
+
+# -- may_configure_hooks: the user's settings are read (to warn) only when they may name a hook
+
+
+def _conf_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    (tmp_path / "etc").mkdir(exist_ok=True)
+    return {
+        "NIX_CONF_DIR": str(tmp_path / "etc"),
+        "XDG_CONFIG_HOME": str(tmp_path / "home"),
+        "XDG_CONFIG_DIRS": str(tmp_path / "xdg"),
+        **extra,
+    }
+
+
+def test_no_config_naming_a_hook_needs_no_nix_call(tmp_path: Path) -> None:
+    env = _conf_env(tmp_path, NIX_CONFIG="sandbox = true\nsubstituters =")
+    (tmp_path / "etc" / "nix.conf").write_text("build-users-group = nixbld\n")
+    assert not nixenv.may_configure_hooks(env)
+
+
+@pytest.mark.parametrize(
+    ("where", "text"),
+    [
+        ("NIX_CONFIG", "post-build-hook = /upload.sh"),
+        ("etc/nix.conf", "pre-build-hook = /x"),
+        ("home/nix/nix.conf", "extra-external-builders = []"),
+        ("xdg/nix/nix.conf", "diff-hook = /d"),
+        ("etc/nix.conf", "!include /etc/nix/more.conf"),  # another file: ask nix
+    ],
+)
+def test_any_place_nix_reads_that_names_a_hook_asks_nix(
+    tmp_path: Path, where: str, text: str
+) -> None:
+    env = _conf_env(tmp_path)
+    if where == "NIX_CONFIG":
+        env["NIX_CONFIG"] = text
+    else:
+        (tmp_path / where).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / where).write_text(text + "\n")
+    assert nixenv.may_configure_hooks(env)
+
+
+def test_nix_user_conf_files_replace_the_xdg_ones(tmp_path: Path) -> None:
+    (tmp_path / "xdg" / "nix").mkdir(parents=True)
+    (tmp_path / "xdg" / "nix" / "nix.conf").write_text("post-build-hook = /x\n")
+    mine = tmp_path / "mine.conf"
+    mine.write_text("sandbox = true\n")
+    assert not nixenv.may_configure_hooks(_conf_env(tmp_path, NIX_USER_CONF_FILES=str(mine)))
+    mine.write_text("post-build-hook = /y\n")
+    assert nixenv.may_configure_hooks(_conf_env(tmp_path, NIX_USER_CONF_FILES=str(mine)))
+
+
+def test_an_unreadable_config_asks_nix(tmp_path: Path) -> None:
+    env = _conf_env(tmp_path)
+    (tmp_path / "etc" / "nix.conf").mkdir()  # a directory: reading it fails, not "absent"
+    assert nixenv.may_configure_hooks(env)
