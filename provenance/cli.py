@@ -140,6 +140,18 @@ def build(
             "their recorded hashes (nix store verify); recorded in the statement.",
         ),
     ] = False,
+    # --- closure listing (issue 17) ---
+    closure: Annotated[
+        str,
+        typer.Option(
+            "--closure",
+            help="resolvedDependencies: `full` lists every .drv and source of the closure; "
+            "`digest` only the direct inputs and fixed-output drvs, plus one digest of the "
+            "full list (verify recomputes it; docs/attestation-format.md); `auto`: full "
+            "while the statement stays under 8 MB (some 25,000 paths), else digest.",
+        ),
+    ] = "auto",
+    # --- end closure listing ---
     json_out: JsonOut = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")
@@ -172,6 +184,7 @@ def build(
         allow_dirty=allow_dirty,
         attach_note=not no_note,
         verify_deps=verify_deps,
+        closure=closure,
     )
     started = time.monotonic()
 

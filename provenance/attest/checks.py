@@ -31,6 +31,7 @@ from provenance.doors.nix import FlakeMetadata, Nix, PathInfo
 from provenance.doors.selection import EvaluatedCheck
 from provenance.errors import NixError, RefusedError
 from provenance.formats import dsse
+from provenance.formats.claims import CLOSURE_AUTO, CLOSURE_DIGEST, CLOSURE_FULL
 from provenance.formats.hashing import nar_sha256, sha256_hex
 from provenance.policy import nixenv
 from provenance.progress import Reporter
@@ -101,6 +102,19 @@ def _log(nix: Nix, drv_path: str, since: float | None) -> bytes | None:
     log as `nix log` prints it (buildlog.py), else from `nix log`."""
     found = buildlog.fresh_log(drv_path, since) if since is not None else None
     return found if found is not None else nix.log(drv_path)
+
+
+# `--closure auto` lists every path while the statement stays a few MB, else the digest:
+# a listing estimated from its store paths' lengths (about 140 bytes of JSON around each
+# path, written twice, and base64's 4/3), kept well under dsse.MAX_ENVELOPE_BYTES.
+AUTO_FULL_MAX_BYTES = 8 * 1024 * 1024
+
+
+def _listing(asked: str, closure: list[PathInfo]) -> str:
+    if asked != CLOSURE_AUTO:
+        return asked
+    estimate = sum(2 * len(p.path) + 140 for p in closure) * 4 // 3
+    return CLOSURE_FULL if estimate <= AUTO_FULL_MAX_BYTES else CLOSURE_DIGEST
 
 
 def _hash_outputs(
@@ -237,6 +251,7 @@ def attest_checks(
             finished_on=finished,
             invocation_id=str(uuid4()),
             log_normalised_sha256=lognorm.normalised_sha256(log) if log is not None else None,
+            closure_listing=_listing(req.closure, deps),
         )
         source = SourceInfo(
             flake_ref=src.ref,
@@ -248,8 +263,15 @@ def attest_checks(
             metadata=meta_f.result(),
         )
         stmt = provenance_statement(built, source, env.record(nix_version))
-        envelope = dsse.sign(stmt.dump_bytes(), [req.signer])
-        lines.append(envelope.to_json())
+        envelope = dsse.sign(stmt.dump_bytes(), [req.signer]).to_json()
+        if len(envelope) > dsse.MAX_ENVELOPE_BYTES:
+            msg = (
+                f"check {name}: listing all {len(deps)} paths of its closure makes a "
+                f"{len(envelope):,}-byte statement, over the {dsse.MAX_ENVELOPE_BYTES:,}-byte "
+                "envelope limit of gate and verify"
+            )
+            raise RefusedError(msg, "attest it with --closure digest (or auto, the default)")
+        lines.append(envelope)
         # -- test results (provenance/testresults.py): one more statement, same bundle --
         if tested is not None:
             lines.append(

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from provenance.doors.drvfile import DrvFlags
+from provenance.doors.drvfile import DrvFlags, read_drv_closure_flags
 from provenance.doors.nix import Nix, PathInfo
 from provenance.errors import RefusedError
+from provenance.formats.hashing import closure_digest
 
 _CHUNK = 5000  # paths per `nix path-info` call: argv stays far below ARG_MAX
 
@@ -64,6 +65,14 @@ class Closure:
                 self.flags = {**self.flags, **self._nix.drv_flags(drvs)}
                 self.fods = _refuse_impure(self.flags)
         return self._infos
+
+
+def closure_digest_of(nix: Nix, drv: str) -> tuple[str, int]:
+    """The closure digest of `drv` as this store holds it (hashing.closure_digest), and how
+    many paths it covers: what `verify` compares with a `--closure digest` statement."""
+    walked = read_drv_closure_flags([drv]) if nix.store is None else None
+    infos = _from_walk(nix, [drv], walked) if walked is not None else _from_nix(nix, [drv])
+    return closure_digest((p, i.nar_hash) for p, i in infos.items()), len(infos)
 
 
 def _from_nix(nix: Nix, roots: list[str]) -> dict[str, PathInfo]:

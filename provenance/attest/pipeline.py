@@ -38,6 +38,7 @@ from provenance.doors.nix import Nix, current_system
 from provenance.doors.selection import EvaluatedCheck
 from provenance.errors import RefusedError, UsageError
 from provenance.formats import bundle
+from provenance.formats.claims import CLOSURE_AUTO, CLOSURE_LISTINGS
 from provenance.policy.definition import Definitions, describe
 from provenance.progress import Reporter
 
@@ -59,6 +60,9 @@ BUNDLE_DIR = ".provenance"  # default bundle location, relative to the flake dir
 def _repo_state(
     req: BuildRequest, reporter: Reporter
 ) -> tuple[Git, Path, str, str, tuple[str, ...]]:
+    if req.closure not in (CLOSURE_AUTO, *CLOSURE_LISTINGS):
+        msg = f"--closure {req.closure!r} is not one of auto, {', '.join(CLOSURE_LISTINGS)}"
+        raise UsageError(msg, "pass --closure auto, full (every path) or digest")
     flake_dir = req.flake_dir.resolve()
     if not flake_dir.is_dir():
         msg = f"{req.flake_dir} is not a directory"

@@ -26,6 +26,7 @@ class BuildRequest:
     allow_dirty: bool = False
     attach_note: bool = True
     verify_deps: bool = False  # `nix store verify` the dependency outputs and sources first
+    closure: str = "auto"  # full: list every path; digest: a digest of them; auto: checks.py
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@ field in docs/attestation-format.md:
 - internalParameters: the Nix environment the build ran in (nixenv.BuildEnvironment.record)
   and how each output was checked.
 - resolvedDependencies: the source, each flake.lock input, then every .drv and source
-  path of the build closure (digest = hex NAR SHA-256; FODs annotated).
+  path of the build closure (digest = hex NAR SHA-256; FODs annotated); with
+  `--closure digest`, only the check's .drv, its direct inputs and the FODs, and one
+  `closure` entry whose digest covers the whole list (internalParameters.closureListing).
 - byproducts: the build log's SHA-256, and that of the normalised log
   (provenance/lognorm.py), which two honest builds of the same drv share.
 """
@@ -21,6 +23,8 @@ from typing import Any
 
 from provenance import __version__
 from provenance.doors.nix import FlakeMetadata, PathInfo
+from provenance.formats.claims import CLOSURE_DIGEST
+from provenance.formats.hashing import CLOSURE_DIGEST_V1, closure_digest
 from provenance.formats.intoto import (
     BuildDefinition,
     Builder,
@@ -60,6 +64,7 @@ class BuiltCheck:
     finished_on: str
     invocation_id: str
     log_normalised_sha256: str | None = None
+    closure_listing: str = "full"  # claims.CLOSURE_LISTINGS: every entry, or their digest
 
 
 def source_descriptor(src: SourceInfo) -> ResourceDescriptor:
@@ -161,10 +166,31 @@ def provenance_statement(
     body = predicate.as_predicate()
     # The closure as plain JSON, in the shape a ResourceDescriptor dumps to: one model per
     # entry cost seconds at 100,000 entries (same bytes: tests/unit/test_statement.py).
-    body["buildDefinition"]["resolvedDependencies"] += closure_entries(
-        check.closure, check.fixed_output_drvs
-    )
+    entries = closure_entries(check.closure, check.fixed_output_drvs)
+    if check.closure_listing == CLOSURE_DIGEST:
+        body["buildDefinition"]["internalParameters"]["closureListing"] = CLOSURE_DIGEST
+        entries = _digest_listing(check, entries)
+    body["buildDefinition"]["resolvedDependencies"] += entries
     return Statement(subject=subjects, predicate_type=SLSA_PROVENANCE_V1, predicate=body)
+
+
+def _digest_listing(check: BuiltCheck, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`--closure digest`: the check's .drv, what it builds on directly and every
+    fixed-output derivation (the only builds that reach the network) as entries, and one
+    entry whose digest stands for the whole list (hashing.closure_digest)."""
+    own = next((p for p in check.closure if p.path == check.drv_path), None)
+    listed = {check.drv_path, *(own.references if own else ()), *check.fixed_output_drvs}
+    digest = closure_digest((p.path, p.nar_hash) for p in check.closure)
+    whole = {
+        "annotations": {
+            "entries": len(check.closure),
+            "format": CLOSURE_DIGEST_V1,
+            "kind": "closure",
+        },
+        "digest": {"sha256": digest},
+        "name": "closure",
+    }
+    return [e for e in entries if e["name"] in listed] + [whole]
 
 
 def closure_entries(closure: list[PathInfo], fods: frozenset[str]) -> list[dict[str, Any]]:

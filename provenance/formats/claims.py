@@ -17,6 +17,12 @@ from provenance.errors import AttestationError
 from provenance.formats.uris import SLSA_PROVENANCE_V1, STATEMENT_TYPE, TEST_RESULT_V01
 
 _STORE_PREFIX = "/nix/store/"
+# internalParameters.closureListing: absent or "full" lists every path of the closure in
+# resolvedDependencies; "digest" lists the direct inputs and one `closure` entry whose
+# digest covers them all (docs/attestation-format.md; verify recomputes it).
+CLOSURE_FULL, CLOSURE_DIGEST = "full", "digest"
+CLOSURE_LISTINGS = (CLOSURE_FULL, CLOSURE_DIGEST)
+CLOSURE_AUTO = "auto"  # build's default: full while that stays small, else digest
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,8 @@ class ProvenanceClaim:
     trust_tier: str
     # internalParameters as signed: the environment it records (nixenv.recorded_problem)
     internal: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # With closureListing "digest": (the closure entry's sha256, how many entries it covers)
+    closure: tuple[str, int] | None = None
 
 
 def _get(obj: Any, *path: str) -> Any:
@@ -123,6 +131,7 @@ def parse_provenance(stmt: dict[str, Any]) -> ProvenanceClaim:
         msg = f"drvPath {drv!r} is not a store derivation path"
         raise AttestationError(msg)
     dirty = _get(ext, "source", "dirty")
+    closure = _closure_digest(stmt, internal)
     return ProvenanceClaim(
         check=_str(ext, "check"),
         attribute=_str(ext, "attribute"),
@@ -136,7 +145,31 @@ def parse_provenance(stmt: dict[str, Any]) -> ProvenanceClaim:
         output_check=_str(internal, "outputCheck"),
         trust_tier=_str(internal, "trustTier"),
         internal=internal if isinstance(internal, dict) else {},
+        closure=closure,
     )
+
+
+def _closure_digest(stmt: dict[str, Any], internal: Any) -> tuple[str, int] | None:
+    listing = internal.get("closureListing", CLOSURE_FULL) if isinstance(internal, dict) else None
+    if listing not in CLOSURE_LISTINGS:
+        msg = f"internalParameters.closureListing is {listing!r}, not one of {CLOSURE_LISTINGS}"
+        raise AttestationError(msg)
+    if listing == CLOSURE_FULL:
+        return None
+    deps = _get(stmt, "predicate", "buildDefinition", "resolvedDependencies")
+    found = [d for d in deps if isinstance(d, dict) and d.get("name") == "closure"]
+    if len(found) != 1:
+        msg = "a closure listed by digest needs exactly one resolvedDependencies entry `closure`"
+        raise AttestationError(msg)
+    digest = _str(found[0], "digest", "sha256")
+    count = _get(found[0], "annotations", "entries")
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        msg = "the closure entry has a malformed sha256 digest"
+        raise AttestationError(msg)
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        msg = "the closure entry's annotations.entries is not a positive count"
+        raise AttestationError(msg)
+    return digest, count
 
 
 def test_result_binding(stmt: dict[str, Any]) -> tuple[str, str | None] | None:

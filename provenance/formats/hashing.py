@@ -14,6 +14,7 @@ import base64
 import hashlib
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -138,6 +139,19 @@ def nar_bytes(path: str | Path) -> bytes:
     _str(buf, b"nix-archive-1")
     _dump(buf, Path(path))
     return b"".join(buf.parts)
+
+
+CLOSURE_DIGEST_V1 = "provenance/closure-digest v1"
+
+
+def closure_digest(entries: Iterable[tuple[str, str]]) -> str:
+    """The closure digest of docs/attestation-format.md (`--closure digest`): hex SHA-256
+    of one line `<store path> <hex NAR SHA-256>\n` per .drv and source of the build
+    closure, sorted by path: the digest of exactly the list `--closure full` signs."""
+    h = hashlib.sha256()
+    for path, nar in sorted(entries):
+        h.update(f"{path} {nar}\n".encode())
+    return h.hexdigest()
 
 
 def sha256_hex(data: bytes) -> str:

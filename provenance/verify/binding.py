@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
+from provenance.attest.closure import closure_digest_of
 from provenance.doors.git import Git
 from provenance.doors.nix import Nix
 from provenance.doors.notes import DEFAULT_SEARCH_DEPTH
@@ -195,7 +196,23 @@ def bind(
             a.unbound("subjects", "subjects are not the derivation's outputs: " + "; ".join(parts))
             continue
         a.ok(BOUND, "subjects", f"exactly the {len(outputs)} output(s) of the derivation")
+        if c.closure is not None:
+            _check_closure(a, nix, drv, c.closure)
     return evaluated
+
+
+def _check_closure(a: Attestation, nix: Nix, drv: str, claimed: tuple[str, int]) -> None:
+    """`--closure digest`: the signed digest must be that of the drvPath's closure here."""
+    digest, count = closure_digest_of(nix, drv)
+    if (digest, count) != claimed:
+        a.fail(
+            BOUND,
+            "closure",
+            f"the signed closure digest ({claimed[1]} paths, {claimed[0][:16]}...) is not the "
+            f"closure of {drv} ({count} paths, {digest[:16]}...)",
+        )
+    else:
+        a.ok(BOUND, "closure", f"the digest of the {count} .drv and source paths it builds on")
 
 
 def check_environment(atts: list[Attestation], policy: TrustPolicy) -> None:
