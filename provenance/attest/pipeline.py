@@ -71,8 +71,7 @@ def _repo_state(
         msg = f"{req.flake_dir} is not a flake (no flake.nix)"
         raise UsageError(msg, "run in a directory with a flake.nix, or pass it as FLAKE_DIR")
     git = Git(flake_dir)
-    top = git.toplevel()
-    commit = git.rev_parse("HEAD")
+    top, commit = git.head()
     status = git.status()
     subdir = flake_dir.relative_to(top).as_posix() if flake_dir != top else ""
     if status.dirty and not req.allow_dirty:

@@ -173,9 +173,9 @@ def _gate(req: GateRequest, nix: Nix) -> GateReport:
         raise UsageError(msg)
     flake_dir = req.flake_dir.resolve()
     git = Git(flake_dir)
-    top = git.toplevel().resolve()
+    top, commit = git.head() if req.rev == "HEAD" else (git.toplevel(), git.rev_parse(req.rev))
+    top = top.resolve()
     subdir = flake_dir.relative_to(top).as_posix() if flake_dir != top else ""
-    commit = git.rev_parse(req.rev)
 
     if req.policy is not None:
         policy = req.policy

@@ -56,6 +56,9 @@ class Git:
     def __init__(self, repo: str | Path, git_bin: str = "git") -> None:
         self.repo = str(repo)
         self.git_bin = git_bin
+        # Where the repository is does not change during one command: asked once.
+        self._top: Path | None = None
+        self._common: str | None = None
 
     def _run(self, *args: str, stdin: bytes | None = None, check: bool = True) -> proc.Completed:
         cmd = [self.git_bin, "-C", self.repo, *args]
@@ -84,11 +87,30 @@ class Git:
         return self.rev_parse("HEAD")
 
     def toplevel(self) -> Path:
-        done = self._run("rev-parse", "--show-toplevel", check=False)
-        if done.returncode != 0:
-            msg = f"{self.repo} is not inside a git repository"
-            raise UsageError(msg, "run `git init && git add -A && git commit` first")
-        return Path(done.stdout.decode().strip())
+        if self._top is None:
+            done = self._run("rev-parse", "--show-toplevel", check=False)
+            if done.returncode != 0:
+                msg = f"{self.repo} is not inside a git repository"
+                raise UsageError(msg, "run `git init && git add -A && git commit` first")
+            self._top = Path(done.stdout.decode().strip())
+        return self._top
+
+    def head(self) -> tuple[Path, str]:
+        """The work tree's top and HEAD's commit in one call (the common dir kept too)."""
+        done = self._run(
+            "rev-parse",
+            "--show-toplevel",
+            "--git-common-dir",
+            "--verify",
+            "--quiet",
+            "HEAD^{commit}",
+            check=False,
+        )
+        lines = done.stdout.decode().splitlines()
+        if done.returncode != 0 or len(lines) != 3:
+            return self.toplevel(), self.rev_parse("HEAD")  # each says what is wrong
+        self._top, self._common = Path(lines[0]), lines[1]
+        return self._top, lines[2]
 
     def rev_parse(self, rev: str = "HEAD") -> str:
         done = self._run("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
@@ -137,7 +159,9 @@ class Git:
     def _notes_lock(self) -> Iterator[None]:
         # The common dir, not --absolute-git-dir: notes refs are shared by every linked
         # worktree, so their writers must share one lock too.
-        common = self._run("rev-parse", "--git-common-dir").stdout.decode().strip()
+        if self._common is None:
+            self._common = self._run("rev-parse", "--git-common-dir").stdout.decode().strip()
+        common = self._common
         git_dir = Path(self.repo, common) if not Path(common).is_absolute() else Path(common)
         with (git_dir / "provenance-notes.lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)

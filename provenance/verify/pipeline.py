@@ -189,8 +189,7 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
         msg = f"{req.flake_dir} is not a flake (no flake.nix)"
         raise UsageError(msg, "pass the flake directory with --flake DIR")
     git = Git(flake_dir)
-    top = git.toplevel()
-    rev = git.rev_parse(req.rev)
+    top, rev = git.head() if req.rev == "HEAD" else (git.toplevel(), git.rev_parse(req.rev))
     window = tuple(git.rev_list(rev, DEFAULT_SEARCH_DEPTH))
     subdir = flake_dir.relative_to(top).as_posix() if flake_dir != top else ""
     repo = Repo(git, top, subdir, rev, window, Definitions(git, rev, subdir))
