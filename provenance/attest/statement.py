@@ -166,15 +166,16 @@ def provenance_statement(
     body = predicate.as_predicate()
     # The closure as plain JSON, in the shape a ResourceDescriptor dumps to: one model per
     # entry cost seconds at 100,000 entries (same bytes: tests/unit/test_statement.py).
-    entries = closure_entries(check.closure, check.fixed_output_drvs)
     if check.closure_listing == CLOSURE_DIGEST:
         body["buildDefinition"]["internalParameters"]["closureListing"] = CLOSURE_DIGEST
-        entries = _digest_listing(check, entries)
+        entries = _digest_listing(check)
+    else:
+        entries = closure_entries(check.closure, check.fixed_output_drvs)
     body["buildDefinition"]["resolvedDependencies"] += entries
     return Statement(subject=subjects, predicate_type=SLSA_PROVENANCE_V1, predicate=body)
 
 
-def _digest_listing(check: BuiltCheck, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _digest_listing(check: BuiltCheck) -> list[dict[str, Any]]:
     """`--closure digest`: the check's .drv, what it builds on directly and every
     fixed-output derivation (the only builds that reach the network) as entries, and one
     entry whose digest stands for the whole list (hashing.closure_digest)."""
@@ -190,7 +191,8 @@ def _digest_listing(check: BuiltCheck, entries: list[dict[str, Any]]) -> list[di
         "digest": {"sha256": digest},
         "name": "closure",
     }
-    return [e for e in entries if e["name"] in listed] + [whole]
+    shown = [p for p in check.closure if p.path in listed]
+    return [*closure_entries(shown, check.fixed_output_drvs), whole]
 
 
 def closure_entries(closure: list[PathInfo], fods: frozenset[str]) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import os
 import re
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from provenance.formats.hashing import nar_sha256_of_file
 
@@ -53,20 +53,33 @@ def read_drv_closure_flags(roots: Iterable[str]) -> dict[str, DrvFlags] | None:
         if path in flags:
             continue
         try:
-            with open(path, "rb") as f:
-                mode = os.fstat(f.fileno()).st_mode
-                data = f.read()
+            mode, data = _read(path)
         except OSError:
             return None
-        found = _flags_from_aterm(path, data.decode("utf-8", errors="replace"))
-        if found is None or not stat.S_ISREG(mode):
+        if not stat.S_ISREG(mode):
             return None
         # Its NAR hash, as `nix path-info` records it for an intact store: the closure's
         # resolvedDependencies need no nix call for the .drv files (attest/closure.py).
-        nar, size = nar_sha256_of_file(data, executable=bool(mode & stat.S_IXUSR))
-        flags[path] = replace(found, nar_sha256=nar, nar_size=size)
+        nar = nar_sha256_of_file(data, executable=bool(mode & stat.S_IXUSR))
+        found = _flags_from_aterm(path, data.decode("utf-8", errors="replace"), nar)
+        if found is None:
+            return None
+        flags[path] = found
         stack.extend(found.input_drvs)
     return flags
+
+
+def _read(path: str) -> tuple[int, bytes]:
+    """Mode and contents: one open, one fstat, one read for a .drv (100,000 of them)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        chunks = [os.read(fd, st.st_size + 1)]
+        while chunks[-1]:  # grew meanwhile, or the size lied: read to the end
+            chunks.append(os.read(fd, 1 << 16))
+        return st.st_mode, b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def read_drv_flags(path: str) -> DrvFlags | None:
@@ -86,7 +99,7 @@ def read_drv_flags(path: str) -> DrvFlags | None:
     return _flags_from_aterm(path, text)
 
 
-def _flags_from_aterm(path: str, text: str) -> DrvFlags | None:
+def _flags_from_aterm(path: str, text: str, nar: tuple[str, int] | None = None) -> DrvFlags | None:
     if text.startswith("DrvWithVersion("):
         text = "Derive(" + text.split(",", 1)[1] if "," in text else text
     if not text.startswith("Derive([("):
@@ -111,4 +124,5 @@ def _flags_from_aterm(path: str, text: str) -> DrvFlags | None:
         return None
     srcs = tuple(_ATERM_STRING.findall(text, end + 3, srcs_end))
     no_chroot = '("__noChroot","1")' in text
-    return DrvFlags(path, fixed, no_chroot, impure, paths, inputs, srcs)
+    digest, size = nar if nar is not None else (None, 0)
+    return DrvFlags(path, fixed, no_chroot, impure, paths, inputs, srcs, digest, size)

@@ -105,23 +105,37 @@ def nar_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _nar_prefix(executable: bool) -> bytes:
+    out = bytearray()
+
+    class _Buf:
+        def update(self, data: bytes) -> None:
+            out.extend(data)
+
+    for token in (b"nix-archive-1", b"(", b"type", b"regular"):
+        _str(_Buf(), token)
+    if executable:
+        _str(_Buf(), b"executable")
+        _str(_Buf(), b"")
+    _str(_Buf(), b"contents")
+    return bytes(out)
+
+
+_FILE_PREFIX = {False: _nar_prefix(False), True: _nar_prefix(True)}
+_FILE_STATE = {x: hashlib.sha256(p) for x, p in _FILE_PREFIX.items()}
+_FILE_END = len(b")").to_bytes(8, "little") + b")" + b"\0" * 7
+
+
 def nar_sha256_of_file(data: bytes, *, executable: bool = False) -> tuple[str, int]:
     """Hex SHA-256 and size of the NAR of a regular file with these contents (a .drv,
-    read once for its flags: no second read, no nix call)."""
-    h = hashlib.sha256()
-    size = 0
-    for token in (
-        b"nix-archive-1",
-        b"(",
-        b"type",
-        b"regular",
-        *((b"executable", b"") if executable else ()),
-        b"contents",
-        data,
-        b")",
-    ):
-        _str(h, token)
-        size += 8 + len(token) + (-len(token) % 8)
+    read once for its flags: no second read, no nix call). The NAR framing before the
+    contents is the same for every file, so its hash state is computed once."""
+    h = _FILE_STATE[executable].copy()
+    h.update(len(data).to_bytes(8, "little"))
+    h.update(data)
+    pad = -len(data) % 8
+    h.update(b"\0" * pad + _FILE_END)
+    size = len(_FILE_PREFIX[executable]) + 8 + len(data) + pad + len(_FILE_END)
     return h.hexdigest(), size
 
 

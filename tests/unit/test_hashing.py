@@ -10,8 +10,10 @@ import pytest
 
 from provenance.errors import StoreReadError
 from provenance.formats.hashing import (
+    closure_digest,
     nar_bytes,
     nar_sha256,
+    nar_sha256_of_file,
     nix32_decode,
     sha256_hex,
     sha256_to_hex,
@@ -118,3 +120,26 @@ def test_sha256_to_hex_rejects_other_algorithms_and_lengths() -> None:
         sha256_to_hex("sha512-" + "A" * 88)
     with pytest.raises(ValueError):
         sha256_to_hex("abc")
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 4096])
+@pytest.mark.parametrize("executable", [False, True])
+def test_the_nar_of_a_file_read_once_is_the_nar_of_the_file(
+    tmp_path: Path, size: int, executable: bool
+) -> None:
+    # The .drv walk hashes bytes it has already read (drvfile.py); it must give what
+    # serialising the file gives, hash and length, padding included.
+    f = tmp_path / "x.drv"
+    f.write_bytes(bytes(range(256)) * (size // 256) + b"d" * (size % 256))
+    f.chmod(0o555 if executable else 0o444)
+    digest, length = nar_sha256_of_file(f.read_bytes(), executable=executable)
+    assert digest == nar_sha256(f)
+    assert length == len(nar_bytes(f))
+
+
+def test_the_closure_digest_is_of_the_sorted_lines() -> None:
+    # docs/attestation-format.md: one "<path> <hex nar sha256>\n" per entry, sorted by path.
+    entries = [("/nix/store/b-y", "2" * 64), ("/nix/store/a-x.drv", "1" * 64)]
+    text = f"/nix/store/a-x.drv {'1' * 64}\n/nix/store/b-y {'2' * 64}\n"
+    assert closure_digest(entries) == sha256_hex(text.encode())
+    assert closure_digest(reversed(entries)) == closure_digest(entries)
