@@ -238,7 +238,7 @@ def scale(work: Path, tree: Tree, sizes: list[int], runs: int, env: dict[str, st
 # -- processes and imports -----------------------------------------------------------------
 
 SHIM = """#!/bin/sh
-printf '%s\\0' "$(basename "$0")" "$@" >> "$BENCH_ARGV_LOG"; printf '\\n' >> "$BENCH_ARGV_LOG"
+printf '%s\\0' "$(basename "$0")" "$@" >> "$BENCH_ARGV_LOG"; printf '\\036' >> "$BENCH_ARGV_LOG"
 exec "{real}" "$@"
 """
 
@@ -268,7 +268,8 @@ def counts(work: Path, trees: list[Tree], env: dict[str, str]) -> None:
             log.write_bytes(b"")
             path = f"{shims}:{env['PATH']}"
             run(t.cmd(*args), t.env(env, PATH=path, BENCH_ARGV_LOG=str(log)))
-            calls = [ln.strip(b"\0").split(b"\0") for ln in log.read_bytes().splitlines() if ln]
+            records = log.read_bytes().split(b"\036")[:-1]  # argv may hold newlines
+            calls = [r.removesuffix(b"\0").split(b"\0") for r in records]
             c = Counter(_call(a) for a in calls)
             tools = Counter(a[0].decode() for a in calls)
             detail = ", ".join(f"{n}x {k}" if n > 1 else k for k, n in sorted(c.items()))
@@ -288,7 +289,8 @@ def _call(argv: list[bytes]) -> str:
             i += 3 if w == "--option" else 2
             continue
         if not w.startswith("-") or w in ("--version",):
-            out.append(w if not w.startswith("/") and "://" not in w else "…")
+            hashy = len(w) == 40 and all(c in "0123456789abcdef" for c in w)
+            out.append("…" if w.startswith("/") or "://" in w or hashy else w)
         i += 1
     return f"{tool} {' '.join(out)}"
 
