@@ -110,7 +110,7 @@ def _evaluate(
         return nix.eval_checks(ref, current_system(), names), Source(
             top, ref, commit, subdir, dirty_files
         )
-    evaluated, meta = nix.eval_pinned(ref, current_system(), names)
+    evaluated, meta = nix.eval_pinned(ref, current_system(), names, subdir)
     return evaluated, Source(top, ref, commit, subdir, dirty_files, meta)
 
 

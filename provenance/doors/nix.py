@@ -227,14 +227,15 @@ class Nix:
         return self._eval(args, lambda raw: selection.parse(raw, system, names))
 
     def eval_pinned(
-        self, ref: str, system: str, names: list[str] | None
+        self, ref: str, system: str, names: list[str] | None, subdir: str = ""
     ) -> tuple[dict[str, EvaluatedCheck], FlakeMetadata]:
         """`eval_checks` and `flake_metadata` of a locked ref (`?rev=`), in one nix call.
 
         The same evaluation of the same checks (selection.pinned_expression says why),
         with the source's hash and lock file from that evaluation: one process fewer.
+        `subdir`: the flake's directory in the repository, as in the ref's `dir=`.
         """
-        expr = selection.pinned_expression(ref, system, names)
+        expr = selection.pinned_expression(ref, subdir, system, names)
         checks, source = self._eval(
             ["--expr", expr], lambda raw: selection.parse_pinned(raw, ref, system, names)
         )

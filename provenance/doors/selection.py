@@ -17,7 +17,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from provenance.errors import NotADerivationError, UsageError
 
@@ -52,7 +51,7 @@ def apply_expression(system: str, names: list[str] | None) -> str:
     return text.replace("@WANT@", _nix_string(want)).replace("@SYSTEM@", _nix_string(system))
 
 
-def pinned_expression(ref: str, system: str, names: list[str] | None) -> str:
+def pinned_expression(ref: str, subdir: str, system: str, names: list[str] | None) -> str:
     """An `--expr` evaluating a locked flake's checks, its source hash and lock file.
 
     What `nix eval REF#checks --apply SELECT` and `nix flake metadata REF` tell between
@@ -61,10 +60,11 @@ def pinned_expression(ref: str, system: str, names: list[str] | None) -> str:
     attribute the installable names. `sourceInfo.narHash` is the hash of the source Nix
     fetched for this evaluation, and the lock file is read from that very source: with
     `--no-update-lock-file` semantics (getFlake never updates a lock), Nix evaluates only
-    if it matches the inputs, so it is the lock the evaluation used.
+    if it matches the inputs, so it is the lock the evaluation used. `subdir` is the
+    flake's directory in the repository (the ref's `dir=`), given as it is, not parsed
+    back out of the ref.
     """
-    sub = _subdir(ref)
-    lock = _nix_string(f"/{sub}/flake.lock" if sub else "/flake.lock")
+    lock = _nix_string(f"/{subdir}/flake.lock" if subdir else "/flake.lock")
     return (
         f"let f = builtins.getFlake {_nix_string(ref)};"
         f" select = ({apply_expression(system, names)});"
@@ -75,10 +75,6 @@ def pinned_expression(ref: str, system: str, names: list[str] | None) -> str:
         " path = f.sourceInfo.outPath;"
         " lock = if builtins.pathExists lock then builtins.readFile lock else null; }"
     )
-
-
-def _subdir(ref: str) -> str:
-    return parse_qs(urlsplit(ref).query).get("dir", [""])[0]
 
 
 def parse_pinned(

@@ -142,8 +142,9 @@ def test_a_cache_hit_runs_one_nix_process(tmp_path: Path, keypair: tuple[Path, P
     assert [c[0] for c in calls(log)] == ["eval"]
 
 
+@pytest.mark.parametrize("subdir", ["sub", "sub+x"])  # `+` is no space in a flake ref
 def test_the_pinned_eval_gives_what_flake_metadata_and_the_installable_give(
-    tmp_path: Path,
+    tmp_path: Path, subdir: str
 ) -> None:
     # A flake in a subdirectory with a locked input: the lock is read from the evaluated
     # source, the narHash is the whole repository's, as `nix flake metadata` says.
@@ -154,7 +155,7 @@ def test_the_pinned_eval_gives_what_flake_metadata_and_the_installable_give(
     git(dep, "add", "-A")
     git(dep, "commit", "-qm", "dep")
     repo = make_flake(tmp_path / "repo", commit=False)
-    sub = repo / "sub"
+    sub = repo / subdir
     sub.mkdir()
     text = (repo / "flake.nix").read_text()
     (sub / "flake.nix").write_text(
@@ -168,9 +169,9 @@ def test_the_pinned_eval_gives_what_flake_metadata_and_the_installable_give(
     run(["nix", "--extra-experimental-features", "nix-command flakes", "flake", "lock", str(sub)])
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "sub flake")
-    ref = f"git+file://{repo}?rev={git(repo, 'rev-parse', 'HEAD')}&dir=sub"
+    ref = f"git+file://{repo}?rev={git(repo, 'rev-parse', 'HEAD')}&dir={subdir}"
     n = Nix()
-    checks, meta = n.eval_pinned(ref, SYSTEM, None)
+    checks, meta = n.eval_pinned(ref, SYSTEM, None, subdir)
     assert checks == n.eval_checks(ref, SYSTEM, None)
     # Everything a statement records is nix's; `url` is the ref as given (nix reorders it).
     theirs = n.flake_metadata(ref)
