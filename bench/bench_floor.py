@@ -60,24 +60,44 @@ class Tree:
         return {**base, "PYTHONPATH": str(self.root), **extra}
 
 
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def run(cmd: Sequence[str | Path], env: dict[str, str], cwd: Path | None = None) -> float:
-    t0 = time.perf_counter()
+    return run_cpu(cmd, env, cwd)[0]
+
+
+def run_cpu(
+    cmd: Sequence[str | Path], env: dict[str, str], cwd: Path | None = None
+) -> tuple[float, float]:
+    """Wall seconds, and CPU seconds of the command and every process it waited for."""
+    c0, t0 = _cpu(), time.perf_counter()
     done = subprocess.run([str(c) for c in cmd], env=env, cwd=cwd, capture_output=True)
+    wall, cpu = time.perf_counter() - t0, _cpu() - c0
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{done.stderr.decode()[-2000:]}")
-    return time.perf_counter() - t0
+    return wall, cpu
+
+
+CPU: dict[str, list[float]] = {}  # CPU seconds per command of the last `rounds`
 
 
 def rounds(
     named: dict[str, tuple[list[str | Path], dict[str, str]]], runs: int, warm: int = 1
 ) -> dict[str, list[float]]:
-    """Interleaved: every command once per round, `warm` untimed rounds first."""
+    """Interleaved: every command once per round, `warm` untimed rounds first. Wall
+    seconds per command; their CPU seconds go to CPU."""
     out: dict[str, list[float]] = {k: [] for k in named}
+    CPU.clear()
+    CPU.update({k: [] for k in named})
     for i in range(warm + runs):
         for k, (cmd, env) in named.items():
-            t = run(cmd, env)
+            wall, cpu = run_cpu(cmd, env)
             if i >= warm:
-                out[k].append(t)
+                out[k].append(wall)
+                CPU[k].append(cpu)
     return out
 
 
@@ -90,10 +110,13 @@ def paired(num: list[float], den: list[list[float]]) -> float:
     return statistics.median(n / sum(d[i] for d in den) for i, n in enumerate(num))
 
 
-def table(title: str, rows: list[tuple[str, str, str]]) -> None:
-    print(f"\n### {title}\n\n| what | median ms | ratio to floor |\n|---|---|---|")
+def table(title: str, rows: list[tuple[str, ...]]) -> None:
+    print(
+        f"\n### {title}\n\n| what | median ms | ratio to floor | CPU ms | CPU ratio |"
+        "\n|---|---|---|---|---|"
+    )
     for r in rows:
-        print(f"| {r[0]} | {r[1]} | {r[2]} |")
+        print("| " + " | ".join(r) + " |")
 
 
 def _git_commit(repo: Path, env: dict[str, str]) -> str:
@@ -195,9 +218,10 @@ def targets(work: Path, trees: list[Tree], runs: int, env: dict[str, str]) -> No
 def scale(work: Path, tree: Tree, sizes: list[int], runs: int, env: dict[str, str]) -> None:
     key = work / "keys" / "provenance.key"
     print(
-        "\n### Scaling (layers shape, forced re-attestation)\n\n"
-        "| derivations | floor ms | provenance ms (ratio) | CPU s | per drv µs | "
-        "provenance peak RSS MB | nix peak RSS MB | bundle bytes |\n|---|---|---|---|---|---|---|---|"
+        "\n### Scaling (layers shape, forced re-attestation, `--closure auto`)\n\n"
+        "| derivations | floor ms (CPU) | provenance ms (CPU) | ratio wall (CPU) | "
+        "µs per drv wall (CPU) | provenance peak RSS MB | largest nix RSS MB | "
+        "statement bytes: auto / full / digest |\n|---|---|---|---|---|---|---|---|"
     )
     for n in sizes:
         repo = work / f"layers{n}"
@@ -223,16 +247,31 @@ def scale(work: Path, tree: Tree, sizes: list[int], runs: int, env: dict[str, st
             runs,
             warm=0,
         )
+        cpu = dict(CPU)
         rss = json.loads(stats.read_text())
-        floor = sum(med_ms(got[k]) for k in ("eval", "closure", "rebuild"))
-        force = med_ms(got["force"])
-        ratio = paired(got["force"], [got["eval"], got["closure"], got["rebuild"]])
-        size = max(p.stat().st_size for p in (repo / ".provenance").glob("*.intoto.jsonl"))
+        parts = ("eval", "closure", "rebuild")
+        floor, floor_cpu = (sum(med_ms(x[k]) for k in parts) for x in (got, cpu))
+        force, force_cpu = med_ms(got["force"]), med_ms(cpu["force"])
+        ratio = paired(got["force"], [got[k] for k in parts])
+        ratio_cpu = paired(cpu["force"], [cpu[k] for k in parts])
+        sizes_by = [_statement_size(tree, repo, key, e, how) for how in ("auto", "full", "digest")]
         print(
-            f"| {n + 1:,} | {floor:.0f} | {force:.0f} ({ratio:.2f}x) | {rss['cpu']:.1f} | "
-            f"{force * 1000 / (n + 1):.0f} | {rss['self_mb']:.0f} | {rss['children_mb']:.0f} | "
-            f"{size:,} |"
+            f"| {n + 1:,} | {floor:.0f} ({floor_cpu:.0f}) | {force:.0f} ({force_cpu:.0f}) | "
+            f"{ratio:.2f}x ({ratio_cpu:.2f}x) | {force * 1000 / (n + 1):.0f} "
+            f"({force_cpu * 1000 / (n + 1):.0f}) | {rss['self_mb']:.0f} | "
+            f"{rss['children_mb']:.0f} | {' / '.join(sizes_by)} |"
         )
+
+
+def _statement_size(tree: Tree, repo: Path, key: Path, env: dict[str, str], how: str) -> str:
+    out = repo / f"size-{how}.intoto.jsonl"
+    cmd = tree.cmd("build", repo, "--key", key, "--force", "-q", "--no-note", "-o", out)
+    done = subprocess.run([*map(str, cmd), "--closure", how], env=env, capture_output=True)
+    if done.returncode == 3:
+        return "refused"
+    if done.returncode != 0:
+        raise SystemExit(done.stderr.decode()[-2000:])
+    return f"{max(len(ln) for ln in out.read_bytes().splitlines()):,}"
 
 
 # -- processes and imports -----------------------------------------------------------------
