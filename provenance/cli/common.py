@@ -1,14 +1,12 @@
 """What every command shares: the one exit point for our errors (`guard`), `--json` output,
 the stderr reporter, logging, and recording each build/verify/gate run in the audit ledger.
 
-Kept apart from `cli/__init__.py` (which wires the commands into `app`) so the command
-modules import it without importing the package that imports them.
+Not in `cli/__init__.py`: that module imports the command modules, so helpers defined there
+would have to precede those imports and be read from a half-initialised package.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import sys
 import time
@@ -21,7 +19,6 @@ import typer
 from provenance.errors import ProvenanceError
 from provenance.progress import Reporter
 
-log = logging.getLogger("provenance")
 T = TypeVar("T")
 
 
@@ -42,6 +39,11 @@ class StderrReporter(Reporter):
 
 
 def setup_logging(verbose: bool) -> None:
+    # Imported here, not at the top: only build, verify and gate log, and `import
+    # provenance.cli` (every command's start-up, `--help` included) should not pay for it.
+    import logging  # noqa: PLC0415
+
+    log = logging.getLogger("provenance")
     level = os.environ.get("PROVENANCE_LOGLEVEL", "DEBUG" if verbose else "WARNING").upper()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
@@ -63,6 +65,8 @@ def guard(fn: Callable[[], T]) -> T:
 
 
 def emit_json(obj: Any) -> None:
+    import json  # noqa: PLC0415 - start-up time, as for logging above
+
     typer.echo(json.dumps(obj, indent=2, sort_keys=True))
 
 
