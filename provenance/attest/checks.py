@@ -26,6 +26,7 @@ from provenance.doors.selection import EvaluatedCheck
 from provenance.errors import NixError, RefusedError
 from provenance.formats import dsse
 from provenance.formats.hashing import nar_sha256, sha256_hex
+from provenance.formats.uris import git_file_flake
 from provenance.policy import nixenv
 from provenance.progress import Reporter
 
@@ -182,7 +183,7 @@ def attest_checks(
 
     src = SourceInfo(
         flake_ref=ref,
-        repo_url=f"git+file://{top}",
+        repo_url=git_file_flake(str(top)),
         commit=commit,
         subdir=subdir,
         dirty=bool(dirty_files),

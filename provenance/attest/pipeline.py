@@ -35,6 +35,7 @@ from provenance.doors.git import Git
 from provenance.doors.nix import Nix, current_system
 from provenance.errors import RefusedError, UsageError
 from provenance.formats import bundle
+from provenance.formats.uris import git_file_flake
 from provenance.policy.definition import Definitions, describe
 from provenance.progress import Reporter
 
@@ -88,10 +89,8 @@ def _repo_state(
 
 def _flake_ref(top: Path, commit: str, subdir: str, dirty: bool) -> str:
     # Clean: evaluate the commit itself, not the work tree, so later edits cannot slip in.
-    query = [] if dirty else [f"rev={commit}"]
-    if subdir:
-        query.append(f"dir={subdir}")
-    return f"git+file://{top}" + (f"?{'&'.join(query)}" if query else "")
+    # Percent-encoded (uris.py): a `#` or `?` in the path would otherwise cut the URL.
+    return git_file_flake(str(top), rev=None if dirty else commit, subdir=subdir)
 
 
 def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> BuildReport:
