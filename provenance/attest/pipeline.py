@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from provenance.attest import realise
+from provenance.attest import bundles, realise
 from provenance.attest.cache import OwnLines, cached
 from provenance.attest.checks import attest_checks
 from provenance.attest.report import BuildReport, BuildRequest, CheckResult, ChecksFailedError
@@ -163,13 +163,13 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
     bundle_path = None
     note_attached = False
     if lines:
-        bundle_path = req.output or (
-            req.flake_dir.resolve() / BUNDLE_DIR / f"{commit}.intoto.jsonl"
-        )
+        # Per commit and key, a dirty tree's apart; merged, never replaced (bundles.py).
+        bundle_dir = req.flake_dir.resolve() / BUNDLE_DIR
+        name = bundles.default_name(commit, req.signer.keyid, dirty)
+        bundle_path = req.output or bundle_dir / name
         _ensure_ignored(bundle_path)
-        data = ("\n".join(lines) + "\n").encode()
-        if not _same_bytes(bundle_path, data):  # a repeated cache hit rewrites nothing
-            bundle.write_atomic(bundle_path, data)
+        legacy = None if req.output else bundle_dir / bundles.legacy_name(commit)
+        bundles.write(bundle_path, lines, req.signer.public, legacy)
         if dirty:
             reporter.warn(
                 "dirty tree: the bundle is written but not attached to the commit as a note"
@@ -193,13 +193,6 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
         msg = f"check(s) failed: {failed}" + ("; the others were attested" if lines else "")
         raise ChecksFailedError(msg, "see the log above; failed checks are never attested", report)
     return report
-
-
-def _same_bytes(path: Path, data: bytes) -> bool:
-    try:
-        return path.stat().st_size == len(data) and path.read_bytes() == data
-    except OSError:
-        return False
 
 
 def _ensure_ignored(bundle_path: Path) -> None:
