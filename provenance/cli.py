@@ -331,6 +331,7 @@ def verify(
         bundles=[(b, "read") for b in bundles or ()],
         started=started,
         reporter=reporter,
+        keyid=signer.keyid if signer else None,  # the reviewer's --sign-with key
     )
     if json_out:
         _emit_json(report.as_json())
@@ -355,6 +356,7 @@ def _record_build(flake_dir: Path, report: Any, started: float, reporter: Report
         started=started,
         reporter=reporter,
         keyid=report.keyid,
+        dirty=report.dirty,
     )
 
 
@@ -369,6 +371,7 @@ def _record(
     started: float,
     reporter: Reporter,
     keyid: str | None = None,
+    dirty: bool = False,
 ) -> None:
     """Append the run to the audit ledger; a ledger problem is only a warning."""
     from provenance.audit import ledger  # noqa: PLC0415
@@ -388,6 +391,7 @@ def _record(
         keyid=keyid,
         duration_ms=int((time.monotonic() - started) * 1000),
         warn=reporter.warn,
+        dirty=dirty,
     )
 
 
@@ -406,6 +410,15 @@ app.add_typer(audit_app, name="audit")
 LedgerOpt = Annotated[
     Path | None,
     typer.Option("--ledger", help="Ledger [default: <git toplevel>/.provenance/ledger.jsonl]."),
+]
+
+
+# --- audit: user@host in Markdown is opt-in (issue 13) ---
+ActorsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--actors", help="Name who ran each run (user@host) in the Markdown [default: keys only]."
+    ),
 ]
 
 
@@ -460,7 +473,7 @@ def audit_summary(ledger: LedgerOpt = None, json_out: JsonOut = False) -> None:
         typer.echo(audit.render_text(s), nl=False)
 
 
-def _write_reports(s: Any, html_out: Path | None, markdown: bool) -> None:
+def _write_reports(s: Any, html_out: Path | None, markdown: bool, actors: bool = False) -> None:
     from provenance.audit import html as report_html  # noqa: PLC0415
     from provenance.audit import summary as audit  # noqa: PLC0415
     from provenance.formats import bundle  # noqa: PLC0415
@@ -473,7 +486,7 @@ def _write_reports(s: Any, html_out: Path | None, markdown: bool) -> None:
         _guard(lambda: bundle.write_atomic(html_out, page))
         typer.echo(f"wrote {html_out} ({len(page)} bytes)", err=True)
     if markdown:
-        typer.echo(audit.render_markdown(s), nl=False)
+        typer.echo(audit.render_markdown(s, actors=actors), nl=False)
 
 
 @audit_app.command("report")
@@ -485,6 +498,7 @@ def audit_report(
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Print Markdown (PR comments, step summaries).")
     ] = False,
+    actors: ActorsOpt = False,
 ) -> None:
     """Write the summary as one HTML page (plots, recent runs) and/or Markdown on stdout."""
     from provenance.audit import summary as audit  # noqa: PLC0415
@@ -493,7 +507,7 @@ def audit_report(
     s = _guard(lambda: audit.summary(path))
     if s.chain:
         _warn_chain(s.chain)
-    _write_reports(s, html_out, markdown)
+    _write_reports(s, html_out, markdown, actors)
 
 
 @audit_app.command("aggregate")
@@ -504,6 +518,7 @@ def audit_aggregate(
         Path | None, typer.Option("--html", help="Also write an HTML page here.")
     ] = None,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown instead.")] = False,
+    actors: ActorsOpt = False,
 ) -> None:
     """Roll several repositories' ledgers up into one summary."""
     from provenance.audit import summary as audit  # noqa: PLC0415
@@ -515,7 +530,7 @@ def audit_aggregate(
     if json_out:
         _emit_json(s.as_json())
     if html_out is not None or markdown:
-        _write_reports(s, html_out, markdown)
+        _write_reports(s, html_out, markdown, actors)
     elif not json_out:
         typer.echo(audit.render_text(s), nl=False)
 
@@ -695,7 +710,7 @@ def gate(
     _record(
         flake_dir,
         "gate",
-        ok=report.skip,
+        ok=not report.errored,  # exit 0 and a decision: skip=false is an answer, not a failure
         commit=report.commit,
         report=report,
         bundles=[],

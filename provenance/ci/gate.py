@@ -130,13 +130,12 @@ def gate(req: GateRequest, nix: Nix) -> GateReport:
     try:
         return _gate(req, nix)
     except ProvenanceError as e:
-        return GateReport(
-            False, f"error: {e.diagnostics()}", req.rev, None, search_depth=req.search_depth
-        )
+        reason = f"error: {e.diagnostics()}"
+        return GateReport(False, reason, req.rev, None, search_depth=req.search_depth, errored=True)
     except Exception as e:  # fail safe: any bug means "run CI", never "skip"
         log.debug("gate failed", exc_info=True)
         reason = f"unexpected error: {type(e).__name__}: {e}".replace("\n", " ")
-        return GateReport(False, reason, req.rev, None, search_depth=req.search_depth)
+        return GateReport(False, reason, req.rev, None, search_depth=req.search_depth, errored=True)
 
 
 def _gate(req: GateRequest, nix: Nix) -> GateReport:
