@@ -18,6 +18,7 @@ import pytest
 from provenance import keys
 from provenance.example import find_static_busybox
 from provenance.nix import current_system
+from provenance.nixenv import installable
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NIX_CONFIG = "\n".join(
@@ -87,6 +88,13 @@ def git(repo: Path, *args: str) -> str:
 
 def nix(*args: str) -> str:
     return run(["nix", "--extra-experimental-features", "nix-command flakes", *args]).stdout.strip()
+
+
+def drv_outputs(drv: str) -> str:
+    """`drv`'s outputs as a `nix build` installable on the nix on PATH: a bare `X.drv`
+    names the .drv file itself from 2.13 (building nothing), `X.drv^*` is refused by 2.8."""
+    version = nix("--version").split(") ", 1)[-1]
+    return installable(drv, version)
 
 
 def path_info_nar_hash(raw: object, path: str) -> str:
