@@ -17,8 +17,9 @@ import pytest
 
 from provenance import keys
 from provenance.example import find_static_busybox
-from provenance.nix import current_system
-from provenance.nixenv import installable
+from provenance.nix import Nix, current_system
+from provenance.nixenv import decline_hook, installable
+from provenance.reproduce import unsafe_parent
 
 FIXTURES = Path(__file__).parent / "fixtures"
 NIX_CONFIG = "\n".join(
@@ -90,11 +91,30 @@ def nix(*args: str) -> str:
     return run(["nix", "--extra-experimental-features", "nix-command flakes", *args]).stdout.strip()
 
 
+_NIX = Nix()  # asks `nix --version` once, when first needed
+
+
+def nix_version() -> str:
+    """The version of the nix on PATH ("2.8.0")."""
+    return _NIX.version()
+
+
 def drv_outputs(drv: str) -> str:
     """`drv`'s outputs as a `nix build` installable on the nix on PATH: a bare `X.drv`
     names the .drv file itself from 2.13 (building nothing), `X.drv^*` is refused by 2.8."""
-    version = nix("--version").split(") ", 1)[-1]
-    return installable(drv, version)
+    return installable(drv, nix_version())
+
+
+def chroot_store(store: Path | str) -> list[str]:
+    """`--store` options for a chroot store that set-up code builds in. From Nix 2.30 a
+    store under /tmp (every tmp_path) cannot build without a build-dir outside it: the
+    one `provenance verify --rebuild` would pick (reproduce.build_dir_options)."""
+    args = ["--store", str(store)]
+    if unsafe_parent(Path(store)) is not None and _NIX.version_tuple() >= (2, 30):
+        builds = Path(decline_hook()).parent / "test-builds"
+        builds.mkdir(mode=0o700, exist_ok=True)
+        args += ["--option", "build-dir", str(builds)]
+    return args
 
 
 def path_info_nar_hash(raw: object, path: str) -> str:

@@ -17,7 +17,7 @@ from provenance import lognorm, testresults
 from provenance.example import find_static_busybox
 from provenance.hashing import sha256_hex
 from provenance.nix import current_system
-from tests.conftest import nix, path_info_nar_hash, run
+from tests.conftest import chroot_store, nix, path_info_nar_hash, run
 
 ROOT = Path(__file__).parent.parent.parent
 LIB_FILES = ("lib.nix", "check-builder.sh", "normalise-results.awk")
@@ -90,7 +90,7 @@ def make_suite(dest: Path) -> Path:
 
 
 def build(ref: str, store: str | None = None) -> str:
-    args = ["build", "--no-link", "--json", *(["--store", store] if store else []), ref]
+    args = ["build", "--no-link", "--json", *(chroot_store(store) if store else []), ref]
     return str(json.loads(nix(*args))[0]["outputs"]["out"])
 
 
