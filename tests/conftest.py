@@ -22,6 +22,8 @@ from provenance.nixenv import decline_hook, installable
 from provenance.reproduce import unsafe_parent
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# The dev shell's builder, one copy: the built-in example's (the fixture flake uses it too).
+DEV_ENV = Path(__file__).parent.parent / "provenance" / "data" / "example" / "dev" / "dev-env.sh"
 NIX_CONFIG = "\n".join(
     [
         "experimental-features = nix-command flakes",
@@ -136,6 +138,8 @@ def make_flake(dest: Path, *, extra_checks: str | None = None, commit: bool = Tr
         (dest / "extra-checks.nix").write_text(extra_checks)
     (dest / "tools" / "bin").mkdir(parents=True)
     shutil.copy2(find_static_busybox(), dest / "tools" / "bin" / "busybox")
+    (dest / "dev").mkdir()
+    shutil.copy2(DEV_ENV, dest / "dev" / "dev-env.sh")
     run(["git", "init", "-q"], cwd=dest)
     run(["git", "add", "-A"], cwd=dest)
     if commit:
