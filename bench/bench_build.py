@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import NIX, bench_env, header, row, time_interleaved
 from bench.gen_dag import generate
+from provenance.doors.nix import current_system
 from provenance.example import materialise
-from provenance.nix import current_system
 
 PROVENANCE = [sys.executable, "-m", "provenance"]
 
@@ -38,14 +38,20 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-build-"))
     try:
         key = work / "keys" / "provenance.key"
-        subprocess.run([*PROVENANCE, "keygen", "--out-dir", str(work / "keys")], env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [*PROVENANCE, "keygen", "--out-dir", str(work / "keys")],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
 
         # 1. cache hit vs warm nix build
         proj = materialise(work / "example")
         for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "x"]):
             subprocess.run(cmd, cwd=proj, env=env, check=True)
-        subprocess.run([*PROVENANCE, "build", str(proj), "--key", str(key), "-q"], env=env, check=True)
+        subprocess.run(
+            [*PROVENANCE, "build", str(proj), "--key", str(key), "-q"], env=env, check=True
+        )
         header("cache hit (example flake, 1 check; runs interleaved)")
         warm_s, hit_s = time_interleaved(
             [
@@ -62,10 +68,19 @@ def main() -> None:
         # 2. forced re-attestation of a warm check with a big closure
         dag = generate(work / "dag", args.nodes)
         print(f"\nbuilding the {args.nodes}-node DAG once (not timed)...", file=sys.stderr)
-        subprocess.run([*NIX, "build", "--no-link", f"{dag}#checks.{system}.big"], env=env, check=True,
-                       capture_output=True)
-        drv = subprocess.run([*NIX, "eval", "--raw", f"{dag}#checks.{system}.big.drvPath"], env=env,
-                             check=True, capture_output=True, text=True).stdout
+        subprocess.run(
+            [*NIX, "build", "--no-link", f"{dag}#checks.{system}.big"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        drv = subprocess.run(
+            [*NIX, "eval", "--raw", f"{dag}#checks.{system}.big.drvPath"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         header(f"forced re-attestation, closure of {args.nodes + 1} derivations; runs interleaved")
         ev_s, pi_s, forced_s = time_interleaved(
             [

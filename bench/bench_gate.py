@@ -6,7 +6,7 @@ target (issue 6): gate decision <= 2x (`nix eval` of the same checks + `git note
 
 Measured side by side on one fixture repo, medians of N runs:
   baseline   nix eval (the gate's own call, via Nix.check_drv_paths) + git notes show
-  gate-api   provenance.gate.gate(): the decision, in process (no remote)
+  gate-api   provenance.ci.gate.gate(): the decision, in process (no remote)
   gate-api+fetch  the same with a local bare remote to fetch the notes from
   gate-reuse the decision 10 README-only commits after the attested one (walks history)
   gate-cli   `python -m provenance gate` end to end (interpreter start and imports too)
@@ -28,10 +28,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from provenance import attest, keys  # noqa: E402
-from provenance.gate import GateRequest, gate  # noqa: E402
-from provenance.nix import Nix, current_system  # noqa: E402
-from provenance.trust import from_key_files  # noqa: E402
+from provenance.attest import pipeline as attest  # noqa: E402
+from provenance.ci.gate import GateRequest, gate  # noqa: E402
+from provenance.doors.nix import Nix, current_system  # noqa: E402
+from provenance.formats import keys  # noqa: E402
+from provenance.policy.trust import from_key_files  # noqa: E402
 from tests.conftest import NIX_CONFIG, make_flake  # noqa: E402
 
 
@@ -54,8 +55,12 @@ def _median_ms(fn: Callable[[], object], n: int) -> float:
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 15
     os.environ.setdefault("NIX_CONFIG", NIX_CONFIG)
-    for var, val in (("GIT_AUTHOR_NAME", "bench"), ("GIT_AUTHOR_EMAIL", "b@example.invalid"),
-                     ("GIT_COMMITTER_NAME", "bench"), ("GIT_COMMITTER_EMAIL", "b@example.invalid")):
+    for var, val in (
+        ("GIT_AUTHOR_NAME", "bench"),
+        ("GIT_AUTHOR_EMAIL", "b@example.invalid"),
+        ("GIT_COMMITTER_NAME", "bench"),
+        ("GIT_COMMITTER_EMAIL", "b@example.invalid"),
+    ):
         os.environ.setdefault(var, val)
     with tempfile.TemporaryDirectory(prefix="bench-gate-") as tmp_s:
         tmp = Path(tmp_s)
@@ -81,12 +86,14 @@ def main() -> None:
 
         bare = tmp / "remote.git"
         subprocess.run(["git", "clone", "-q", "--bare", str(repo), str(bare)], check=True)
-        subprocess.run(["git", "-C", str(repo), "push", "-q", str(bare), "refs/notes/provenance"],
-                       check=True)
+        subprocess.run(
+            ["git", "-C", str(repo), "push", "-q", str(bare), "refs/notes/provenance"], check=True
+        )
         clone = tmp / "clone"
         subprocess.run(["git", "clone", "-q", str(bare), str(clone)], check=True)
-        rows.append(("gate decision (API, fetch from local remote)",
-                     _median_ms(lambda: decide(clone), n)))
+        rows.append(
+            ("gate decision (API, fetch from local remote)", _median_ms(lambda: decide(clone), n))
+        )
 
         for i in range(10):
             (repo / "README.md").write_text(f"revision {i}\n")
@@ -94,8 +101,12 @@ def main() -> None:
             _git(repo, "commit", "-q", "-m", f"docs {i}")
         rows.append(("gate decision, 10 README commits later (reuse)", _median_ms(decide, n)))
         cli = [sys.executable, "-m", "provenance", "gate", str(repo), "--trusted-key", str(pub)]
-        rows.append(("gate CLI end to end (python -m provenance)",
-                     _median_ms(lambda: subprocess.run(cli, check=True, capture_output=True), n)))
+        rows.append(
+            (
+                "gate CLI end to end (python -m provenance)",
+                _median_ms(lambda: subprocess.run(cli, check=True, capture_output=True), n),
+            )
+        )
 
     base = rows[0][1]
     print(f"{'what':<50} {'median ms':>10} {'x baseline':>11}")

@@ -18,28 +18,43 @@ import tempfile
 import time
 from pathlib import Path
 
-from provenance import audit, report_html
-from provenance import ledger as L
+from provenance.audit import html as report_html
+from provenance.audit import ledger as L
+from provenance.audit import summary as audit
 
 FORK = multiprocessing.get_context("fork")
 
 
 def draft(i: int) -> L.Draft:
     checks = (
-        L.CheckRecord(name="det", drv_path=f"/nix/store/{i:032x}-det-check.drv",
-                      result="failed" if i % 17 == 0 else "passed",
-                      tier=("local", "ci", "reproduced")[i % 3]),
-        L.CheckRecord(name="chain", drv_path=f"/nix/store/{i + 1:032x}-chain-check.drv",
-                      result="cached", tier="ci"),
+        L.CheckRecord(
+            name="det",
+            drv_path=f"/nix/store/{i:032x}-det-check.drv",
+            result="failed" if i % 17 == 0 else "passed",
+            tier=("local", "ci", "reproduced")[i % 3],
+        ),
+        L.CheckRecord(
+            name="chain",
+            drv_path=f"/nix/store/{i + 1:032x}-chain-check.drv",
+            result="cached",
+            tier="ci",
+        ),
     )
     return L.Draft(
-        time=f"2025-{1 + i // 500_000 % 12:02d}-01T00:00:00.000Z", command="build", ok=i % 17 != 0,
+        time=f"2025-{1 + i // 500_000 % 12:02d}-01T00:00:00.000Z",
+        command="build",
+        ok=i % 17 != 0,
         actor=L.Actor(keyid="ab" * 32, user="alice", host="build-01"),
-        repo="https://example.invalid/acme/widgets.git", commit=f"{i:040x}",
+        repo="https://example.invalid/acme/widgets.git",
+        commit=f"{i:040x}",
         checks=checks,
-        bundles=(L.BundleRecord(path=f"/src/.provenance/{i:040x}.intoto.jsonl",
-                                sha256=f"{i:064x}", role="written"),),
-        tier=L.highest_tier(checks, "local"), duration_ms=1000 + i % 5000,
+        bundles=(
+            L.BundleRecord(
+                path=f"/src/.provenance/{i:040x}.intoto.jsonl", sha256=f"{i:064x}", role="written"
+            ),
+        ),
+        tier=L.highest_tier(checks, "local"),
+        duration_ms=1000 + i % 5000,
     )
 
 
@@ -103,8 +118,9 @@ def kill_trials(tmp: Path, trials: int, torn: bool, rng: random.Random) -> tuple
         done = L.append(p, draft(0))
         r2 = L.verify_chain(p)
         partial += r.partial_tail > 0
-        good += r.ok and done.repaired_bytes == r.partial_tail and r2.ok and \
-            r2.entries == r.entries + 1
+        good += (
+            r.ok and done.repaired_bytes == r.partial_tail and r2.ok and r2.entries == r.entries + 1
+        )
     return good, partial
 
 
@@ -117,8 +133,10 @@ def main() -> None:
         big = tmp / "big.jsonl"
         t = time.perf_counter()
         generate(big, args.entries)
-        print(f"generated {args.entries} entries ({big.stat().st_size / 1e6:.1f} MB) "
-              f"in {time.perf_counter() - t:.1f} s")
+        print(
+            f"generated {args.entries} entries ({big.stat().st_size / 1e6:.1f} MB) "
+            f"in {time.perf_counter() - t:.1f} s"
+        )
         print(f"verify_chain: {timed(lambda: L.verify_chain(big))}")
         cli = [sys.executable, "-m", "provenance", "audit", "verify", "--ledger", str(big)]
         runs = []
@@ -148,22 +166,28 @@ def main() -> None:
             p.join()
         dt8 = time.perf_counter() - t
         r = L.verify_chain(many)
-        print(f"append, 8 processes x 200: {r.entries} entries, chain ok={r.ok}, "
-              f"{dt8:.2f} s ({r.entries / dt8:.0f} entries/s)")
+        print(
+            f"append, 8 processes x 200: {r.entries} entries, chain ok={r.ok}, "
+            f"{dt8:.2f} s ({r.entries / dt8:.0f} entries/s)"
+        )
 
         rng = random.Random(7)  # noqa: S311 - seeded kill times, not crypto
         for torn in (False, True):
             good, partial = kill_trials(tmp, 50, torn, rng)
             what = "torn writes (os.write split in two)" if torn else "one os.write per line"
-            print(f"SIGKILL x 50, {what}: {good}/50 verified + repaired, "
-                  f"{partial} left a partial last line")
+            print(
+                f"SIGKILL x 50, {what}: {good}/50 verified + repaired, "
+                f"{partial} left a partial last line"
+            )
         lat = []
         for i in range(200):
             t = time.perf_counter()
             L.append(one, draft(i))
             lat.append(time.perf_counter() - t)
-        print(f"append latency: median {statistics.median(lat) * 1e3:.2f} ms, "
-              f"max {max(lat) * 1e3:.2f} ms")
+        print(
+            f"append latency: median {statistics.median(lat) * 1e3:.2f} ms, "
+            f"max {max(lat) * 1e3:.2f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -31,9 +31,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import NIX_CONFIG, make_flake  # noqa: E402
 
-from provenance import attest, keys, verify  # noqa: E402
-from provenance.nix import Nix, current_system  # noqa: E402
-from provenance.trust import from_key_files  # noqa: E402
+from provenance.attest import pipeline as attest  # noqa: E402
+from provenance.doors.nix import Nix, current_system  # noqa: E402
+from provenance.formats import keys  # noqa: E402
+from provenance.policy.trust import from_key_files  # noqa: E402
+from provenance.verify import pipeline as verify  # noqa: E402
 
 SLOW = """{ mk, tests }: {
   slow = mk "slow-check" ''

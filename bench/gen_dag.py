@@ -16,8 +16,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from provenance.doors.nix import current_system
 from provenance.example import find_static_busybox
-from provenance.nix import current_system
 
 FLAKE = """{
   outputs = { self }:

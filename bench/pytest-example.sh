@@ -13,7 +13,7 @@ use-registries = false"
 t() { s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }
 
 echo "toolchain, cold apt cache: $(PROVENANCE_DEB_CACHE=$work/debs t "$root/examples/python-pytest/build-toolchain.sh" --check) s"
-cp -r "$root/examples/python-pytest" "$work/calc"
+cp -rL "$root/examples/python-pytest" "$work/calc"  # -L: ./nix links to the one library
 rm -rf "$work/calc/toolchain" "$work/calc/.debs"
 (cd "$work/calc" && git init -q && git add -A && git -c user.name=b -c user.email=b@x commit -qm calc)
 nix store add-path --store "$work/store" --name python-pytest-toolchain "$root/examples/python-pytest/toolchain" >/dev/null

@@ -14,12 +14,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from provenance import attest, bundle, dsse, keys
-from provenance.claims import load_statement, parse_provenance, test_result_outcome
+from provenance.attest import pipeline as attest
+from provenance.doors.git import Git
+from provenance.doors.nix import Nix, current_system, default_nix_bin
 from provenance.errors import UsageError
-from provenance.git import Git
-from provenance.hashing import nar_sha256
-from provenance.nix import Nix, current_system, default_nix_bin
+from provenance.formats import bundle, dsse, keys
+from provenance.formats.claims import load_statement, parse_provenance, test_result_outcome
+from provenance.formats.hashing import nar_sha256
 from provenance.progress import Reporter
 
 _PT_INTERP = 3

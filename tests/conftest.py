@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from provenance import keys
+from provenance.doors.nix import Nix, current_system
 from provenance.example import find_static_busybox
-from provenance.nix import Nix, current_system
-from provenance.nixenv import decline_hook, installable
-from provenance.reproduce import unsafe_parent
+from provenance.formats import keys
+from provenance.policy.nixenv import decline_hook, installable
+from provenance.verify.reproduce import unsafe_parent
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # The dev shell's builder, one copy: the built-in example's (the fixture flake uses it too).

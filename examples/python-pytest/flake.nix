@@ -4,9 +4,9 @@
   outputs = { self }:
     let
       system = "x86_64-linux";
-      # provenance's Nix library, vendored (a copy of nix/ at the repo root, kept identical
-      # by a test) so that this directory works on its own when copied. With network
-      # access, use the flake input instead: inputs.provenance.url = "github:...";
+      # provenance's Nix library: ./nix is a symlink to the repo's own nix/ (one library,
+      # never a copy). Copy this directory with `cp -rL` so the copy carries it. With
+      # network access, use the flake input instead: inputs.provenance.url = "github:...";
       lib = import ./nix/lib.nix;
       # Python 3.11 + pytest from Debian packages, assembled by ./build-toolchain.sh and
       # pinned by NAR hash: the store path is content-addressed, so evaluation never

@@ -42,8 +42,13 @@ def build_pinned_copy(dest: Path) -> Path:
     # The modern-Nix roots (scripts/nix-matrix.sh) are trixie/sid, whose apt cannot serve
     # bookworm's Python 3.11: there the host's cache is mounted in and apt is not asked.
     offline = ["--offline"] if os.environ.get("PROVENANCE_DEB_OFFLINE") == "1" else []
-    done = subprocess.run([str(dest / "build-toolchain.sh"), *offline], env=env,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [str(dest / "build-toolchain.sh"), *offline],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         pytest.fail(f"build-toolchain.sh failed:\n{done.stderr}")
     return dest

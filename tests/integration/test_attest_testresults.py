@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from provenance import lognorm
-from provenance.intoto import SLSA_PROVENANCE_V1, TEST_RESULT_V01
-from provenance.nix import current_system
+from provenance.attest import lognorm
+from provenance.doors.nix import current_system
+from provenance.formats.intoto import SLSA_PROVENANCE_V1, TEST_RESULT_V01
 from tests.conftest import chroot_store, git, nix, path_info_nar_hash, run
 from tests.integration.conftest import IGNORED
 
@@ -49,7 +49,8 @@ def test_build_attests_the_fixture_tests(flake: Path, keypair: tuple[Path, Path]
     assert kinds == sorted([SLSA_PROVENANCE_V1, SLSA_PROVENANCE_V1, TEST_RESULT_V01])
     test_stmt = next(s for s in stmts if s["predicateType"] == TEST_RESULT_V01)
     prov = next(
-        s for s in stmts
+        s
+        for s in stmts
         if s["predicateType"] == SLSA_PROVENANCE_V1 and s["subject"] == test_stmt["subject"]
     )
     drv = prov["predicate"]["buildDefinition"]["externalParameters"]["drvPath"]  # type: ignore[index]
@@ -92,7 +93,11 @@ def test_pytest_example_is_attested_and_reproduces(
     report = json.loads(done.stdout)
     (check,) = report["checks"]
     assert check["tests"] == {
-        "result": "PASSED", "format": "junit", "passed": 20, "failed": 0, "skipped": 0,
+        "result": "PASSED",
+        "format": "junit",
+        "passed": 20,
+        "failed": 0,
+        "skipped": 0,
         "source": check["outputs"]["out"]["path"] + "/results.json",
     }
     stmts = statements(Path(report["bundle"]))
@@ -113,7 +118,9 @@ def test_pytest_example_is_attested_and_reproduces(
         built = json.loads(nix("build", *chroot_store(store), "--no-link", "--json", ref))
         out = built[0]["outputs"]["out"]
         assert out == check["outputs"]["out"]["path"]
-        nar.add(path_info_nar_hash(json.loads(nix("path-info", "--store", store, "--json", out)), out))
+        nar.add(
+            path_info_nar_hash(json.loads(nix("path-info", "--store", store, "--json", out)), out)
+        )
         norm.add(lognorm.normalised_sha256(nix("log", "--store", store, out).encode() + b"\n"))
     assert len(nar) == 1
     assert len(norm) == 1

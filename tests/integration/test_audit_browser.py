@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from provenance import audit, report_html
-from provenance import ledger as L
+from provenance.audit import html as report_html
+from provenance.audit import ledger as L
+from provenance.audit import summary as audit
 
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -32,9 +33,17 @@ def browser() -> str:
 
 def _chromium(browser: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     cmd = [
-        browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'profile'}",
+        browser,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
         *args,
     ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=False)
@@ -46,22 +55,39 @@ def _ledger(path: Path) -> None:
         det = "failed" if day in {4, 9} else "passed"
         tier = "reproduced" if day in {2, 6, 11} else ("ci" if day % 2 == 0 else "local")
         checks = (
-            L.CheckRecord(name="det", drv_path=f"/nix/store/{day:032d}-det.drv", result=det,
-                          tier=tier),
+            L.CheckRecord(
+                name="det", drv_path=f"/nix/store/{day:032d}-det.drv", result=det, tier=tier
+            ),
             L.CheckRecord(name="chain", result="passed", tier=tier),
         )
-        L.append(path, L.Draft(
-            time=f"2025-04-{day:02d}T09:{day:02d}:00.000Z", command="build",
-            ok=det == "passed", actor=L.Actor(user="alice", host="build-01", keyid="ab" * 32),
-            repo="https://example.invalid/acme/widgets.git", commit=f"{day:040x}",
-            checks=checks, tier=L.highest_tier(checks, "local"), duration_ms=800 + 350 * day,
-        ))
+        L.append(
+            path,
+            L.Draft(
+                time=f"2025-04-{day:02d}T09:{day:02d}:00.000Z",
+                command="build",
+                ok=det == "passed",
+                actor=L.Actor(user="alice", host="build-01", keyid="ab" * 32),
+                repo="https://example.invalid/acme/widgets.git",
+                commit=f"{day:040x}",
+                checks=checks,
+                tier=L.highest_tier(checks, "local"),
+                duration_ms=800 + 350 * day,
+            ),
+        )
     # one gate run from CI, and a hostile string that must stay text
-    L.append(path, L.Draft(
-        time="2025-04-12T10:00:00.000Z", command="gate", ok=True,
-        actor=L.Actor(user="<b>ci</b>", host="runner"), repo="r", commit="f" * 40,
-        checks=(L.CheckRecord(name="det", result="reused", tier="ci"),), tier="ci",
-    ))
+    L.append(
+        path,
+        L.Draft(
+            time="2025-04-12T10:00:00.000Z",
+            command="gate",
+            ok=True,
+            actor=L.Actor(user="<b>ci</b>", host="runner"),
+            repo="r",
+            commit="f" * 40,
+            checks=(L.CheckRecord(name="det", result="reused", tier="ci"),),
+            tier="ci",
+        ),
+    )
 
 
 def test_report_renders_ledger_numbers(browser: str, tmp_path: Path) -> None:
@@ -96,8 +122,14 @@ def test_report_renders_ledger_numbers(browser: str, tmp_path: Path) -> None:
     assert "&lt;b&gt;ci&lt;/b&gt;@runner" in dom and "<b>ci</b>" not in dom
 
     shot = tmp_path / "audit.png"
-    done = _chromium(browser, tmp_path, f"--screenshot={shot}", "--window-size=1200,900",
-                     "--hide-scrollbars", page.as_uri())
+    done = _chromium(
+        browser,
+        tmp_path,
+        f"--screenshot={shot}",
+        "--window-size=1200,900",
+        "--hide-scrollbars",
+        page.as_uri(),
+    )
     assert done.returncode == 0 and shot.stat().st_size > 10_000
     if os.environ.get("PROVENANCE_KEEP_SCREENSHOT"):
         shutil.copy(shot, os.environ["PROVENANCE_KEEP_SCREENSHOT"])

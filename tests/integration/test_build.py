@@ -18,11 +18,11 @@ from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.signer import SSlibKey
 from typer.testing import CliRunner
 
-from provenance import dsse, keys
 from provenance.cli import app
-from provenance.hashing import sha256_hex
-from provenance.keys import load_public_key
-from provenance.nix import current_system
+from provenance.doors.nix import current_system
+from provenance.formats import dsse, keys
+from provenance.formats.hashing import sha256_hex
+from provenance.formats.keys import load_public_key
 from tests.conftest import git, make_flake, nix
 
 pytestmark = pytest.mark.nix

@@ -13,10 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from provenance.cli import app
-from provenance.drvfile import read_drv_closure_flags
-from provenance.nix import NixConfig, StoreInfo, current_system
-from provenance.nixenv import establish
-from provenance.nixenv import nondeterministic_outputs as _nondeterministic_outputs
+from provenance.doors.drvfile import read_drv_closure_flags
+from provenance.doors.nix import NixConfig, StoreInfo, current_system
+from provenance.policy.nixenv import establish
+from provenance.policy.nixenv import nondeterministic_outputs as _nondeterministic_outputs
 from tests.conftest import git, make_flake, nix
 
 pytestmark = pytest.mark.nix

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from provenance import testresults as tr
+from provenance.attest import testresults as tr
 from provenance.cli import app
-from provenance.nix import current_system
+from provenance.doors.nix import current_system
 from tests.conftest import make_flake, run
 
 pytestmark = pytest.mark.nix

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from provenance import keys
-from provenance.nix import Nix
+from provenance.doors.nix import Nix
+from provenance.formats import keys
 from tests.conftest import make_flake
 
 pytestmark = [
@@ -174,13 +174,31 @@ def build(workdir: Path, daemon: Daemon, *, as_user: str | None) -> tuple[int, d
         **{k: v for k, v in os.environ.items() if k.startswith(("GIT_", "NIX_CONFIG"))},
         **daemon.client_env(),
     }
-    cmd = [sys.executable, "-m", "provenance", "build", str(repo), "--key", str(key),
-           "--check", "probe", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "provenance",
+        "build",
+        str(repo),
+        "--key",
+        str(key),
+        "--check",
+        "probe",
+        "--json",
+    ]
     if as_user is not None:
         _own(workdir, as_user)
         env["HOME"] = pwd.getpwnam(as_user).pw_dir
-        cmd = ["runuser", "-u", as_user, "--", "env", "-i", *(f"{k}={v}" for k, v in env.items()),
-               *cmd]
+        cmd = [
+            "runuser",
+            "-u",
+            as_user,
+            "--",
+            "env",
+            "-i",
+            *(f"{k}={v}" for k, v in env.items()),
+            *cmd,
+        ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, cwd=workdir)
     report = json.loads(done.stdout) if done.returncode == 0 and done.stdout.strip() else None
     return done.returncode, report, done.stderr
@@ -243,4 +261,6 @@ def test_each_daemon_nix_conf_as_root_and_as_a_user(
         paths = daemon_sandbox_paths(daemon)
         assert sorted(recorded["sandboxPaths"]) == paths
         assert seen == SANDBOX_ROOT | {p.split("=")[0].strip("/").split("/")[0] for p in paths}
-        assert recorded["settings"]["builders"] == "" and recorded["settings"]["substitute"] is False
+        assert (
+            recorded["settings"]["builders"] == "" and recorded["settings"]["substitute"] is False
+        )

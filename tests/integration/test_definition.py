@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from provenance import attest, keys
+from provenance.attest import pipeline as attest
+from provenance.ci.gate import GateRequest, gate
 from provenance.cli import app
-from provenance.gate import GateRequest, gate
-from provenance.nix import Nix
-from provenance.trust import from_key_files
+from provenance.doors.nix import Nix
+from provenance.formats import keys
+from provenance.policy.trust import from_key_files
 from tests.conftest import git
 
 pytestmark = pytest.mark.nix

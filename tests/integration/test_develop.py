@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from provenance import keys
 from provenance.example import materialise
+from provenance.formats import keys
 from tests.conftest import make_flake, run
 
 pytestmark = pytest.mark.nix

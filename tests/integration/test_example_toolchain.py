@@ -33,8 +33,13 @@ def script(example: Path, *args: str, cache: Path) -> subprocess.CompletedProces
         "NIX_CONFIG": "experimental-features = nix-command flakes",
         "PROVENANCE_DEB_CACHE": str(cache),
     }
-    return subprocess.run([str(example / "build-toolchain.sh"), *args], env=env,
-                          capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [str(example / "build-toolchain.sh"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def pinned_version(example: Path, package: str) -> str:
@@ -55,8 +60,15 @@ def moved_cache(dest: Path, package: str, version: str) -> Path:
     control = unpacked / "DEBIAN" / "control"
     control.write_text(re.sub(r"(?m)^Version: .*$", f"Version: {version}", control.read_text()))
     arch = original.name.rsplit("_", 1)[1]
-    run(["dpkg-deb", "--root-owner-group", "-b", str(unpacked),
-         str(dest / f"{package}_{version.replace(':', '%3a')}_{arch}")])
+    run(
+        [
+            "dpkg-deb",
+            "--root-owner-group",
+            "-b",
+            str(unpacked),
+            str(dest / f"{package}_{version.replace(':', '%3a')}_{arch}"),
+        ]
+    )
     shutil.rmtree(unpacked)
     return dest
 
@@ -67,9 +79,7 @@ def copy_pin(pinned: Path, dest: Path) -> Path:
 
 
 @pytest.mark.nix
-def test_a_moved_package_is_named_with_the_command_to_re_pin(
-    pinned: Path, tmp_path: Path
-) -> None:
+def test_a_moved_package_is_named_with_the_command_to_re_pin(pinned: Path, tmp_path: Path) -> None:
     old = pinned_version(pinned, MOVED)
     new = f"{old}+test1"
     cache = moved_cache(tmp_path / "debs", MOVED, new)

@@ -25,12 +25,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from provenance import attest, keys
+from provenance.attest import pipeline as attest
+from provenance.ci.gate import GateRequest, gate
 from provenance.cli import app
+from provenance.doors.nix import Nix, current_system
 from provenance.errors import NotADerivationError
-from provenance.gate import GateRequest, gate
-from provenance.nix import Nix, current_system
-from provenance.trust import from_key_files
+from provenance.formats import keys
+from provenance.policy.trust import from_key_files
 from tests.conftest import NIX_CONFIG, git, make_flake, nix
 
 pytestmark = pytest.mark.nix

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from provenance.git import Git
+from provenance.doors.git import Git
 from tests.conftest import git, make_flake, run
 
 pytestmark = pytest.mark.nix

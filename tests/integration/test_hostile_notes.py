@@ -8,15 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from provenance import keys
+from provenance.formats import keys
 from tests.conftest import git
 
 pytestmark = pytest.mark.nix
 
 
 def _prov(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "provenance", *args],
-                          capture_output=True, text=True, cwd=cwd, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "provenance", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        check=False,
+    )
 
 
 def test_a_deeply_nested_note_line_crashes_neither_build_nor_verify(
@@ -27,8 +32,13 @@ def test_a_deeply_nested_note_line_crashes_neither_build_nor_verify(
     # Carries the signer's keyid, so readers cannot skip it on that hint alone.
     hostile = '{"keyid":"' + keyid + '","x":' + "[" * 100_000 + "\n"
     head = git(flake, "rev-parse", "HEAD")
-    subprocess.run(["git", "notes", "--ref", "refs/notes/provenance", "add", "-F", "-", head],
-                   input=hostile, text=True, cwd=flake, check=True)
+    subprocess.run(
+        ["git", "notes", "--ref", "refs/notes/provenance", "add", "-F", "-", head],
+        input=hostile,
+        text=True,
+        cwd=flake,
+        check=True,
+    )
 
     built = _prov("build", "--key", str(key), "--check", "det", ".", cwd=flake)
     assert built.returncode == 0, built.stderr

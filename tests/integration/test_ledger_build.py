@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from provenance import ledger as L
+from provenance.audit import ledger as L
 from provenance.cli import app
 from tests.conftest import git, make_flake
 
@@ -18,8 +18,9 @@ FAILING = '{ mk, tests }: { bad = mk "bad-check" "echo boom >&2; exit 1" { }; }\
 
 
 @pytest.mark.nix
-def test_build_records_entries(flake: Path, keypair: tuple[Path, Path],
-                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_build_records_entries(
+    flake: Path, keypair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     key, _ = keypair
@@ -56,17 +57,22 @@ def test_failed_build_is_recorded(tmp_path: Path, keypair: tuple[Path, Path]) ->
     chain = L.verify_chain(repo / ".provenance" / "ledger.jsonl", keep=True)
     (entry,) = chain.items
     assert entry.ok is False
-    assert {c.name: c.result for c in entry.checks} == {"bad": "failed", "chain": "passed",
-                                                         "det": "passed"}
+    assert {c.name: c.result for c in entry.checks} == {
+        "bad": "failed",
+        "chain": "passed",
+        "det": "passed",
+    }
     ledger = repo / ".provenance" / "ledger.jsonl"
-    r = runner.invoke(app, ["audit", "check", "--ledger", str(ledger),
-                            "--require", "det", "--require", "bad"])
+    r = runner.invoke(
+        app, ["audit", "check", "--ledger", str(ledger), "--require", "det", "--require", "bad"]
+    )
     assert r.exit_code == 1 and "FAIL: require bad" in r.stderr and "PASS: require det" in r.stderr
 
 
 @pytest.mark.nix
-def test_ledger_failure_does_not_fail_the_build(flake: Path, keypair: tuple[Path, Path],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ledger_failure_does_not_fail_the_build(
+    flake: Path, keypair: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     blocker = flake.parent / "not-a-dir"
     blocker.write_text("x")
     monkeypatch.setenv(L.LEDGER_ENV, str(blocker / "ledger.jsonl"))

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from provenance import keys
 from provenance.cli import app
-from provenance.nix import current_system
+from provenance.doors.nix import current_system
+from provenance.formats import keys
 from tests.conftest import drv_outputs, git, make_flake, nix, run
 
 pytestmark = pytest.mark.nix
@@ -169,7 +169,7 @@ def test_a_build_hook_that_fabricates_outputs_is_never_started(
 
 
 def test_a_remote_build_line_is_not_a_local_build() -> None:
-    from provenance.nixenv import built_here, saw_build  # noqa: PLC0415
+    from provenance.policy.nixenv import built_here, saw_build  # noqa: PLC0415
 
     drv = "/nix/store/" + "a" * 32 + "-x.drv"
     assert saw_build(f"building '{drv}'...", drv)

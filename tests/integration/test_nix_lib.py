@@ -7,16 +7,18 @@ cannot be fetched here) and the syntax of the nixpkgs-flavoured parts.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 
-from provenance import lognorm, testresults
+from provenance.attest import lognorm, testresults
+from provenance.doors.nix import current_system
 from provenance.example import find_static_busybox
-from provenance.hashing import sha256_hex
-from provenance.nix import current_system
+from provenance.formats.hashing import sha256_hex
 from tests.conftest import chroot_store, nix, path_info_nar_hash, run
 
 ROOT = Path(__file__).parent.parent.parent
@@ -168,12 +170,28 @@ def test_two_fresh_stores_give_the_same_output_and_normalised_log(tmp_path: Path
 @pytest.mark.nix
 def test_project_flake_lib_needs_no_nixpkgs() -> None:
     # nixpkgs is unreachable here: any evaluation that forced it would fail.
-    names = json.loads(nix("eval", "--json", "--no-update-lock-file", f"{ROOT}#lib",
-                           "--apply", "builtins.attrNames"))
+    names = json.loads(
+        nix(
+            "eval",
+            "--json",
+            "--no-update-lock-file",
+            f"{ROOT}#lib",
+            "--apply",
+            "builtins.attrNames",
+        )
+    )
     assert names == ["formats", "mkTestCheck", "normaliser"]
     structure = {
-        out: json.loads(nix("eval", "--json", "--no-update-lock-file",
-                            f"{ROOT}#{out}.x86_64-linux", "--apply", "builtins.attrNames"))
+        out: json.loads(
+            nix(
+                "eval",
+                "--json",
+                "--no-update-lock-file",
+                f"{ROOT}#{out}.x86_64-linux",
+                "--apply",
+                "builtins.attrNames",
+            )
+        )
         for out in ("apps", "checks", "devShells", "packages")
     }
     assert structure == {
@@ -199,9 +217,31 @@ def test_nix_files_parse(path: str) -> None:
     run(["nix-instantiate", "--parse", str(ROOT / path)])
 
 
-def test_example_vendors_the_library_unchanged() -> None:
-    for f in LIB_FILES:
-        vendored = ROOT / "examples" / "python-pytest" / "nix" / f
-        assert vendored.read_bytes() == (ROOT / "nix" / f).read_bytes(), (
-            f"examples/python-pytest/nix/{f} differs from nix/{f}: copy it over"
-        )
+def _tracked(path: str) -> list[tuple[str, str]]:
+    """(mode, path) of every file git tracks under `path`."""
+    out = run(["git", "-C", str(ROOT), "ls-files", "-s", "--", path]).stdout
+    return [(line.split()[0], line.split("\t", 1)[1]) for line in out.splitlines()]
+
+
+def test_the_nix_library_exists_once() -> None:
+    # The example reaches the library through a symlink into the repo's own nix/, so a fix
+    # to nix/ is a fix to the example: no second copy can drift (issue 19).
+    example_nix = "examples/python-pytest/nix"
+    assert _tracked(example_nix) == [("120000", example_nix)], "must be a symlink, not a copy"
+    assert os.readlink(ROOT / example_nix) == "../../nix"
+    names = {"lib.nix", "check-builder.sh", "normalise-results.awk", "pytest.nix"}
+    copies = [p for _, p in _tracked(".") if Path(p).name in names and not p.startswith("nix/")]
+    assert copies == []
+
+
+def test_the_example_copied_as_a_user_copies_it_has_the_library() -> None:
+    # What the tests (tests/integration/conftest.py) and bench/pytest-example.sh build is a
+    # copy that follows the symlink: it must carry the library itself, byte for byte.
+    from tests.integration.conftest import EXAMPLE, IGNORED  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory() as tmp:
+        dest = Path(tmp) / "calc"
+        shutil.copytree(EXAMPLE, dest, ignore=IGNORED)
+        assert not (dest / "nix").is_symlink()
+        for f in LIB_FILES:
+            assert (dest / "nix" / f).read_bytes() == (ROOT / "nix" / f).read_bytes()

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from provenance import attest, dsse, intoto, keys, notes
-from provenance.gate import GateRequest, gate
-from provenance.git import NOTES_REF, Git
-from provenance.intoto import TEST_RESULT_V01, ResourceDescriptor, Statement
-from provenance.nix import Nix
-from provenance.trust import from_key_files
+from provenance.attest import pipeline as attest
+from provenance.ci.gate import GateRequest, gate
+from provenance.doors import notes
+from provenance.doors.git import NOTES_REF, Git
+from provenance.doors.nix import Nix
+from provenance.formats import dsse, intoto, keys
+from provenance.formats.intoto import TEST_RESULT_V01, ResourceDescriptor, Statement
+from provenance.policy.trust import from_key_files
 from tests.conftest import git, make_flake, run
 
 pytestmark = pytest.mark.nix
@@ -183,3 +185,67 @@ def test_gate_keeps_a_failed_result_the_remote_dropped(
     assert line in _note_lines(b)
     assert not report_b.skip
     assert "det: a trusted key attested it FAILED" in report_b.reason
+
+
+@pytest.mark.parametrize("as_url", [False, True], ids=["path", "file-url"])
+def test_notes_move_to_and_from_a_url_or_a_path(
+    two_clones: tuple[Path, Path, Path], as_url: bool
+) -> None:
+    # `--help` says "Remote name or URL": a URL or a path is not a ref component, so the
+    # tracking ref is named by its digest (it failed with "invalid refspec").
+    bare, a, b = two_clones
+    where = f"file://{bare}" if as_url else str(bare)
+    git(a, "notes", "--ref", "provenance", "add", "-m", "by-url", "HEAD")
+    prov = [sys.executable, "-m", "provenance", "notes"]
+    done = subprocess.run(
+        [*prov, "push", where, "-C", str(a)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert _note_lines(bare) == {"by-url"}
+    done = subprocess.run(
+        [*prov, "fetch", where, "-C", str(b)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert _note_lines(b) == {"by-url"}
+    tracking = notes.remote_ref(where)
+    assert tracking.startswith("refs/notes/remotes/url-") and Git(b).ref_exists(tracking)
+    assert notes.remote_ref("origin") == "refs/notes/remotes/origin/provenance"
+
+
+def test_notes_outside_a_repository_is_a_usage_error(tmp_path: Path) -> None:
+    # docs/cli.md: exit 2 for bad input; it was 4 (an "environment" failure).
+    for sub in ("fetch", "push"):
+        done = subprocess.run(
+            [sys.executable, "-m", "provenance", "notes", sub, "-C", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 2, (sub, done.stderr)
+        assert "is not inside a git repository" in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_a_git_error_says_what_git_said_not_its_last_advice(
+    two_clones: tuple[Path, Path, Path],
+) -> None:
+    _, a, _ = two_clones
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "provenance",
+            "notes",
+            "fetch",
+            str(a.parent / "missing.git"),
+            "-C",
+            str(a),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 4
+    line = done.stderr.splitlines()[0]
+    assert "does not appear to be a git repository" in line, line
+    assert not line.endswith("and the repository exists.")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from provenance import notes
-from provenance.git import NOTES_REF, Git
+from provenance.doors import notes
+from provenance.doors.git import NOTES_REF, Git
 from tests.conftest import git, run
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from provenance.git import NOTES_REF, Git
+from provenance.doors.git import NOTES_REF, Git
 from tests.conftest import git, run
 
 

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from provenance import attest, keys
-from provenance.gate import GateRequest, gate
-from provenance.nix import Nix
+from provenance.attest import pipeline as attest
+from provenance.ci.gate import GateRequest, gate
+from provenance.doors.nix import Nix
+from provenance.formats import keys
 from tests.conftest import git, make_flake, run
 
 pytestmark = pytest.mark.nix

@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from provenance import attest, dsse, keys
-from provenance import gate as g
+from provenance.attest import pipeline as attest
+from provenance.ci import gate as g
 from provenance.cli import app
-from provenance.nix import Nix
-from provenance.trust import from_key_files, load_policy
+from provenance.doors.nix import Nix
+from provenance.formats import dsse, keys
+from provenance.policy.trust import from_key_files, load_policy
 from tests.conftest import git, isolate, make_flake
 
 pytestmark = pytest.mark.nix

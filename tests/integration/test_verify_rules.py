@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from provenance import attest, keys
+from provenance.attest import pipeline as attest
 from provenance.cli import app
+from provenance.doors.nix import Nix, current_system
 from provenance.example import find_static_busybox
-from provenance.nix import Nix, current_system
+from provenance.formats import keys
 from tests.conftest import git, nix, run
 from tests.integration.test_gate import _commit_file, _gate
 from tests.integration.test_verify import _payload, _resign, _write, cli

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from provenance import audit, report_html
-from provenance import ledger as L
+from provenance.audit import html as report_html
+from provenance.audit import ledger as L
+from provenance.audit import summary as audit
 from provenance.cli import app
 from provenance.errors import PolicyViolation, UsageError
 
@@ -55,8 +56,8 @@ def test_summary_numbers(ledger: Path) -> None:
     s = audit.summary(ledger)
     assert (s.runs, s.ok_runs, s.commits, s.results) == (6, 3, 6, 9)
     assert s.by_command == {"build": 3, "gate": 2, "verify": 1}
-    det, = (c for c in s.checks if c.name == "det")
-    chain, = (c for c in s.checks if c.name == "chain")
+    (det,) = (c for c in s.checks if c.name == "det")
+    (chain,) = (c for c in s.checks if c.name == "chain")
     assert (det.runs, det.passed, det.failed, det.pass_rate) == (5, 4, 1, 0.8)
     assert (chain.passed, chain.failed, chain.other) == (1, 2, 1)
     assert s.tiers == {"local": 2, "ci": 2, "reproduced": 1}  # passing results only
@@ -100,8 +101,9 @@ def test_policy_scope_since_and_commit(ledger: Path) -> None:
     # det passed on day 1 and failed on day 2: at commit 2 it fails, at commit 1 it passes
     assert not audit.check_policy(entries, chain, require=["det"], commit=f"{2:040x}").ok
     assert audit.check_policy(entries, chain, require=["det"], commit=f"{1:040x}").ok
-    late = audit.check_policy(entries, chain, require=["chain"],
-                              since=dt.datetime(2025, 3, 6, tzinfo=dt.UTC))
+    late = audit.check_policy(
+        entries, chain, require=["chain"], since=dt.datetime(2025, 3, 6, tzinfo=dt.UTC)
+    )
     assert not late.ok and "no result for chain since 2025-03-06" in late.rules[0].detail
     assert audit.check_policy(entries, chain, require=["det"], since=since).ok
 
@@ -150,13 +152,20 @@ def test_aggregate(tmp_path: Path, ledger: Path) -> None:
 
 def test_html_escapes_and_loads_nothing(tmp_path: Path) -> None:
     p = tmp_path / "l.jsonl"
-    put(p, 1, [chk('"><script>alert(1)</script>', "passed")],
-        actor=L.Actor(user="<img src=x onerror=alert(1)>", host="h"))
+    put(
+        p,
+        1,
+        [chk('"><script>alert(1)</script>', "passed")],
+        actor=L.Actor(user="<img src=x onerror=alert(1)>", host="h"),
+    )
     page = report_html.render(audit.summary(p))
     assert "<script>" not in page and "<img" not in page
     assert "&lt;script&gt;" in page and "&lt;img src=x" in page
-    assert "http://" not in page and "https://" not in page and "src=" not in page.replace(
-        "&lt;img src=x", "")
+    assert (
+        "http://" not in page
+        and "https://" not in page
+        and "src=" not in page.replace("&lt;img src=x", "")
+    )
     assert "default-src 'none'" in page
 
 
@@ -197,8 +206,11 @@ def test_cli_check_exit_codes(ledger: Path) -> None:
 
 def test_cli_summary_report_aggregate(tmp_path: Path, ledger: Path) -> None:
     r = cli("audit", "summary", "--ledger", str(ledger), "--json")
-    assert r.exit_code == 0 and json.loads(r.stdout)["tiers"] == {"local": 2, "ci": 2,
-                                                                  "reproduced": 1}
+    assert r.exit_code == 0 and json.loads(r.stdout)["tiers"] == {
+        "local": 2,
+        "ci": 2,
+        "reproduced": 1,
+    }
     r = cli("audit", "summary", "--ledger", str(ledger))
     assert "pass rate 62.5%" in r.stdout
     assert cli("audit", "report", "--ledger", str(ledger)).exit_code == 2

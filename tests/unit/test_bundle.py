@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from provenance import bundle
 from provenance.errors import AttestationError, UsageError
+from provenance.formats import bundle
 
 
 def test_device_is_refused_without_reading(tmp_path: Path) -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from provenance.definition import Definitions, describe
-from provenance.git import Git
+from provenance.doors.git import Git
+from provenance.policy.definition import Definitions, describe
 from tests.conftest import git
 
 

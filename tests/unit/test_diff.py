@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from provenance import diff
+from provenance.verify import diff
 
 
 def _tree(

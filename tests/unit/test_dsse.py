@@ -9,9 +9,9 @@ import pytest
 from securesystemslib.dsse import Envelope as SslibEnvelope
 from securesystemslib.signer import SSlibKey
 
-from provenance import dsse
 from provenance.errors import AttestationError, VerificationError
-from provenance.keys import Signer, generate, load_signer
+from provenance.formats import dsse
+from provenance.formats.keys import Signer, generate, load_signer
 
 
 @pytest.fixture
@@ -170,7 +170,7 @@ def test_deeply_nested_json_is_a_clean_error(signer: Signer) -> None:
         dsse.Envelope.from_json("[" * 100_000)
     signed = dsse.sign(b"[" * 100_000, [signer])  # a key holder may sign garbage too
     payload = dsse.verify(dsse.Envelope.from_json(signed.to_json()), [signer.public]).payload
-    from provenance.claims import load_statement  # noqa: PLC0415
+    from provenance.formats.claims import load_statement  # noqa: PLC0415
 
     with pytest.raises(AttestationError, match="nests too deeply"):
         load_statement(payload)

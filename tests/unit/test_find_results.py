@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from provenance import testresults as tr
+from provenance.attest import testresults as tr
 from provenance.errors import AttestationError
 from provenance.progress import Reporter
 

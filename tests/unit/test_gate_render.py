@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from provenance import gate as g
-from provenance.nix import EvaluatedCheck, Nix
-from provenance.trust import TrustPolicy
+from provenance.ci import gate as g
+from provenance.doors.nix import EvaluatedCheck, Nix
+from provenance.policy.trust import TrustPolicy
 
 C1 = "a" * 40
 C0 = "b" * 40

@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from provenance.errors import StoreReadError
-from provenance.hashing import nar_bytes, nar_sha256, nix32_decode, sha256_hex, sha256_to_hex
+from provenance.formats.hashing import (
+    nar_bytes,
+    nar_sha256,
+    nix32_decode,
+    sha256_hex,
+    sha256_to_hex,
+)
 
 
 def _tree(root: Path) -> Path:

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from provenance import keys
 from provenance.errors import KeyFileError, UsageError
+from provenance.formats import keys
 
 
 def test_generate_writes_0600_pkcs8_and_spki(tmp_path: Path) -> None:
@@ -102,15 +102,20 @@ def test_fast_pem_path_agrees_with_cryptography(tmp_path: Path) -> None:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     assert hashlib.sha256(der).hexdigest() == keyid
-    assert serialization.load_pem_public_key(pub_path.read_bytes()).public_bytes(  # type: ignore[union-attr]
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    ) == der
+    assert (
+        serialization.load_pem_public_key(pub_path.read_bytes()).public_bytes(  # type: ignore[union-attr]
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        == der
+    )
 
     other = Ed25519PrivateKey.generate()
     p = tmp_path / "theirs.key"
     p.write_bytes(
         other.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
     )
     signer = keys.load_signer(p)
@@ -130,7 +135,8 @@ def test_openssl_generated_key_loads(tmp_path: Path) -> None:
     subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(key)], check=True)
     der = subprocess.run(
         ["openssl", "pkey", "-in", str(key), "-pubout", "-outform", "DER"],
-        capture_output=True, check=True,
+        capture_output=True,
+        check=True,
     ).stdout
     assert keys.load_signer(key).keyid == hashlib.sha256(der).hexdigest()
 
@@ -144,7 +150,7 @@ def test_non_canonical_base64_is_left_to_cryptography(tmp_path: Path) -> None:
     last = body.rstrip("=")[-1]
     tweaked_char = alphabet[alphabet.index(last) ^ 1]
     stripped = body.rstrip("=")
-    tweaked = stripped[:-1] + tweaked_char + body[len(stripped):]
+    tweaked = stripped[:-1] + tweaked_char + body[len(stripped) :]
     odd = tmp_path / "odd.pub"
     odd.write_text("\n".join([text[0], tweaked, *text[2:]]) + "\n")
     assert keys._pem_body(odd.read_bytes(), b"PUBLIC KEY") is None  # not the fast path
@@ -227,3 +233,14 @@ def test_keygen_mode_is_exact_whatever_the_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert stat.S_IMODE(pub.stat().st_mode) == 0o644  # fchmod, not the umask, decides
+
+
+def test_keygen_name_chooses_the_file_names(tmp_path: Path) -> None:
+    key, pub, keyid = keys.generate(tmp_path, name="alice")
+    assert (key.name, pub.name) == ("alice.key", "alice.pub")
+    assert keys.load_signer(key).keyid == keyid == keys.load_public_key(pub).keyid
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    for bad in ("../x", "a/b", "", ".hidden", "x.key"):
+        with pytest.raises(UsageError, match="not a plain file name"):
+            keys.generate(tmp_path, name=bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alice.key", "alice.pub"]

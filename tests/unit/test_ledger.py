@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from provenance import ledger as L
+from provenance.audit import ledger as L
 from tests.conftest import git, run
 
 FORK = multiprocessing.get_context("fork")
@@ -31,13 +31,22 @@ def draft(**kw: Any) -> L.Draft:
         "repo": "/src/repo",
         "commit": "c" * 40,
         "checks": (
-            L.CheckRecord(name="det", drv_path="/nix/store/aaa-det.drv", result="passed",
-                          tier="local"),
-            L.CheckRecord(name="chain", drv_path="/nix/store/bbb-chain.drv", result="failed",
-                          tier="local", duration_ms=12),
+            L.CheckRecord(
+                name="det", drv_path="/nix/store/aaa-det.drv", result="passed", tier="local"
+            ),
+            L.CheckRecord(
+                name="chain",
+                drv_path="/nix/store/bbb-chain.drv",
+                result="failed",
+                tier="local",
+                duration_ms=12,
+            ),
         ),
-        "bundles": (L.BundleRecord(path="/src/repo/.provenance/c.intoto.jsonl", sha256="0" * 64,
-                                   role="written"),),
+        "bundles": (
+            L.BundleRecord(
+                path="/src/repo/.provenance/c.intoto.jsonl", sha256="0" * 64, role="written"
+            ),
+        ),
         "tier": "local",
         "duration_ms": 1500,
     }
@@ -53,7 +62,7 @@ def fill(path: Path, n: int) -> list[bytes]:
 
 def test_lines_are_canonical_and_chained(tmp_path: Path) -> None:
     p = tmp_path / "l.jsonl"
-    first = L.append(p, draft(repo="/src/ré\u2028po \"q\"\\\x01"))
+    first = L.append(p, draft(repo='/src/ré\u2028po "q"\\\x01'))
     second = L.append(p, draft())
     lines = p.read_bytes().split(b"\n")
     assert lines[-1] == b"" and len(lines) == 3
@@ -61,8 +70,10 @@ def test_lines_are_canonical_and_chained(tmp_path: Path) -> None:
     obj = json.loads(lines[0])
     assert obj["prev"] == L.GENESIS and obj["seq"] == 0 and obj["v"] == 1
     # canonical: sorted keys, no spaces, raw UTF-8, control characters escaped
-    assert lines[0] == json.dumps(obj, sort_keys=True, separators=(",", ":"),
-                                  ensure_ascii=False).encode()
+    assert (
+        lines[0]
+        == json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    )
     assert "ré".encode() in lines[0] and b"\\u0001" in lines[0]
     assert json.loads(lines[1])["prev"] == hashlib.sha256(lines[0]).hexdigest()
     report = L.verify_chain(p)
@@ -76,7 +87,7 @@ def test_pydantic_dump_matches_canonical(tmp_path: Path) -> None:
     # verify_chain's fast path relies on this equality; if it ever broke, the slow path
     # would still decide correctly, but verification would get slower.
     p = tmp_path / "l.jsonl"
-    L.append(p, draft(repo="x\x7f\u00e9\U0001f600\t\"</script>", actor=L.Actor(user="u", host="h")))
+    L.append(p, draft(repo='x\x7f\u00e9\U0001f600\t"</script>', actor=L.Actor(user="u", host="h")))
     raw = p.read_bytes().rstrip(b"\n")
     entry = L.Entry.model_validate_json(raw)
     assert entry.model_dump_json(by_alias=True, exclude_none=True).encode() == raw
@@ -117,8 +128,13 @@ def test_edited_middle_entry_is_named(tmp_path: Path) -> None:
         (lambda ls: ls.__setitem__(2, b"[" * 100_000), 3, "nests too deeply"),
         (lambda ls: ls.__setitem__(2, ls[2].replace(b'{"actor"', b'{ "actor"')), 3, "canonical"),
         (lambda ls: ls.__setitem__(0, ls[0].replace(b'"v":1', b'"v":2')), 1, "v"),
-        (lambda ls: ls.__setitem__(2, ls[2].replace(b'"tier":"local"}', b'"tier":"local","x":1}')),
-         3, "x"),
+        (
+            lambda ls: ls.__setitem__(
+                2, ls[2].replace(b'"tier":"local"}', b'"tier":"local","x":1}')
+            ),
+            3,
+            "x",
+        ),
     ],
 )
 def test_tampering_is_found(tmp_path: Path, mutate: Any, line: int, reason: str) -> None:
@@ -247,8 +263,10 @@ def test_env_tier(monkeypatch: pytest.MonkeyPatch) -> None:
     assert L.env_tier({"CI": "true"}) == "ci"
     assert L.env_tier({"GITHUB_ACTIONS": "true"}) == "ci"
     assert L.env_tier({"CI": "false"}) == "local"
-    checks = [L.CheckRecord(name="a", result="passed", tier="reproduced"),
-              L.CheckRecord(name="b", result="failed", tier="ci")]
+    checks = [
+        L.CheckRecord(name="a", result="passed", tier="reproduced"),
+        L.CheckRecord(name="b", result="failed", tier="ci"),
+    ]
     assert L.highest_tier(checks, "local") == "reproduced"
     assert L.highest_tier(checks[1:], "local") == "local"  # failures prove nothing
 
@@ -263,17 +281,24 @@ def _repo(tmp_path: Path) -> Path:
     return repo
 
 
-def test_record_goes_to_toplevel_and_keeps_tree_clean(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_record_goes_to_toplevel_and_keeps_tree_clean(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     monkeypatch.delenv(L.LEDGER_ENV, raising=False)
     repo = _repo(tmp_path)
     bundle = tmp_path / "b.intoto.jsonl"
     bundle.write_bytes(b"{}\n")
-    done = L.record(repo / "sub", command="build", ok=True, commit="c" * 40,
-                    checks=[L.CheckRecord(name="det", result="passed", tier="local")],
-                    bundles=[(bundle, "written")], keyid="k")
+    done = L.record(
+        repo / "sub",
+        command="build",
+        ok=True,
+        commit="c" * 40,
+        checks=[L.CheckRecord(name="det", result="passed", tier="local")],
+        bundles=[(bundle, "written")],
+        keyid="k",
+    )
     assert done is not None
     ledger = repo / ".provenance" / "ledger.jsonl"
     e = L.verify_chain(ledger, keep=True).items[0]
@@ -290,13 +315,17 @@ def test_record_never_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     warnings: list[str] = []
     (tmp_path / "dir.jsonl").mkdir()
     monkeypatch.setenv(L.LEDGER_ENV, str(tmp_path / "dir.jsonl"))
-    assert L.record(repo, command="gate", ok=False, commit=None, checks=[],
-                    warn=warnings.append) is None
+    assert (
+        L.record(repo, command="gate", ok=False, commit=None, checks=[], warn=warnings.append)
+        is None
+    )
     assert len(warnings) == 1 and warnings[0].startswith("ledger not updated: cannot open")
     # outside a repository: a warning too
     monkeypatch.delenv(L.LEDGER_ENV)
-    assert L.record(tmp_path, command="gate", ok=False, commit=None, checks=[],
-                    warn=warnings.append) is None
+    assert (
+        L.record(tmp_path, command="gate", ok=False, commit=None, checks=[], warn=warnings.append)
+        is None
+    )
     assert "not inside a git repository" in warnings[1]
     # outside a repository with an explicit ledger: recorded, repo = the directory
     monkeypatch.setenv(L.LEDGER_ENV, str(tmp_path / "x.jsonl"))
@@ -314,7 +343,7 @@ def test_record_writes_without_pydantic_and_readers_accept_it(tmp_path: Path) ->
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from provenance import ledger as L\n"
+        "from provenance.audit import ledger as L\n"
         f"p = Path({str(ledger)!r})\n"
         "checks = [L.check_record('det', 'passed', 'local', '/nix/store/" + "a" * 32 + "-x.drv'),\n"
         "          L.check_record('lint', 'failed', 'ci')]\n"

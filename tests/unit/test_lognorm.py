@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from provenance import lognorm
+from provenance.attest import lognorm
 
 RUN_A = b"""mkTestCheck: running: python -m pytest
 ============================= test session starts ==============================

@@ -8,13 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from provenance.hashing import sha256_to_hex
-from provenance.nix import (
+from provenance.doors.nixparse import (
+    parse_build_result,
     parse_config,
     parse_derivations,
     parse_flake_metadata,
     parse_path_info,
+    parse_rebuild_failure,
+    parse_store_info_json,
+    parse_store_info_text,
+    parse_store_verify,
 )
+from provenance.formats.hashing import sha256_to_hex
 
 SAMPLES = Path(__file__).parent.parent / "fixtures" / "nix"
 
@@ -161,7 +166,11 @@ def test_config_sandbox_paths_object_spellings() -> None:
             }
         }
     }
-    assert parse_config(raw).sandbox_paths == ("/bin/sh=/usr/bin/bash-static", "/dev/kvm?", "/etc/x")
+    assert parse_config(raw).sandbox_paths == (
+        "/bin/sh=/usr/bin/bash-static",
+        "/dev/kvm?",
+        "/etc/x",
+    )
 
 
 def test_config_not_hermetic_when_relaxed_or_fallback() -> None:
@@ -211,3 +220,100 @@ def test_flake_metadata_inputs_and_dirty() -> None:
     assert [i.name for i in meta.inputs] == ["nixpkgs"]  # `follows` lists are not nodes
     assert meta.inputs[0].rev == "a" * 40
     assert meta.inputs[0].uri == f"github:NixOS/nixpkgs/{'a' * 40}"
+
+
+@pytest.mark.parametrize(
+    "sample", ["build-json-2.8.json", "build-json-2.26.json", "build-json-2.34.json"]
+)
+def test_build_json_shapes(sample: str) -> None:
+    raw = (SAMPLES / sample).read_bytes()
+    result = parse_build_result(raw, "the log")
+    assert result is not None
+    assert result.drv_path.startswith("/nix/store/") and result.drv_path.endswith(
+        "-chain-check.drv"
+    )
+    assert list(result.outputs) == ["out"] and result.outputs["out"].endswith("-chain-check")
+    assert result.stderr == "the log"
+
+
+@pytest.mark.parametrize("stdout", [b"", b"not json", b"[]", b"{}", b'[{"drvPath": "/x"}]', b"[1]"])
+def test_build_json_without_a_result_is_none(stdout: bytes) -> None:
+    assert parse_build_result(stdout, "") is None
+
+
+@pytest.mark.parametrize("sample", ["store-info-2.26.json", "store-info-2.34.json"])
+def test_store_info_trusted_as_number_or_bool(sample: str) -> None:
+    # 2.26 prints "trusted": 1, 2.34 "trusted": true: both mean the store trusts us.
+    info = parse_store_info_json((SAMPLES / sample).read_bytes())
+    assert info is not None and info.url == "local" and info.trusted is True and info.local
+
+
+def test_store_info_unknown_trust_and_unreadable_answers() -> None:
+    info = parse_store_info_json(b'{"url": "daemon"}')
+    assert info is not None and info.trusted is None and not info.local
+    assert parse_store_info_json(b"Store URL: daemon") is None  # not JSON: ask without --json
+    assert parse_store_info_json(b'["local"]') is None
+    daemon = parse_store_info_text("Store URL: unix:///nix/var/nix/daemon-socket/socket\n")
+    assert daemon.url == "unix:///nix/var/nix/daemon-socket/socket" and daemon.trusted is None
+    assert parse_store_info_text("Store URL: local\n").url == "local"
+    assert parse_store_info_text("something else").url == "unknown"
+
+
+@pytest.mark.parametrize("q", ["'", '"'])  # 2.8 .. 2.33, and 2.34
+def test_store_verify_lists_modified_and_untrusted_paths(q: str) -> None:
+    a, b = "/nix/store/" + "a" * 32 + "-dep", "/nix/store/" + "b" * 32 + "-src"
+    stderr = (
+        f"path {q}{a}{q} was modified! expected hash {q}sha256:x{q}, got {q}sha256:y{q}\n"
+        f"path {q}{b}{q} is untrusted\n"
+        f"dep> path {q}{b}{q} was modified\n"  # a build log line, not nix's own: ignored
+        "error: 1 paths were modified\n"
+    )
+    found = parse_store_verify(stderr)
+    assert found.modified == (a,) and found.untrusted == (b,)
+    assert parse_store_verify("") == parse_store_verify("checking 3 paths\n")
+
+
+@pytest.mark.parametrize("q", ["'", '"'])
+def test_rebuild_failure_names_the_differing_output_and_kept_directory(q: str) -> None:
+    drv, out = "/nix/store/" + "a" * 32 + "-check.drv", "/nix/store/" + "b" * 32 + "-check"
+    differs = f"error: derivation {q}{drv}{q} may not be deterministic: output {q}{out}{q} differs"
+    found = parse_rebuild_failure(
+        f"note: keeping build directory {q}/tmp/nix-build-0{q}\n{differs}"
+    )
+    assert found is not None and not found.reproduced
+    assert found.differing_output == out and found.build_dir == "/tmp/nix-build-0"
+    kept_nothing = parse_rebuild_failure(differs)
+    assert kept_nothing is not None and kept_nothing.build_dir is None
+    assert parse_rebuild_failure("error: builder for '/nix/store/x.drv' failed") is None
+
+
+def test_flake_metadata_lists_transitive_inputs_once() -> None:
+    # issue 13: only the root's own inputs were listed; an input's inputs are built from too.
+    def node(rev: str) -> dict[str, object]:
+        return {
+            "locked": {
+                "type": "github",
+                "owner": "o",
+                "repo": rev,
+                "rev": rev * 40,
+                "narHash": "sha256-76E3DERc/JUzWSE+KhUZ44NpI/9CkTlhFp4MGwmz1Xw=",
+            }
+        }
+
+    raw = {
+        "locked": {"narHash": "sha256-76E3DERc/JUzWSE+KhUZ44NpI/9CkTlhFp4MGwmz1Xw=", "type": "git"},
+        "locks": {
+            "root": "root",
+            "version": 7,
+            "nodes": {
+                "root": {"inputs": {"nixpkgs": "nixpkgs", "hm": "hm"}},
+                "hm": {**node("b"), "inputs": {"nixpkgs": ["nixpkgs"], "utils": "utils"}},
+                "utils": {**node("c"), "inputs": {"systems": "systems", "again": "nixpkgs"}},
+                "systems": node("d"),
+                "nixpkgs": node("a"),
+            },
+        },
+    }
+    meta = parse_flake_metadata(raw)
+    assert [i.name for i in meta.inputs] == ["hm", "nixpkgs", "hm/utils", "hm/utils/systems"]
+    assert meta.inputs[3].rev == "d" * 40

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from provenance.doors.nix import Nix
 from provenance.errors import NixError
-from provenance.nix import Nix
 
 CONFIG = '{"sandbox":{"value":true},"sandbox-fallback":{"value":false}}'
 
@@ -107,7 +107,7 @@ def test_store_info_falls_back_to_store_ping_on_a_fork_without_it(tmp_path: Path
         tmp_path,
         "nix (Lix, like Nix) 2.91.1",
         'case "$*" in *"store info"*) echo "error: \'info\' is not a recognised command" >&2;'
-        " exit 1;; esac\necho '{\"trusted\":true,\"url\":\"local\"}'\n",
+        ' exit 1;; esac\necho \'{"trusted":true,"url":"local"}\'\n',
     )
     assert nix.store_info().trusted is True
     assert ["store info" in c for c in calls(tmp_path)] == [True, False]

@@ -13,9 +13,11 @@ from typing import Any
 
 import pytest
 
-from provenance import nixenv, realise
+from provenance.attest import realise
+from provenance.doors.nix import BuildResult, Nix, NixConfig, StoreInfo
+from provenance.doors.nixparse import parse_config
 from provenance.errors import RefusedError, UsageError
-from provenance.nix import BuildResult, Nix, NixConfig, StoreInfo, parse_config
+from provenance.policy import nixenv
 from provenance.progress import Reporter
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "nix"

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from provenance import reproduce
+from provenance.doors.nix import Nix
 from provenance.errors import UsageError
-from provenance.nix import Nix
+from provenance.verify import reproduce
 
 
 class _Versioned(Nix):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from provenance import runnerlogs, testresults
+from provenance.attest import runnerlogs, testresults
 from provenance.errors import AttestationError
 from tests.unit.normaliser import normalise_text
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from provenance import testresults as tr
+from provenance.attest import testresults as tr
 from provenance.errors import AttestationError
-from provenance.intoto import TEST_RESULT_V01, ResourceDescriptor
+from provenance.formats.intoto import TEST_RESULT_V01, ResourceDescriptor
 from tests.unit.normaliser import normalise_text, run_builder
 
 REPORTS = Path(__file__).parent.parent / "fixtures" / "reports"

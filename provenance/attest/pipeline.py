@@ -1,0 +1,211 @@
+"""`provenance build`: evaluate once, build hermetically, hash, sign, write, attach.
+
+Order matters for honesty:
+1. read the key and the git state first (cheap refusals before any nix work);
+2. evaluate the checks at the exact commit (`git+file://REPO?rev=COMMIT`) to drvPaths,
+   once; everything after works on those drvPaths, never on the flake again;
+3. a note on the commit (or one of the 49 before it, when nothing that defines the checks
+   changed in between: definition.py) that already attests the same drvPath with the
+   same key is a cache hit: nothing is built;
+4. refuse what cannot be attested honestly (no sandbox, hooks or sandbox paths we cannot
+   switch off: nixenv.py; `__noChroot`, impure drvs, a fixed-output check);
+5. build in that environment (realise.py); any output that was already valid, or that
+   nix did not build here in this call, is rebuilt and compared (`--rebuild`): it may have
+   been built unsandboxed, placed by hand, downloaded or tampered with;
+6. hash outputs ourselves (NAR SHA-256) and cross-check nix's narHash; read the test
+   results, and sign nothing for a check whose results say a test failed;
+7. sign, write the bundle atomically, union it into the git note.
+
+This module keeps the order (`build`), the git state and flake ref (steps 1-2), and the
+writing of the bundle and the note (step 7). The note cache is cache.py (step 3);
+refusing, building, hashing and signing what is not cached is checks.py (steps 4-7); the
+request and report types are report.py, re-exported here for callers
+(`from provenance.attest import pipeline as attest`, then `attest.build(...)`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from provenance.attest import realise
+from provenance.attest.cache import OwnLines, cached
+from provenance.attest.checks import attest_checks
+from provenance.attest.report import BuildReport, BuildRequest, CheckResult, ChecksFailedError
+from provenance.doors.git import Git
+from provenance.doors.nix import Nix, current_system
+from provenance.errors import RefusedError, UsageError
+from provenance.formats import bundle
+from provenance.policy.definition import Definitions, describe
+from provenance.progress import Reporter
+
+__all__ = [
+    "BUILT",
+    "BUNDLE_DIR",
+    "REBUILT",
+    "BuildReport",
+    "BuildRequest",
+    "CheckResult",
+    "ChecksFailedError",
+    "build",
+]
+
+BUILT, REBUILT = realise.BUILT, realise.REBUILT  # internalParameters.outputCheck
+BUNDLE_DIR = ".provenance"  # default bundle location, relative to the flake directory
+
+
+def _repo_state(
+    req: BuildRequest, reporter: Reporter
+) -> tuple[Git, Path, str, str, tuple[str, ...]]:
+    flake_dir = req.flake_dir.resolve()
+    if not flake_dir.is_dir():
+        msg = f"{req.flake_dir} is not a directory"
+        raise UsageError(msg)
+    if not (flake_dir / "flake.nix").is_file():
+        msg = f"{req.flake_dir} is not a flake (no flake.nix)"
+        raise UsageError(msg, "run in a directory with a flake.nix, or pass it as FLAKE_DIR")
+    git = Git(flake_dir)
+    top = git.toplevel()
+    commit = git.rev_parse("HEAD")
+    status = git.status()
+    subdir = flake_dir.relative_to(top).as_posix() if flake_dir != top else ""
+    if status.dirty and not req.allow_dirty:
+        shown = ", ".join(status.modified[:8]) + (" ..." if len(status.modified) > 8 else "")
+        msg = f"the work tree has uncommitted changes: {shown}"
+        raise RefusedError(
+            msg, "commit them, or pass --allow-dirty to attest a dirty tree (labelled so)"
+        )
+    prefix = f"{subdir}/" if subdir else ""
+    invisible = [
+        p
+        for p in status.untracked
+        if p.startswith(prefix) and not p.startswith(f"{prefix}{BUNDLE_DIR}/")
+    ]
+    if invisible:
+        shown = ", ".join(invisible[:5]) + (" ..." if len(invisible) > 5 else "")
+        reporter.warn(f"{len(invisible)} untracked file(s) are invisible to the flake: {shown}")
+    return git, top, commit, subdir, status.modified
+
+
+def _flake_ref(top: Path, commit: str, subdir: str, dirty: bool) -> str:
+    # Clean: evaluate the commit itself, not the work tree, so later edits cannot slip in.
+    query = [] if dirty else [f"rev={commit}"]
+    if subdir:
+        query.append(f"dir={subdir}")
+    return f"git+file://{top}" + (f"?{'&'.join(query)}" if query else "")
+
+
+def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> BuildReport:
+    """Attest the flake's checks at HEAD. See the module docstring for the order of steps."""
+    reporter = reporter or Reporter()
+    git, top, commit, subdir, dirty_files = _repo_state(req, reporter)
+    dirty = bool(dirty_files)
+    ref = _flake_ref(top, commit, subdir, dirty)
+    system = current_system()
+    evaluated = nix.eval_checks(ref, system, list(req.checks) if req.checks else None)
+    drvs = {n: c.drv_path for n, c in evaluated.items()}
+    names = sorted(drvs)
+
+    own = (
+        OwnLines()
+        if dirty
+        else cached(
+            git,
+            commit,
+            drvs,
+            req.signer,
+            ancestors=not req.force,
+            definitions=Definitions(git, commit, subdir),
+        )
+    )
+    hits = {} if req.force else {n: found[0] for n, found in own.provenance.items()}
+    for name, (at, changed) in sorted(own.redefined.items()):
+        reporter.info(
+            f"{name}: attested on {at[:12]} for the same drvPath, but what defines the checks "
+            f"changed since ({describe(changed)}): attesting it again"
+        )
+    superseded = {ln for n in names if n not in hits for ln in own.on_commit(n, commit)}
+    for name in hits:
+        via = hits[name][1].via
+        where = f"cache hit via {via[:12]}, same drvPath" if via else "cache hit"
+        reporter.info(f"{name}: already attested for {drvs[name]} ({where})")
+    todo = [n for n in names if n not in hits]
+
+    lines: list[str] = []
+    # Lines reused from an ancestor go into the bundle but not onto this commit's note:
+    # they are statements about that commit (verify binds a statement to its own commit).
+    ancestors: set[str] = set()
+    results: dict[str, CheckResult] = {n: hits[n][1] for n in hits}
+    for n in sorted(hits):
+        line, hit = hits[n]
+        reused = [line, *own.companions(n, hit.via or commit)]
+        lines += reused
+        if hit.via:
+            ancestors.update(reused)
+    if todo:
+        # Imported here: ~25 ms that a cache hit does not need (checks.py: TYPE_CHECKING).
+        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            lines += attest_checks(
+                pool,
+                nix,
+                req,
+                reporter,
+                top,
+                ref,
+                commit,
+                subdir,
+                tuple(dirty_files),
+                system,
+                {n: evaluated[n] for n in todo},
+                results,
+            )
+
+    bundle_path = None
+    note_attached = False
+    if lines:
+        bundle_path = req.output or (
+            req.flake_dir.resolve() / BUNDLE_DIR / f"{commit}.intoto.jsonl"
+        )
+        _ensure_ignored(bundle_path)
+        data = ("\n".join(lines) + "\n").encode()
+        if not _same_bytes(bundle_path, data):  # a repeated cache hit rewrites nothing
+            bundle.write_atomic(bundle_path, data)
+        if dirty:
+            reporter.warn(
+                "dirty tree: the bundle is written but not attached to the commit as a note"
+            )
+        elif req.attach_note and (own_lines := [ln for ln in lines if ln not in ancestors]):
+            if todo or superseded:
+                git.add_note_lines(commit, own_lines, drop=superseded)
+            # else: every line was read from this commit's note just now; nothing to add
+            note_attached = True
+    report = BuildReport(
+        commit=commit,
+        dirty=dirty,
+        system=system,
+        keyid=req.signer.keyid,
+        checks=tuple(results[n] for n in names),
+        bundle_path=bundle_path,
+        note_attached=note_attached,
+    )
+    if report.failed:
+        failed = ", ".join(c.name for c in report.failed)
+        msg = f"check(s) failed: {failed}" + ("; the others were attested" if lines else "")
+        raise ChecksFailedError(msg, "see the log above; failed checks are never attested", report)
+    return report
+
+
+def _same_bytes(path: Path, data: bytes) -> bool:
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:
+        return False
+
+
+def _ensure_ignored(bundle_path: Path) -> None:
+    # A self-ignoring default directory: bundles never show up as untracked files.
+    if bundle_path.parent.name == BUNDLE_DIR:
+        ignore = bundle_path.parent / ".gitignore"
+        if not ignore.exists():
+            bundle.write_atomic(ignore, b"*\n")

@@ -1,0 +1,88 @@
+"""What `provenance build` is asked and what it answers: `BuildRequest`, one `CheckResult`
+per check, the `BuildReport` (its `as_json` is the `--json` output), and
+`ChecksFailedError`, which carries the report when some checks failed.
+
+Apart from the steps (pipeline.py, cache.py, checks.py) because every step and every
+caller (the CLI, the example, the benchmarks, the ledger) shares these types, and they
+import nothing but the error hierarchy. Import them from pipeline.py, as callers do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from provenance.errors import BuildFailedError
+from provenance.formats.keys import Signer
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    flake_dir: Path
+    signer: Signer
+    checks: tuple[str, ...] | None = None
+    output: Path | None = None
+    force: bool = False
+    allow_dirty: bool = False
+    attach_note: bool = True
+    verify_deps: bool = False  # `nix store verify` the dependency outputs and sources first
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    drv_path: str
+    status: str  # "attested" | "cached" | "failed"
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)  # out -> {path, sha256}
+    output_check: str | None = None
+    log_sha256: str | None = None
+    error: str | None = None
+    tests: dict[str, object] | None = None  # test results, when the check left any
+    via: str | None = None  # cache hit on an ancestor: the commit whose attestation was reused
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    commit: str
+    dirty: bool
+    system: str
+    keyid: str
+    checks: tuple[CheckResult, ...]
+    bundle_path: Path | None
+    note_attached: bool
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        return [c for c in self.checks if c.status == "failed"]
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "commit": self.commit,
+            "dirty": self.dirty,
+            "system": self.system,
+            "keyid": self.keyid,
+            "bundle": str(self.bundle_path) if self.bundle_path else None,
+            "noteAttached": self.note_attached,
+            "checks": [
+                {
+                    "name": c.name,
+                    "drvPath": c.drv_path,
+                    "status": c.status,
+                    "outputs": c.outputs,
+                    "outputCheck": c.output_check,
+                    "logSha256": c.log_sha256,
+                    **({"error": c.error} if c.error else {}),
+                    **({"tests": c.tests} if c.tests else {}),
+                    **({"reusedFrom": c.via} if c.via else {}),
+                }
+                for c in self.checks
+            ],
+        }
+
+
+class ChecksFailedError(BuildFailedError):
+    """Some checks failed; carries the full report so callers can still record the run."""
+
+    def __init__(self, message: str, hint: str | None, report: BuildReport) -> None:
+        super().__init__(message, hint)
+        self.report = report
