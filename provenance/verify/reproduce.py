@@ -23,7 +23,7 @@ from provenance.attest.realise import build_here, rebuild_here
 from provenance.doors import storeroot
 from provenance.doors.nix import Nix
 from provenance.doors.storeroot import StoreRoot
-from provenance.errors import NixError
+from provenance.errors import NixError, UsageError
 from provenance.formats.hashing import nar_sha256
 from provenance.policy import nixenv
 from provenance.progress import Reporter
@@ -57,6 +57,43 @@ def _fresh_store(store: Path | None) -> Iterator[Path]:
         yield tmp
     finally:
         _remove_tree(tmp)
+
+
+# Nix 2.30 moved a store's builds from $TMPDIR into the store's own state directory, and
+# refuses a build directory with a world-writable or symlinked parent: a fresh store in
+# /tmp (the default one, or a --store there) built nothing. Such a store gets a private
+# build directory of ours instead (inside the sandbox every build sees it as /build).
+_BUILDS_IN_STATE_DIR = (2, 30)
+
+
+def unsafe_parent(path: Path) -> Path | None:
+    """The first of `path` and its parents that is world-writable or a symlink, if any."""
+    for p in (path, *path.parents):
+        try:
+            st = p.lstat()
+        except OSError:
+            continue  # not made yet: nix makes it with its own modes
+        if stat.S_ISLNK(st.st_mode) or st.st_mode & stat.S_IWOTH:
+            return p
+    return None
+
+
+@contextlib.contextmanager
+def build_dir_options(nix: Nix, root: Path) -> Iterator[dict[str, str]]:
+    """`build-dir` for a chroot store at `root` whose own build directory nix refuses."""
+    bad = unsafe_parent(root)
+    if bad is None or nix.version_tuple() < _BUILDS_IN_STATE_DIR:
+        yield {}
+        return
+    base = Path(nixenv.decline_hook()).parent  # this user's own private directory
+    if unsafe_parent(base) is not None:
+        msg = f"nix {nix.version()} builds nothing in a store under {bad} (world-writable)"
+        raise UsageError(msg, "pass --store DIR outside it, or set XDG_CACHE_HOME to yours")
+    builds = Path(tempfile.mkdtemp(prefix="builds-", dir=base))
+    try:
+        yield {"build-dir": str(builds)}
+    finally:
+        _remove_tree(builds)
 
 
 def _diff_output(
@@ -147,11 +184,12 @@ def rebuild_fresh(
     drvs = sorted({a.claim.drv_path for a in atts if a.claim})
     version = nix.version()
     local = storeroot.locate(nix.config().values.get("store"))  # the attested copies' store
-    with _fresh_store(store) as root:
+    with _fresh_store(store) as root, build_dir_options(nix, root) as build_dir:
         reporter.info(f"rebuilding {len(drvs)} derivation(s) in the independent store {root}")
         fresh = dataclasses.replace(nix, store=str(root))
         nix.copy_derivations(drvs, str(root))
         env = _environment(fresh)
+        env = dataclasses.replace(env, options={**env.options, **build_dir})
         results: dict[str, dict[str, Path] | str] = {}
         infos: dict[str, str] = {}
         for drv in drvs:
