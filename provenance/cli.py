@@ -28,6 +28,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # No markup in help texts: with rich's, "[default: ...]" in a help string vanishes.
+    rich_markup_mode=None,
 )
 log = logging.getLogger("provenance")
 T = TypeVar("T")
@@ -224,6 +226,13 @@ def trust_add(
         str | None,
         typer.Option("--expires", help="Stop trusting the key after this date (YYYY-MM-DD)."),
     ] = None,
+    reviewer: Annotated[
+        bool,
+        typer.Option(
+            "--reviewer",
+            help="A reviewer key ([review.reviewers], for `provenance approve`), not a build key.",
+        ),
+    ] = False,
 ) -> None:
     """Trust PUB under NAME in the policy file (added or replaced; the rest is kept)."""
     import datetime as dt  # noqa: PLC0415
@@ -235,6 +244,12 @@ def trust_add(
     except ValueError:
         typer.echo(f"error: --expires {expires!r} is not a YYYY-MM-DD date", err=True)
         raise typer.Exit(ExitCode.USAGE) from None
+    if reviewer:
+        from provenance.review import policy as review_policy  # noqa: PLC0415
+
+        entry = _guard(lambda: review_policy.add_reviewer(policy, name, pub, day))
+        typer.echo(f"{policy}: {name} may approve (keyid {entry.key.keyid[:16]}...)", err=True)
+        return
     entry = _guard(lambda: trust.add_key(policy, name, pub, day))
     typer.echo(f"{policy}: trusting {name} (keyid {entry.key.keyid[:16]}...)", err=True)
 
@@ -283,6 +298,14 @@ def verify(
         ),
     ] = None,
     no_note: Annotated[bool, typer.Option("--no-note", help="Attach no VSA git note.")] = False,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base",
+            help="Also compare tests and protected paths with this branch; unapproved"
+            " weakenings fail verification [default: no comparison].",
+        ),
+    ] = None,
     json_out: JsonOut = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only failures and the verdict.")
@@ -319,6 +342,8 @@ def verify(
         signer=signer,
         vsa_output=output,
         attach_note=not no_note,
+        base=base,
+        review_policy=_review_rules(policy) if base is not None and policy is not None else None,
     )
     started = time.monotonic()
     report = _guard(lambda: verify_mod.verify(req, Nix(default_nix_bin()), reporter))
@@ -645,6 +670,14 @@ def gate(
             "--search-depth", min=1, help="Commits searched for the same drvPath, REV included."
         ),
     ] = 50,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base",
+            help="Compare tests and protected paths with this trusted ref (the target branch, as"
+            " a full ref name); unapproved weakenings make CI run [default: no comparison].",
+        ),
+    ] = None,
     json_out: JsonOut = False,
     verbose: Verbose = False,
 ) -> None:
@@ -658,6 +691,10 @@ def gate(
     Only bad usage exits 2 (no trust given; an unreadable key or policy; a key or policy
     inside the tree under test). Writes skip= and reason= to $GITHUB_OUTPUT and a table to
     $GITHUB_STEP_SUMMARY when those are set.
+
+    With --base, tests removed, newly skipped or failing, a removed check and changes to
+    protected paths (the base's [review] policy) need a trusted reviewer's approval
+    (`provenance approve`) before CI may skip: docs/review.md.
     """
     _setup_logging(verbose)
     from provenance.ci import gate as g  # noqa: PLC0415
@@ -669,6 +706,7 @@ def gate(
         typer.echo("error: pass one of --trusted-key, --policy, --policy-ref", err=True)
         raise typer.Exit(ExitCode.USAGE)
     trust = _guard(lambda: g.resolve_trust(flake_dir, keys_given, policy))
+    rules = _review_rules(policy) if base is not None and policy is not None else None
     if trust is None and policy_ref is None:
         branch = g.target_branch(os.environ)
         if branch is None:
@@ -689,6 +727,8 @@ def gate(
         remote=remote,
         fetch=not no_fetch,
         search_depth=search_depth,
+        base=base,
+        review_policy=rules,
     )
     started = time.monotonic()
     report = g.gate(req, Nix(default_nix_bin()))
@@ -749,3 +789,183 @@ def hooks_uninstall(
         typer.echo(f"{c.hook}: {c.action} ({c.path})", err=True)
     if not changes:
         typer.echo("no provenance hooks installed", err=True)
+
+
+# --- review (issue 16): approve, show, the [review] policy of --policy, reviewer keys ---
+
+
+def _review_rules(policy_file: Path) -> Any:
+    """[review] of a --policy FILE (gate, verify): the file is the base's stand-in."""
+    from provenance.review import policy as review_policy  # noqa: PLC0415
+
+    return _guard(lambda: review_policy.load(policy_file))
+
+
+def _guard_json(fn: Callable[[], T], json_out: bool) -> T:
+    """`_guard`, and with --json the error as JSON on stdout too (agents read stdout)."""
+    try:
+        return fn()
+    except ProvenanceError as e:
+        if json_out:
+            _emit_json({"error": e.message, "hint": e.hint, "exitCode": e.exit_code})
+        typer.echo(f"error: {e.diagnostics()}", err=True)
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
+def _default_base(flake: Path) -> str:
+    """The branch a change is headed for: what CI names, else origin/HEAD."""
+    from provenance.ci.gate import target_branch  # noqa: PLC0415
+    from provenance.doors.git import Git  # noqa: PLC0415
+    from provenance.errors import UsageError  # noqa: PLC0415
+
+    branch = target_branch(os.environ)
+    if branch:
+        return f"refs/remotes/origin/{branch}"
+    if Git(flake).ref_exists("refs/remotes/origin/HEAD"):
+        return "refs/remotes/origin/HEAD"
+    msg = "no base: CI names no target branch and there is no origin/HEAD"
+    raise UsageError(msg, "pass the branch the change is headed for with --base REF")
+
+
+def _show_trust(flake: Path, trusted_key: list[Path], policy: Path | None) -> tuple[Any, Any]:
+    """Build keys and reviewer keys for show/approve: --trusted-key, --policy, the repo's
+    provenance.toml, or none (then nothing is trusted and show says so)."""
+    from provenance.errors import UsageError  # noqa: PLC0415
+    from provenance.policy import resolve as policy_mod  # noqa: PLC0415
+    from provenance.policy.trust import POLICY_FILE, TrustPolicy  # noqa: PLC0415
+    from provenance.review import policy as review_policy  # noqa: PLC0415
+
+    try:
+        trust = policy_mod.resolve(trusted_key, policy, [flake.resolve()])
+    except UsageError:
+        if trusted_key or policy:
+            raise
+        return TrustPolicy((), source="none (no --trusted-key, --policy or provenance.toml)"), None
+    source = policy or (flake.resolve() / POLICY_FILE if not trusted_key else None)
+    rules = review_policy.load(source) if source is not None and source.is_file() else None
+    return trust, rules
+
+
+@app.command()
+def approve(
+    rev: Annotated[str, typer.Argument(help="The commit whose changes you accept.")] = "HEAD",
+    key: Annotated[
+        Path | None,
+        typer.Option("--key", help="Your reviewer signing key (a key of [review.reviewers])."),
+    ] = None,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base",
+            help="The branch the change is headed for [default: refs/remotes/origin/<target"
+            " branch> when CI names one, else refs/remotes/origin/HEAD].",
+        ),
+    ] = None,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why the changes are acceptable (signed, shown).")
+    ] = "",
+    flake: Annotated[
+        Path, typer.Option("--flake", help="Flake directory in the git repo.")
+    ] = Path(),
+    trusted_key: Annotated[
+        list[Path] | None,
+        typer.Option("--trusted-key", help="Whose test results count (repeatable)."),
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", help="Trust policy file [default: the repo's provenance.toml]."),
+    ] = None,
+    no_note: Annotated[
+        bool, typer.Option("--no-note", help="Print it; attach no git note.")
+    ] = False,
+    json_out: JsonOut = False,
+) -> None:
+    """Sign that you accept REV's test deltas and protected-path changes against its base.
+
+    Lists exactly what `gate --base` would find (tests removed, newly skipped or failing,
+    fewer tests, a removed check, changed protected paths) and signs that list; the gate
+    counts the approval for those items only. Exit 2 when there is nothing to approve,
+    3 when the comparison is in doubt (e.g. the base's tests are not attested).
+    """
+    from provenance.doors.nix import Nix, default_nix_bin  # noqa: PLC0415
+    from provenance.errors import UsageError  # noqa: PLC0415
+    from provenance.formats import keys  # noqa: PLC0415
+    from provenance.review import approve as approve_mod  # noqa: PLC0415
+
+    def run() -> Any:
+        if key is None:
+            msg = "no reviewer key"
+            raise UsageError(msg, "pass --key REVIEWER.key")
+        signer = keys.load_signer(key)
+        trust, rules = _show_trust(flake, list(trusted_key or []), policy)
+        req = approve_mod.ApproveRequest(
+            flake_dir=flake,
+            signer=signer,
+            trust=trust,
+            base=base or _default_base(flake),
+            rev=rev,
+            reason=reason,
+            review_policy=None if policy is None else rules,
+            attach_note=not no_note,
+        )
+        return approve_mod.approve(req, Nix(default_nix_bin()))
+
+    report = _guard_json(run, json_out)
+    if json_out:
+        _emit_json(report.as_json())
+    review = report.review
+    typer.echo(f"approved {report.commit[:12]} against {review.base.ref}:", err=True)
+    for item in review.items:
+        typer.echo(f"  {item.describe()}", err=True)
+    for w in report.warnings:
+        typer.echo(f"warning: {w}", err=True)
+    if report.note_attached:
+        typer.echo("note on refs/notes/provenance", err=True)
+    else:
+        typer.echo(report.line)
+
+
+@app.command()
+def show(
+    rev: Annotated[str, typer.Argument(help="The commit to show.")] = "HEAD",
+    flake: Annotated[
+        Path, typer.Option("--flake", help="Flake directory in the git repo.")
+    ] = Path(),
+    base: Annotated[
+        str | None,
+        typer.Option("--base", help="Also compare tests and protected paths with this branch."),
+    ] = None,
+    trusted_key: Annotated[
+        list[Path] | None,
+        typer.Option("--trusted-key", help="Trusted public key (repeatable)."),
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", help="Trust policy file [default: the repo's provenance.toml]."),
+    ] = None,
+    json_out: JsonOut = False,
+) -> None:
+    """What is attested for REV: per check its drvPath, outputs, tests, signers (policy
+    names and tiers), reuse, verification summaries; approvals; deltas with --base.
+
+    Text on stdout (colour on a terminal, none when piped or with NO_COLOR); --json is
+    the stable schema of docs/show.md, also for errors. Exit 0 whatever is proven.
+    """
+    from provenance.doors.nix import Nix, default_nix_bin  # noqa: PLC0415
+    from provenance.show import facts, render  # noqa: PLC0415
+
+    def run() -> Any:
+        trust, rules = _show_trust(flake, list(trusted_key or []), policy)
+        # With --base the comparison takes the base's [review], unless --policy stands in.
+        req = facts.ShowRequest(flake, rev, trust, rules, base, rules if policy else None)
+        return facts.show(req, Nix(default_nix_bin()))
+
+    report = _guard_json(run, json_out)
+    if json_out:
+        typer.echo(render.to_json(report))
+        return
+    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    typer.echo(render.text(report, colour=colour), nl=False)
