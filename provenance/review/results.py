@@ -31,6 +31,8 @@ _RANK = {FAILED: 0, SKIPPED: 1, PASSED: 2}  # worst first
 class TestSet:
     """The tests of one run: ids and outcomes when the report listed them, else counts."""
 
+    __test__ = False  # not a pytest class, whatever its name
+
     listed: bool
     tests: Mapping[str, str]  # id -> passed | skipped | failed (empty when not listed)
     passed: int

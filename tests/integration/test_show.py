@@ -1,7 +1,7 @@
 """`provenance show` on a real history: a commit attested by two signers, then reused by a
 README-only commit, verified by a reviewer (a signed VSA) and approved by another.
 
-Uses the base repository of test_review.py (main attested by alice, carol a reviewer).
+Uses the base repository of reviewrepo.py (main attested by alice, carol a reviewer).
 """
 
 from __future__ import annotations
@@ -17,23 +17,15 @@ from typing import Any
 
 import pytest
 
+from provenance.formats import keys
 from tests.conftest import git
-from tests.integration.test_review import (  # noqa: F401 - fixtures
-    Keys,
-    _approve,
-    _attest,
-    _cli,
-    _commit,
-    base_repo,
-    repo,
-    suite_script,
-)
+from tests.integration.reviewrepo import Keys, approve, attest_with, cli, commit, suite_script
 
 pytestmark = pytest.mark.nix
 
 
 def _show(path: Path, *extra: str) -> dict[str, Any]:
-    done = _cli("show", "--flake", str(path), "--json", *extra)
+    done = cli("show", "--flake", str(path), "--json", *extra)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
@@ -62,12 +54,12 @@ def _on_a_terminal(args: list[str], env: dict[str, str]) -> str:
 
 def test_show_two_signers_reuse_vsa_and_approval(repo: tuple[Path, Keys], tmp_path: Path) -> None:
     path, k = repo
-    first = _commit(path, {"tests/suite.sh": suite_script("ok 1 - test_add", "ok 2 - test_sub")})
-    _attest(path, k.alice)
-    _attest(path, k.bob)
-    assert _approve(path, k.carol, "--reason", "test_mul moved").returncode == 0
-    head = _commit(path, {"README.md": "docs\n"})  # reuses first's attestations
-    done = _cli(
+    first = commit(path, {"tests/suite.sh": suite_script("ok 1 - test_add", "ok 2 - test_sub")})
+    attest_with(path, k.alice)
+    attest_with(path, k.bob)
+    assert approve(path, k.carol, "--reason", "test_mul moved").returncode == 0
+    head = commit(path, {"README.md": "docs\n"})  # reuses first's attestations
+    done = cli(
         "verify", "--flake", str(path),
         "--trusted-key", str(k.pub("alice")), "--trusted-key", str(k.pub("bob")),
         "--sign-with", str(k.bob),
@@ -117,7 +109,7 @@ def test_show_two_signers_reuse_vsa_and_approval(repo: tuple[Path, Keys], tmp_pa
     }
 
     # Text: no colour when piped, colour on a terminal, none there either with NO_COLOR.
-    piped = _cli("show", "--flake", str(path))
+    piped = cli("show", "--flake", str(path))
     assert piped.returncode == 0
     assert "\x1b[" not in piped.stdout
     assert "suite  PROVEN" in piped.stdout
@@ -132,12 +124,10 @@ def test_show_two_signers_reuse_vsa_and_approval(repo: tuple[Path, Keys], tmp_pa
 
 
 def test_show_what_is_not_proven(repo: tuple[Path, Keys], tmp_path: Path) -> None:
-    path, k = repo
-    _commit(path, {"tests/suite.sh": suite_script("ok 1 - test_add")})
+    path, _ = repo
+    commit(path, {"tests/suite.sh": suite_script("ok 1 - test_add")})
     mallory = tmp_path / "mallory"
-    from provenance.formats import keys
-
-    _attest(path, keys.generate(mallory)[0])  # a signer no policy names
+    attest_with(path, keys.generate(mallory)[0])  # a signer no policy names
     shown = _show(path, "--base", "refs/heads/main")
     assert shown["proven"] is False
     suite = next(c for c in shown["checks"] if c["name"] == "suite")
@@ -150,7 +140,7 @@ def test_show_what_is_not_proven(repo: tuple[Path, Keys], tmp_path: Path) -> Non
 
 def test_show_json_even_on_failure(repo: tuple[Path, Keys]) -> None:
     path, _ = repo
-    done = _cli("show", "no-such-rev", "--flake", str(path), "--json")
+    done = cli("show", "no-such-rev", "--flake", str(path), "--json")
     assert done.returncode == 2
     err = json.loads(done.stdout)
     assert err["exitCode"] == 2 and "'no-such-rev' is not a commit" in err["error"]
