@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from provenance.attest import testresults as tr
 from provenance.attest import testreports
+from provenance.attest import testresults as tr
 from provenance.errors import AttestationError, UsageError
 from provenance.formats import dsse, keys
 from provenance.formats.intoto import ResourceDescriptor
