@@ -151,12 +151,14 @@ def read(
     reviewers = {k.keyid for k in reviewer_keys}
     keys = list({k.keyid: k for k in [*build_keys, *reviewer_keys]}.values())
     idx = Index()
-    seen: set[bytes] = set()
+    seen: set[tuple[str, bytes]] = set()
     for commit, body in notes:
         for raw in body.split(b"\n"):
-            if not raw.strip() or raw in seen:
+            # A note read through both windows counts once. Per commit, not per line: a
+            # line copied onto another commit's note must not hide the one on its own.
+            if not raw.strip() or (commit, raw) in seen:
                 continue
-            seen.add(raw)  # a line on two windows' notes counts once
+            seen.add((commit, raw))
             try:
                 verified = dsse.verify(dsse.Envelope.from_json(raw), keys)
                 stmt = load_statement(verified.payload)

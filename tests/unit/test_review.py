@@ -219,3 +219,15 @@ def test_review_policy_is_checked() -> None:
     for bad in bad_tables:
         with pytest.raises(UsageError):
             from_data(bad, "p")
+
+
+def test_a_copied_approval_does_not_hide_the_real_one(tmp_path: Path) -> None:
+    alice, carol = _key(tmp_path, "alice"), _key(tmp_path, "carol")
+    trust, rules = _policies(tmp_path, alice, carol)
+    removed = Delta("suite", "removed-test", "t_mul")
+    line = _approval_line(carol, A, [removed], [])
+    # Someone who can push notes pastes carol's line onto a newer commit C as well.
+    idx = results.read([(C, line), (A, line)], trust.active_keys(), rules.active_reviewers())
+    approvers, ignored = compare._approvals(idx, {A, C}, "", trust, rules)
+    assert approvers == {removed.key(): ("r0",)}
+    assert "names another commit" in ignored[0]
