@@ -135,12 +135,9 @@ def show(req: ShowRequest, nix: Nix) -> ShowReport:
 
     lines = _read(git, commit, req.trust, rules, fix)
     definitions = Definitions(git, commit, subdir)
-    checks = [
-        _check(
-            name, ev.drv_path, ev.outputs, commit, lines, req.trust, rules, definitions, fix, system
-        )
-        for name, ev in sorted(evaluated.items())
-    ]
+    ctx = _Ctx(commit, frozenset(window), lines, req.trust, rules, definitions, fix, system)
+    checks = [_check(n, ev.drv_path, ev.outputs, ctx) for n, ev in sorted(evaluated.items())]
+
     build_ids = {k.key.keyid for k in req.trust.keys}
     approvals = []
     for note_commit, stmt, keyids in lines.approvals:
@@ -179,18 +176,21 @@ def show(req: ShowRequest, nix: Nix) -> ShowReport:
     )
 
 
-def _check(
-    name: str,
-    drv: str,
-    outputs: dict[str, str],
-    commit: str,
-    lines: _Lines,
-    trust: TrustPolicy,
-    rules: ReviewPolicy,
-    definitions: Definitions,
-    fix: Any,
-    system: str,
-) -> CheckFacts:
+@dataclass(frozen=True)
+class _Ctx:
+    commit: str
+    window: frozenset[str]  # the commit and its searched ancestors
+    lines: _Lines
+    trust: TrustPolicy
+    rules: ReviewPolicy
+    definitions: Definitions
+    fix: Any  # a note's 12-character commit -> the full id
+    system: str
+
+
+def _check(name: str, drv: str, outputs: dict[str, str], ctx: _Ctx) -> CheckFacts:
+    commit, lines, trust, rules, fix = ctx.commit, ctx.lines, ctx.trust, ctx.rules, ctx.fix
+    definitions, system = ctx.definitions, ctx.system
     attestations: list[Attested] = []
     counted: list[tuple[ProvenanceClaim, frozenset[str]]] = []
     other = 0
@@ -204,6 +204,8 @@ def _check(
         problem = None
         if claim.dirty:
             problem = "made on a dirty tree"
+        elif claim.commit not in ctx.window:
+            problem = "made on a commit outside the searched history"
         elif not definitions.same_as(claim.commit):
             problem = "what defines the checks changed since"
         elif dict(claim.output_names) != wanted:
@@ -248,10 +250,15 @@ def _check(
                     commit=fix(note_commit),
                 )
             )
+    unsound = [a for a in attestations if a.problem]
     if test_result == "FAILED":
         proven, reason = False, "a trusted key attested its tests FAILED"
     elif tally.passed and tally.dissent:
         proven, reason = False, f"trusted signers disagree on the output digests: {tally.reason}"
+    elif unsound and not tally.count:
+        first = unsound[0]
+        reason = f"the attestation by {first.signer} on {first.commit[:12]} does not count: {first.problem}"
+        proven = False
     elif attestations or tally.count:
         proven, reason = tally.passed, tally.reason
     else:

@@ -145,3 +145,17 @@ def test_show_json_even_on_failure(repo: tuple[Path, Keys]) -> None:
     err = json.loads(done.stdout)
     assert err["exitCode"] == 2 and "'no-such-rev' is not a commit" in err["error"]
     assert done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+
+
+def test_show_says_why_a_reused_attestation_does_not_count(repo: tuple[Path, Keys]) -> None:
+    path, _ = repo
+    flake = (path / "flake.nix").read_text()
+    commit(path, {"flake.nix": flake + "# a new definition, same drvPaths\n"})
+    shown = _show(path)
+    chain = next(c for c in shown["checks"] if c["name"] == "chain")
+    assert chain["proven"] is False
+    (att,) = chain["attestations"]
+    assert att["signer"] == "alice" and att["counts"] is False
+    assert att["problem"] == "what defines the checks changed since"
+    assert chain["reason"].startswith("the attestation by alice on ")
+    assert chain["signers"] == [] and chain["outputs"]["out"]["sha256"] is None

@@ -4,6 +4,7 @@ statements read back, and which approvals count (real keys, real signatures)."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -231,3 +232,17 @@ def test_a_copied_approval_does_not_hide_the_real_one(tmp_path: Path) -> None:
     approvers, ignored = compare._approvals(idx, {A, C}, "", trust, rules)
     assert approvers == {removed.key(): ("r0",)}
     assert "names another commit" in ignored[0]
+
+
+def test_an_expired_reviewer_approves_nothing(tmp_path: Path) -> None:
+    alice, carol = _key(tmp_path, "alice"), _key(tmp_path, "carol")
+    trust = TrustPolicy((TrustedKey("alice", alice.public),))
+    past = dt.date(2020, 1, 1)
+    rules = ReviewPolicy(reviewers=(TrustedKey("carol", carol.public, expires=past),))
+    removed = Delta("suite", "removed-test", "t_mul")
+    notes = [(A, _approval_line(carol, A, [removed], []))]
+    idx = results.read(notes, trust.active_keys(), rules.active_reviewers())
+    assert compare._approvals(idx, {A}, "", trust, rules)[0] == {}
+    fresh = ReviewPolicy(reviewers=(TrustedKey("carol", carol.public),))
+    idx = results.read(notes, trust.active_keys(), fresh.active_reviewers())
+    assert compare._approvals(idx, {A}, "", trust, fresh)[0] == {removed.key(): ("carol",)}
