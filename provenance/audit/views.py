@@ -74,7 +74,10 @@ def _prover(e: Entry) -> str:
 
 def commit_views(entries: Sequence[Entry]) -> dict[str, CommitView]:
     """One view per recorded commit (entries in any order)."""
-    ordered = sorted((e for e in entries if e.commit), key=lambda e: (e.time, e.seq))
+    # A dirty-tree build proves nothing about its commit: it is left out here as everywhere.
+    ordered = sorted(
+        (e for e in entries if e.commit and not e.dirty), key=lambda e: (e.time, e.seq)
+    )
     decided: dict[str, dict[str, str]] = {}
     provers: dict[str, dict[str, None]] = {}
     tiers: dict[str, str] = {}
@@ -117,7 +120,7 @@ def branch_views(entries: Sequence[Entry], commits: dict[str, CommitView]) -> li
     """Per branch, the newest commit recorded on it; `main` and `master` first."""
     newest: dict[str, tuple[str, int, str]] = {}
     for e in entries:
-        if e.branch and e.commit:
+        if e.branch and e.commit and not e.dirty:
             seen = newest.get(e.branch)
             if seen is None or (e.time, e.seq) > seen[:2]:
                 newest[e.branch] = (e.time, e.seq, e.commit)

@@ -39,6 +39,9 @@ class CheckVerdict:
     reason: str
     commit: str | None = None  # the commit whose attestation counts (may be an ancestor)
     signers: tuple[str, ...] = ()
+    # trustTier of each statement counted (`local` for `provenance build`): where the
+    # proof was made, which the audit ledger records rather than where the gate ran.
+    trust_tiers: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -63,6 +66,7 @@ class GateReport:
     search_depth: int = DEFAULT_SEARCH_DEPTH
     warnings: tuple[str, ...] = ()
     review: Review | None = None  # with --base: the deltas against it (review/compare.py)
+    errored: bool = False  # the gate failed safe on an error (skip is false for that reason)
 
     @property
     def reused(self) -> dict[str, str]:

@@ -37,7 +37,7 @@ def build(
         typer.Option(
             "--output",
             "-o",
-            help="Bundle path [default: FLAKE_DIR/.provenance/COMMIT.intoto.jsonl].",
+            help="Bundle path [default: FLAKE_DIR/.provenance/COMMIT.KEYID.intoto.jsonl].",
         ),
     ] = None,
     force: Annotated[
