@@ -52,6 +52,7 @@ class Draft(_Model):
     """Everything an entry says about a run; `append` adds `v`, `seq` and `prev`."""
 
     actor: Actor
+    branch: str | None = None  # the branch the command ran on (CI's, else HEAD's)
     bundles: tuple[BundleRecord, ...] = ()  # bundles the command wrote or read
     checks: tuple[CheckRecord, ...] = ()
     command: Command
@@ -73,6 +74,7 @@ class Entry(_Model):
     """One ledger line: a Draft plus its place in the chain (same fields, sorted)."""
 
     actor: Actor
+    branch: str | None = None
     bundles: tuple[BundleRecord, ...] = ()
     checks: tuple[CheckRecord, ...] = ()
     command: Command

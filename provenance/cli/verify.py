@@ -15,6 +15,7 @@ from provenance.cli.common import (
     emit_json,
     guard,
     record,
+    review_rules,
     setup_logging,
 )
 from provenance.errors import ExitCode
@@ -63,6 +64,14 @@ def verify(
         ),
     ] = None,
     no_note: Annotated[bool, typer.Option("--no-note", help="Attach no VSA git note.")] = False,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base",
+            help="Also compare tests and protected paths with this branch; unapproved"
+            " weakenings fail verification [default: no comparison].",
+        ),
+    ] = None,
     json_out: JsonOut = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only failures and the verdict.")
@@ -99,6 +108,8 @@ def verify(
         signer=signer,
         vsa_output=output,
         attach_note=not no_note,
+        base=base,
+        review_policy=review_rules(policy) if base is not None and policy is not None else None,
     )
     started = time.monotonic()
     report = guard(lambda: verify_mod.verify(req, Nix(default_nix_bin()), reporter))

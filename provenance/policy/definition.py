@@ -118,6 +118,11 @@ def _parse_extra(data: bytes | None, subdir: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def matches(path: str, entry: str) -> bool:
+    """Is repository `path` named by `entry`: a file, a directory, or a glob (`*` crosses `/`)."""
+    return _matches(path, entry)
+
+
 def _matches(path: str, entry: str) -> bool:
     if entry == "":
         return True  # the whole repository (the flake directory is its root)

@@ -51,6 +51,8 @@ from provenance.policy import resolve as policy_mod
 from provenance.policy.definition import Definitions
 from provenance.policy.trust import Endorsement, Tally, TrustPolicy, count_signers
 from provenance.progress import Reporter
+from provenance.review.compare import Scope, compare, resolve_base
+from provenance.review.policy import from_commit
 from provenance.verify.authentic import authenticate, read_bundle, read_notes
 from provenance.verify.binding import Repo, bind, check_environment, judge_failed_results
 from provenance.verify.drvdiff import explain_drv_difference
@@ -252,6 +254,16 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
     else:
         required = set(evaluated)
     missing = tuple(sorted(required - passing))
+    review = None
+    if req.base is not None:
+        # What the revision did to its tests against the base (review/compare.py): a
+        # weakening attests honestly under a new drvPath, so only a comparison catches it.
+        base = resolve_base(git, req.base, rev, trusted=False)
+        rules = req.review_policy or from_commit(git, base.commit, subdir, base.ref)
+        mine = all_evaluated.get(system, {})
+        wanted_names = tuple(sorted(wanted)) if wanted is not None else None
+        scope = Scope(git, top, subdir, rev, system, mine, wanted_names, DEFAULT_SEARCH_DEPTH)
+        review = compare(scope, base, nix, req.policy, rules)
 
     vsa_path, vsa_note = None, False
     if req.signer is not None:
@@ -267,4 +279,5 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
         vsa_note=vsa_note,
         checks=tuple(checks),
         ancestor_lines_ignored=ignored,
+        review=review,
     )

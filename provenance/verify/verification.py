@@ -19,6 +19,8 @@ from provenance.formats.claims import (
 from provenance.formats.hashing import sha256_hex
 from provenance.formats.keys import Signer
 from provenance.policy.trust import TrustPolicy
+from provenance.review.compare import Review
+from provenance.review.policy import ReviewPolicy
 from provenance.verify import diff
 
 AUTHENTIC, BOUND, REPRODUCED = "authentic", "bound", "reproduced"
@@ -39,6 +41,8 @@ class VerifyRequest:
     signer: Signer | None = None  # sign a verification summary
     vsa_output: Path | None = None
     attach_note: bool = True
+    base: str | None = None  # compare tests and protected paths with this revision
+    review_policy: ReviewPolicy | None = None  # from --policy FILE; None: the base's own
 
 
 @dataclass(frozen=True)
@@ -140,11 +144,17 @@ class VerifyReport:
     vsa_note: bool = False
     checks: tuple[CheckResult, ...] = ()
     ancestor_lines_ignored: int = 0  # lines on ancestors' notes that say nothing about rev
+    review: Review | None = None  # with --base: the deltas against it
 
     @property
     def passed(self) -> bool:
         considered = [a for a in self.attestations if a.status != SKIPPED]
-        return bool(considered) and not self.missing and all(a.status == PASSED for a in considered)
+        attested = bool(considered) and not self.missing
+        return attested and all(a.status == PASSED for a in considered) and self.review_ok
+
+    @property
+    def review_ok(self) -> bool:
+        return self.review is None or self.review.ok
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -157,6 +167,7 @@ class VerifyReport:
             "missing": list(self.missing),
             "checks": [c.as_json() for c in self.checks],
             "ancestorLinesIgnored": self.ancestor_lines_ignored,
+            "review": self.review.as_json() if self.review else None,
             "vsa": {"path": str(self.vsa_path), "noteAttached": self.vsa_note}
             if self.vsa_path
             else None,
@@ -193,6 +204,17 @@ class VerifyReport:
             if name in failed or name in judged:
                 continue  # its failing attestation or its verdict is listed above
             out.append(f"FAIL {name}: no attestation that passes verification")
+        if self.review is not None:
+            r = self.review
+            out.append(f"{'OK  ' if r.ok else 'FAIL'} base {r.base.ref}: {r.reason()}")
+            for i in r.items:
+                who = ", ".join(r.approved_by(i))
+                state = (
+                    "not approved" if r.blocks(i) else f"approved by {who}" if who else "allowed"
+                )
+                out.append(f"     {i.describe()} [{state}]")
+            out += [f"     doubt: {d}" for d in r.doubts]
+            out += [f"     approval not counted: {d}" for d in r.ignored]
         verdict = "verified" if self.passed else "verification FAILED"
         reached = ", ".join(self.requested)
         out.append(

@@ -35,6 +35,7 @@ def test_importing_the_cli_loads_no_job() -> None:
         "provenance.cli.build",
         "provenance.cli.verify",
         "provenance.cli.ci",
+        "provenance.cli.review",
         "provenance.cli.audit",
     }
     heavy = {"pydantic", "cryptography", "rich", "tomllib", "tomli_w"}

@@ -17,9 +17,15 @@ RANK = {
     "doors": 2,
     "policy": 3,
     "attest": 4,
+    # Deltas against the base, protected paths, approvals: needs formats, doors (git, nix,
+    # notes) and policy (trust, trusted_ref); used by verify, ci and show. A peer of attest.
+    "review": 4,
     "verify": 5,
     "ci": 6,
     "audit": 6,
+    # `provenance show`: assembles what is attested (reads envelopes with verify.authentic,
+    # compares with review); nothing imports it but the CLI. A peer of ci and audit.
+    "show": 6,
     "top": 7,  # cli, example, __main__
 }
 TOP = {"cli", "example", "__main__"}
