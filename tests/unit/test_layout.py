@@ -16,11 +16,14 @@ RANK = {
     "formats": 1,
     "doors": 2,
     "policy": 3,
-    "attest": 4,
-    "verify": 5,
-    "ci": 6,
-    "audit": 6,
-    "top": 7,  # cli, example, __main__
+    # cache: nix copy and substituters through the nix door, trust and nixenv from policy;
+    # attest's builds and verify's rebuilds stand on it, it on neither.
+    "cache": 4,
+    "attest": 5,
+    "verify": 6,
+    "ci": 7,
+    "audit": 7,
+    "top": 8,  # cli, example, __main__
 }
 TOP = {"cli", "example", "__main__"}
 MAX_LINES = 420
