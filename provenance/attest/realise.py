@@ -48,9 +48,11 @@ class Dependencies:
     built: tuple[str, ...] = ()  # dependency derivations nix built here
     refused: Mapping[str, str] = field(default_factory=dict)  # store path -> cache and why
     unreachable: Mapping[str, str] = field(default_factory=dict)  # cache URL -> nix's error
+    caches: tuple[str, ...] = ()  # the caches the dependency step read
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "caches": list(self.caches),
             "substituted": [{"path": p, "from": u} for p, u in sorted(self.substituted.items())],
             "built": sorted(self.built),
             "refused": [{"path": p, "reason": r} for p, r in sorted(self.refused.items())],
@@ -71,7 +73,9 @@ class Dependencies:
         return "dependencies: " + "; ".join(parts)
 
 
-def _dependencies(nix: Nix, drv: str, logs: list[SubstitutionLog]) -> Dependencies:
+def _dependencies(
+    nix: Nix, drv: str, logs: list[SubstitutionLog], caches: tuple[str, ...]
+) -> Dependencies:
     started: dict[str, str] = {}
     refused: dict[str, str] = {}
     built: list[str] = []
@@ -82,7 +86,12 @@ def _dependencies(nix: Nix, drv: str, logs: list[SubstitutionLog]) -> Dependenci
         built += [d for d in log.built if d != drv]
     valid = nix.path_info(started) if started else {}
     substituted = {p: u for p, u in started.items() if p in valid and not valid[p].ultimate}
-    return Dependencies(substituted, tuple(dict.fromkeys(built)), refused)
+    return Dependencies(substituted, tuple(dict.fromkeys(built)), refused, caches=caches)
+
+
+def built_dependencies(stderr: str, drv: str) -> Dependencies:
+    """For a `--rebuild`, which substitutes nothing: the dependencies nix built."""
+    return Dependencies(built=tuple(d for d in substitution(stderr).built if d != drv))
 
 
 def build_traced(
@@ -99,14 +108,15 @@ def build_traced(
     """
     deps = sorted(inputs)
     logs: list[SubstitutionLog] = []
-    if deps and env.substituters:
+    caches = env.substituters if deps else ()
+    if caches:
         # Dependencies first, with the user's substituters; then the derivation itself,
         # which must not come from a cache.
         wanted = [installable(d, version) for d in deps]
         logs.append(nix.realise(wanted, options=env.dependency_options, on_line=on_line))
     result = nix.build(installable(drv, version), options=env.options, on_line=on_line)
     logs.append(substitution(result.stderr))
-    return result, _dependencies(nix, drv, logs)
+    return result, _dependencies(nix, drv, logs, caches)
 
 
 def build_here(
