@@ -31,7 +31,13 @@ from typing import Any, Literal
 
 from provenance.doors.git import Git
 from provenance.doors.nix import Nix
-from provenance.errors import ProvenanceError, RefusedError, UsageError, VerificationError
+from provenance.errors import (
+    NixError,
+    ProvenanceError,
+    RefusedError,
+    UsageError,
+    VerificationError,
+)
 from provenance.formats import dsse
 from provenance.formats.claims import ProvenanceClaim, load_statement, parse_provenance
 from provenance.formats.uris import SLSA_PROVENANCE_V1
@@ -64,6 +70,7 @@ class PublishReport:
     checks: list[dict[str, Any]] = field(default_factory=list)
     sizes: dict[str, int] = field(default_factory=dict)  # every path sent or there: NAR bytes
     copied: list[str] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)  # started when the copy failed
     not_in_store: list[str] = field(default_factory=list)  # closure paths this store lacks
     bundle: str | None = None
     skipped_lines: int = 0
@@ -71,6 +78,8 @@ class PublishReport:
 
     @property
     def already_there(self) -> list[str]:
+        if self.error is not None:
+            return []  # unknown: the copy did not finish
         sent = set(self.copied)
         return sorted(p for p in self.sizes if p not in sent)
 
@@ -89,8 +98,9 @@ class PublishReport:
             "copied": sorted(self.copied),
             "copiedBytes": copied_bytes,
             "alreadyThere": self.already_there,
-            "alreadyThereBytes": sum(self.sizes.values()) - copied_bytes,
+            "alreadyThereBytes": sum(self.sizes[p] for p in self.already_there),
             "notInStore": sorted(self.not_in_store),
+            "unfinished": sorted(self.unfinished),
             "bundle": self.bundle,
             "skippedLines": self.skipped_lines,
         }
@@ -254,5 +264,10 @@ def _publish(
             reporter.info(f"  copied {n} path(s), latest {path}")
 
     report.copied = []
-    sent = nix.copy_to(url, roots, on_copied=progress)
+    try:
+        sent = nix.copy_to(url, roots, on_copied=progress)
+    except NixError:
+        # Nix names a path when it starts sending it, not when the cache has it.
+        report.unfinished, report.copied = report.copied, []
+        raise
     report.copied = list(dict.fromkeys([*report.copied, *sent]))
