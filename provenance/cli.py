@@ -395,7 +395,7 @@ def publish(
             "(its inputs' outputs and sources), enough to rebuild only the check; build: "
             "plus every output of its build closure in this store.",
         ),
-    ] = "runtime",
+    ] = "outputs",
     flake: Annotated[
         Path, typer.Option("--flake", help="Flake directory in the git repo.")
     ] = Path(),

@@ -7,9 +7,9 @@ stranger's line could name any path in this store (a private one, say) and have 
 uploaded and signed with the cache's key.
 
 Which paths (`--closure`, docs/cache.md):
-- outputs: the attested outputs. Nix copies what a path references with it (a cache
-  must be closed under references), so this is their runtime closure;
-- runtime (default): plus what the check's builder saw: its sources and the outputs of
+- outputs (default): the attested outputs. Nix copies what a path references with it
+  (a cache must be closed under references), so this is their runtime closure;
+- runtime: plus what the check's builder saw: its sources and the outputs of
   its input derivations, with their references. What a reviewer needs to rebuild only
   the check;
 - build: plus the outputs of every derivation in the check's build closure that this
@@ -55,7 +55,7 @@ class PublishRequest:
     policy: TrustPolicy
     rev: str = "HEAD"
     secret_key: Path | None = None
-    closure: Closure = "runtime"
+    closure: Closure = "outputs"
     bundle: bool = True
 
 

@@ -159,7 +159,9 @@ def _system() -> str:
 def test_second_machine_substitutes_dependencies_from_nginx_and_rebuilds_only_the_check(
     attested: Attested, server: nginx.Nginx, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    code, summary, err = publish(attested, server.url, "--secret-key", attested.cache_sk)
+    code, summary, err = publish(
+        attested, server.url, "--secret-key", attested.cache_sk, "--closure", "runtime"
+    )
     assert code == 0, err
     lib_drv, lib = lib_out(attested)
     chain = attested.output("chain")
@@ -321,7 +323,10 @@ def test_unreachable_cache_falls_back_to_building_and_says_so(
 def test_signature_by_an_untrusted_key_is_refused_and_named(
     attested: Attested, server: nginx.Nginx, tmp_path: Path
 ) -> None:
-    assert publish(attested, server.url, "--secret-key", attested.cache_sk)[0] == 0
+    assert (
+        publish(attested, server.url, "--secret-key", attested.cache_sk, "--closure", "runtime")[0]
+        == 0
+    )
     lib_drv, lib = lib_out(attested)
     code, report, err = verify(
         attested,
@@ -343,7 +348,7 @@ def test_signature_by_an_untrusted_key_is_refused_and_named(
 
 def test_unsigned_publish_is_refused_by_the_reviewer(attested: Attested, tmp_path: Path) -> None:
     url = f"file://{tmp_path / 'cache'}"
-    code, summary, err = publish(attested, url)
+    code, summary, err = publish(attested, url, "--closure", "runtime")
     assert code == 0 and summary["signed"] is False
     assert "no --secret-key" in err
     _, lib = lib_out(attested)
@@ -357,7 +362,12 @@ def test_unsigned_publish_is_refused_by_the_reviewer(attested: Attested, tmp_pat
 
 def test_corrupted_nar_is_rejected_and_the_path_named(attested: Attested, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    assert publish(attested, f"file://{cache}", "--secret-key", attested.cache_sk)[0] == 0
+    assert (
+        publish(
+            attested, f"file://{cache}", "--secret-key", attested.cache_sk, "--closure", "runtime"
+        )[0]
+        == 0
+    )
     lib_drv, lib = lib_out(attested)
     narinfo = (cache / f"{Path(lib).name[:32]}.narinfo").read_text()
     nar = cache / re.search(r"^URL: (\S+)$", narinfo, re.M).group(1)  # type: ignore[union-attr]
