@@ -27,7 +27,7 @@ from provenance.cli import app
 from provenance.doors.nix import Nix
 from provenance.formats import dsse, keys
 from tests import nginx
-from tests.conftest import git, isolate, make_flake, nix, run
+from tests.conftest import NIX_CONFIG, git, isolate, make_flake, nix, run
 
 pytestmark = pytest.mark.nix
 
@@ -208,6 +208,29 @@ def test_second_machine_substitutes_dependencies_from_nginx_and_rebuilds_only_th
     # The substituted path is in the second store as not built there (nix's own record).
     info = json.loads(nix("path-info", "--json", "--store", str(store), lib))
     assert info[0]["path"] == lib and not info[0].get("ultimate")
+
+
+def test_the_reviewers_own_substituters_serve_dependencies_but_never_the_claim(
+    attested: Attested, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"file://{tmp_path / 'cache'}"
+    code, summary, err = publish(
+        attested, url, "--secret-key", attested.cache_sk, "--closure", "runtime"
+    )
+    assert code == 0, err
+    chain = attested.output("chain")
+    assert chain in summary["copied"]  # the cache holds the attested output itself, too
+    config = NIX_CONFIG.replace("substituters =", f"substituters = {url}")
+    monkeypatch.setenv("NIX_CONFIG", f"{config}\ntrusted-public-keys = {attested.cache_pk}")
+    store = tmp_path / "s"
+    code, report, err = verify(attested, "chain", "--rebuild", "--store", store)
+    assert code == 0, err
+    _, lib = lib_out(attested)
+    deps = deps_of(report, "chain")
+    assert deps["substituted"] == [{"path": lib, "from": url}] and deps["caches"] == [url]
+    # The check's output was built in the second store, not copied from the cache.
+    info = json.loads(nix("path-info", "--json", "--store", str(store), chain))
+    assert info[0]["ultimate"] is True
 
 
 def test_without_a_cache_the_rebuild_builds_its_dependencies(
