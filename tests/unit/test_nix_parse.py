@@ -285,3 +285,35 @@ def test_rebuild_failure_names_the_differing_output_and_kept_directory(q: str) -
     kept_nothing = parse_rebuild_failure(differs)
     assert kept_nothing is not None and kept_nothing.build_dir is None
     assert parse_rebuild_failure("error: builder for '/nix/store/x.drv' failed") is None
+
+
+def test_flake_metadata_lists_transitive_inputs_once() -> None:
+    # issue 13: only the root's own inputs were listed; an input's inputs are built from too.
+    def node(rev: str) -> dict[str, object]:
+        return {
+            "locked": {
+                "type": "github",
+                "owner": "o",
+                "repo": rev,
+                "rev": rev * 40,
+                "narHash": "sha256-76E3DERc/JUzWSE+KhUZ44NpI/9CkTlhFp4MGwmz1Xw=",
+            }
+        }
+
+    raw = {
+        "locked": {"narHash": "sha256-76E3DERc/JUzWSE+KhUZ44NpI/9CkTlhFp4MGwmz1Xw=", "type": "git"},
+        "locks": {
+            "root": "root",
+            "version": 7,
+            "nodes": {
+                "root": {"inputs": {"nixpkgs": "nixpkgs", "hm": "hm"}},
+                "hm": {**node("b"), "inputs": {"nixpkgs": ["nixpkgs"], "utils": "utils"}},
+                "utils": {**node("c"), "inputs": {"systems": "systems", "again": "nixpkgs"}},
+                "systems": node("d"),
+                "nixpkgs": node("a"),
+            },
+        },
+    }
+    meta = parse_flake_metadata(raw)
+    assert [i.name for i in meta.inputs] == ["hm", "nixpkgs", "hm/utils", "hm/utils/systems"]
+    assert meta.inputs[3].rev == "d" * 40
