@@ -233,6 +233,31 @@ def test_the_reviewers_own_substituters_serve_dependencies_but_never_the_claim(
     assert info[0]["ultimate"] is True
 
 
+def test_in_place_the_missing_dependency_is_substituted_and_the_check_built_here(
+    attested: Attested, tmp_path: Path
+) -> None:
+    # Its own flake: its outputs are deleted from this store below.
+    repo = make_flake(tmp_path / "own")
+    key, pub, _ = keys.generate(tmp_path / "keys")
+    commit, lines = _attest(repo, key)
+    own = Attested(repo, pub, keys.load_signer(key), commit, lines, attested.cache_sk, "", "")
+    url = f"file://{tmp_path / 'cache'}"
+    code, _, err = publish(own, url, "--secret-key", own.cache_sk, "--closure", "runtime")
+    assert code == 0, err
+    lib_drv, lib = lib_out(own)
+    chain = own.output("chain")
+    nix("store", "delete", chain, lib)
+    code, report, err = verify(
+        own, "chain", "--rebuild", "--in-place", "--substituters", url,
+        "--trusted-public-keys", attested.cache_pk,
+    )  # fmt: skip
+    assert code == 0, err
+    deps = deps_of(report, "chain")
+    assert deps["substituted"] == [{"path": lib, "from": url}] and lib_drv not in deps["built"]
+    info = json.loads(nix("path-info", "--json", chain))
+    assert info[0]["ultimate"] is True  # built here, though the cache had it
+
+
 def test_without_a_cache_the_rebuild_builds_its_dependencies(
     attested: Attested, tmp_path: Path
 ) -> None:
