@@ -147,6 +147,15 @@ def lib_out(a: Attested) -> tuple[str, str]:
     return drv, out
 
 
+def path_info(path: str, store: Path | None = None) -> dict[str, Any]:
+    """Nix's record of `path`: from 2.8's array, or the object keyed by path of 2.19+."""
+    where = ["--store", str(store)] if store else []
+    raw = json.loads(nix("path-info", "--json", *where, path))
+    entry = raw[path] if isinstance(raw, dict) else next(e for e in raw if e["path"] == path)
+    assert entry, f"{path} is not valid"
+    return entry  # type: ignore[no-any-return]
+
+
 def _system() -> str:
     from provenance.doors.nix import current_system  # noqa: PLC0415
 
@@ -206,8 +215,7 @@ def test_second_machine_substitutes_dependencies_from_nginx_and_rebuilds_only_th
     assert pred["rebuildDependencies"]["substituted"] == [{"path": lib, "from": server.url}]
     assert pred["rebuildDependencies"]["caches"] == [server.url]
     # The substituted path is in the second store as not built there (nix's own record).
-    info = json.loads(nix("path-info", "--json", "--store", str(store), lib))
-    assert info[0]["path"] == lib and not info[0].get("ultimate")
+    assert not path_info(lib, store).get("ultimate")
 
 
 def test_the_reviewers_own_substituters_serve_dependencies_but_never_the_claim(
@@ -229,8 +237,7 @@ def test_the_reviewers_own_substituters_serve_dependencies_but_never_the_claim(
     deps = deps_of(report, "chain")
     assert deps["substituted"] == [{"path": lib, "from": url}] and deps["caches"] == [url]
     # The check's output was built in the second store, not copied from the cache.
-    info = json.loads(nix("path-info", "--json", "--store", str(store), chain))
-    assert info[0]["ultimate"] is True
+    assert path_info(chain, store)["ultimate"] is True
 
 
 def test_in_place_the_missing_dependency_is_substituted_and_the_check_built_here(
@@ -254,8 +261,7 @@ def test_in_place_the_missing_dependency_is_substituted_and_the_check_built_here
     assert code == 0, err
     deps = deps_of(report, "chain")
     assert deps["substituted"] == [{"path": lib, "from": url}] and lib_drv not in deps["built"]
-    info = json.loads(nix("path-info", "--json", chain))
-    assert info[0]["ultimate"] is True  # built here, though the cache had it
+    assert path_info(chain)["ultimate"] is True  # built here, though the cache had it
 
 
 def test_without_a_cache_the_rebuild_builds_its_dependencies(
