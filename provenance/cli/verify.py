@@ -53,6 +53,22 @@ def verify(
     in_place: Annotated[
         bool, typer.Option("--in-place", help="Rebuild in the local store (nix --rebuild).")
     ] = False,
+    substituters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--substituters",
+            help="A binary cache the rebuild may take dependencies from, never the attested "
+            "derivation (repeatable). Default: only those in your Nix config.",
+        ),
+    ] = None,
+    trusted_public_keys: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-public-keys",
+            help="A Nix public key (NAME:BASE64) whose signatures make a substitute "
+            "acceptable (repeatable); unsigned paths are refused.",
+        ),
+    ] = None,
     sign_with: Annotated[
         Path | None,
         typer.Option("--sign-with", help="Sign an SLSA Verification Summary with this key."),
@@ -87,6 +103,7 @@ def verify(
     4 nix/git failure. See docs/verify.md.
     """
     setup_logging(verbose)
+    from provenance.cache.substituters import Caches  # noqa: PLC0415
     from provenance.doors.nix import Nix, default_nix_bin  # noqa: PLC0415
     from provenance.formats import keys  # noqa: PLC0415
     from provenance.policy import resolve as policy_mod  # noqa: PLC0415
@@ -96,6 +113,7 @@ def verify(
     search = [flake.resolve()]
     trust = guard(lambda: policy_mod.resolve(list(trusted_key or []), policy, search))
     signer = guard(lambda: keys.load_signer(sign_with)) if sign_with else None
+    caches = guard(lambda: Caches.of(substituters or [], trusted_public_keys or []))
     req = verify_mod.VerifyRequest(
         flake_dir=flake,
         policy=trust,
@@ -105,6 +123,7 @@ def verify(
         rebuild=rebuild,
         in_place=in_place,
         store=store,
+        caches=caches,
         signer=signer,
         vsa_output=output,
         attach_note=not no_note,

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provenance.attest.realise import Dependencies
+from provenance.cache.substituters import Caches
 from provenance.formats import dsse
 from provenance.formats.claims import (
     ProvenanceClaim,
@@ -38,6 +40,9 @@ class VerifyRequest:
     rebuild: bool = False
     in_place: bool = False  # rebuild with `nix build --rebuild` in the local store
     store: Path | None = None  # fresh store root for the rebuild (default: a temp dir)
+    caches: Caches = field(
+        default_factory=Caches
+    )  # extra caches the rebuild may take dependencies from
     signer: Signer | None = None  # sign a verification summary
     vsa_output: Path | None = None
     attach_note: bool = True
@@ -94,9 +99,11 @@ class AttestationReport:
     signers: tuple[str, ...] = ()
     subjects: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (out, sha256)
     diffs: tuple[OutputDiff, ...] = ()
+    dependencies: Dependencies | None = None  # level 3: where the rebuild's inputs came from
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "dependencies": self.dependencies.as_json() if self.dependencies else None,
             "source": self.source,
             "sha256": self.sha256,
             "status": self.status,
@@ -242,6 +249,7 @@ class Attestation:
     failed_result: str | None = None  # drvPath of a trusted test-result that says FAILED
     check: str | None = None  # the check a FAILED test-result is about
     diffs: list[OutputDiff] = field(default_factory=list)
+    dependencies: Dependencies | None = None
 
     def ok(self, level: str, name: str, detail: str) -> None:
         self.steps.append(Step(level, name, True, detail))
@@ -284,4 +292,5 @@ class Attestation:
             signers=self.signers,
             subjects={p: (c.output_names[p], d) for p, d in c.subjects.items()} if c else {},
             diffs=tuple(self.diffs),
+            dependencies=self.dependencies,
         )

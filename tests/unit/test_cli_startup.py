@@ -34,6 +34,7 @@ def test_importing_the_cli_loads_no_job() -> None:
         "provenance.cli.keys",
         "provenance.cli.build",
         "provenance.cli.verify",
+        "provenance.cli.publish",
         "provenance.cli.ci",
         "provenance.cli.review",
         "provenance.cli.audit",
