@@ -14,7 +14,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-
 _Q = r"""(['"])"""  # an opening quote; the matching close is a backreference
 # `copying path '<p>' from '<url>'...`: a substitution started (it may still fail).
 _FROM = re.compile(rf"^copying path {_Q}(/[^'\"]+)\1 from {_Q}([^'\"]+)\3(?:\.\.\.)?$")
