@@ -115,7 +115,7 @@ class Nix:
         done = self._run(args, what=what, **kw)
         try:
             return json.loads(done.stdout)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not UTF-8, not JSON, too deep, a huge number
             msg = f"{what}: nix printed something that is not JSON"
             raise NixError(msg, cmd=done.cmd, stderr=done.stderr) from None
 
@@ -130,7 +130,8 @@ class Nix:
 
     def version(self) -> str:
         if self._version is None:
-            out = self._run(["--version"], what="nix --version").stdout.decode().strip()
+            raw = self._run(["--version"], what="nix --version").stdout
+            out = raw.decode(errors="replace").strip()
             # "nix (Nix) 2.8.0", "nix (Lix, like Nix) 2.91.1", "nix (Determinate Nix 3.6.0) 2.29.0"
             self._version = out.split(") ", 1)[-1] if ") " in out else out
         return self._version
@@ -236,7 +237,7 @@ class Nix:
             raise _eval_error(done)
         try:
             return selection.parse(json.loads(done.stdout), system, names)
-        except (json.JSONDecodeError, selection.MalformedAnswer):
+        except (ValueError, RecursionError):  # MalformedAnswer is a ValueError
             msg = "evaluating the flake's checks: nix printed something that is not the JSON asked for"
             raise NixError(msg, cmd=done.cmd, stderr=done.stderr) from None
 
@@ -270,7 +271,7 @@ class Nix:
         done = self._path_info(["--derivation", "-r", *drv_paths], check=True)
         try:
             raw = json.loads(done.stdout)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):
             msg = "querying the derivation closure: nix printed something that is not JSON"
             raise NixError(msg, cmd=done.cmd, stderr=done.stderr) from None
         return list(parse_path_info(raw).values())
@@ -306,7 +307,12 @@ class Nix:
             for p in paths:
                 found.update(self.path_info([p]))
             return found
-        return parse_path_info(json.loads(done.stdout))
+        try:
+            raw = json.loads(done.stdout)
+        except (ValueError, RecursionError):
+            msg = "nix path-info: nix printed something that is not JSON"
+            raise NixError(msg, cmd=done.cmd, stderr=done.stderr) from None
+        return parse_path_info(raw)
 
     def build(
         self,
