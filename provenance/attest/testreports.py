@@ -180,7 +180,11 @@ def parse_junit(data: bytes) -> list[TestCase]:
             raise AttestationError(msg)
         return failing
 
-    walk(root)
+    try:
+        walk(root)
+    except RecursionError:  # suites within suites thousands deep: no runner writes that
+        msg = "the JUnit report nests too deeply to be read"
+        raise AttestationError(msg) from None
     return cases
 
 

@@ -406,10 +406,38 @@ def mutants(draw: st.DrawFn, seeds: list[bytes], tokens: Sequence[bytes] = ()) -
                 while j < len(data) and 48 <= data[j] <= 57:
                     j += 1
                 data[i:j] = draw(st.sampled_from([b"9" * 5000, b"0", b"9" * 30, b"0" * 400 + b"1"]))
+        elif op == "nest":
+            opener, closer = draw(st.sampled_from(NESTS))
+            depth = draw(st.sampled_from([3000, DEEP]))
+            if draw(st.booleans()):  # the whole document (after an XML declaration)
+                pos, end = (data.find(b"?>") + 2 if data.startswith(b"<?xml") else 0), len(data)
+            else:
+                end = draw(st.integers(pos, len(data)))
+            data[end:end] = closer * depth
+            data[pos:pos] = opener * depth
     return bytes(data)
 
 
-_OPS = ["insert", "replace", "delete", "repeat", "truncate", "byte", "random", "splice", "number"]
+_OPS = [
+    "insert",
+    "replace",
+    "delete",
+    "repeat",
+    "truncate",
+    "byte",
+    "random",
+    "splice",
+    "number",
+    "nest",
+]
+# Balanced wrappers: a well-formed document nested deeper than any recursive reader goes.
+NESTS = [
+    (b"[", b"]"),
+    (b'{"a":', b"}"),
+    (b"<testsuite>", b"</testsuite>"),
+    (b"<x>", b"</x>"),
+    (b"x = [", b"]"),
+]
 
 
 # -- mutations of JSON documents --------------------------------------------------------------
