@@ -315,7 +315,9 @@ def found_reports(data: bytes) -> object:
     for old in out.iterdir():
         old.unlink()
     first = data.lstrip()[:1]
-    name = "results.json" if first in (b"{", b"[") else "report.xml" if first == b"<" else "report.tap"
+    name = (
+        "results.json" if first in (b"{", b"[") else "report.xml" if first == b"<" else "report.tap"
+    )
     (out / name).write_bytes(data)
     return testresults.read_for_check({"out": (str(out), "0" * 64)}, data[::-1], CHECK, Reporter())
 
