@@ -659,34 +659,34 @@ _GONE = object()  # the field removed
 
 def sweep(doc: Any) -> list[Any]:
     """`doc` once for each of its values swapped for each of SWAPS, or removed."""
-    paths: list[list[Any]] = []
-    queue: list[tuple[Any, list[Any]]] = [(doc, [])]
-    while queue:
-        node, path = queue.pop(0)
-        items = (
-            node.items()
-            if isinstance(node, dict)
-            else enumerate(node)
-            if isinstance(node, list)
-            else ()
-        )
-        for k, v in items:
-            paths.append([*path, k])
-            queue.append((v, [*path, k]))
-    variants: list[Any] = []
-    for path in paths:
-        original = doc
-        for k in path:
-            original = original[k]
-        more = STRING_SWAPS if isinstance(original, str) else []
-        for value in [*SWAPS, *more, _GONE]:
-            copied = copy.deepcopy(doc)
-            parent = copied
-            for k in path[:-1]:
-                parent = parent[k]
-            if value is _GONE:
-                del parent[path[-1]]
+    return [json.loads(text) for text in sweep_texts(doc, ascii_only=True)]
+
+
+def sweep_texts(doc: Any, *, ascii_only: bool = True) -> list[bytes]:
+    """The same variants as JSON text: each edit made in place, dumped, then undone (copying
+    the document for every variant costs seconds of the budget)."""
+    doc = copy.deepcopy(doc)
+    texts: list[bytes] = []
+
+    def each(node: Any) -> None:
+        items = list(node.items()) if isinstance(node, dict) else list(enumerate(node))
+        for key, original in items:
+            more = STRING_SWAPS if isinstance(original, str) else []
+            for value in [*SWAPS, *more]:
+                node[key] = value
+                texts.append(dump(doc, ascii_only=ascii_only))
+            if isinstance(node, dict):
+                del node[key]
+                texts.append(dump(doc, ascii_only=ascii_only))
+                node.clear()
+                node.update(items)  # back in the original order
             else:
-                parent[path[-1]] = copy.deepcopy(value)
-            variants.append(copied)
-    return variants
+                del node[key]
+                texts.append(dump(doc, ascii_only=ascii_only))
+                node.insert(key, original)
+            node[key] = original
+            if isinstance(original, dict | list):
+                each(original)
+
+    each(doc) if isinstance(doc, dict | list) else None
+    return texts

@@ -239,24 +239,28 @@ def _chained(entries: list[Any]) -> bytes:
 
 @functools.cache
 def _sweeps() -> dict[str, list[bytes]]:
-    signed = [harness.sign_line(harness.dump(v)) for s in STATEMENTS for v in harness.sweep(s)]
+    statements = [t for s in STATEMENTS for t in harness.sweep_texts(s)]
+    signed = [harness.sign_line(payload) for payload in statements]
     ledger = [__import__("json").loads(ln) for ln in LEDGERS[0].splitlines()]
     small_results = [d for d in harness.results_documents() if len(harness._slots(d)) < 60]
+    envelope = __import__("json").loads(BUNDLE[0])
     found: dict[str, list[bytes]] = {
-        "claims.statement": [harness.dump(v) for s in STATEMENTS for v in harness.sweep(s)],
-        "dsse.envelope": [
-            harness.dump(v)
-            for ln in BUNDLE[:1]
-            for v in harness.sweep(__import__("json").loads(ln))
-        ],
+        "claims.statement": statements,
+        "dsse.envelope": harness.sweep_texts(envelope),
         "notes.gate": signed,
         "notes.build": signed,
         "notes.verify": signed,
-        "reports.results_json": [harness.dump(v) for d in small_results for v in harness.sweep(d)],
+        "reports.results_json": [t for d in small_results for t in harness.sweep_texts(d)],
         "ledger.read": [_chained([v, ledger[1]]) for v in harness.sweep(ledger[0])],
     }
+    by_seed: dict[bytes, list[bytes]] = {}  # one sweep per document, however many read it
     for target, docs in NIX.items():
-        found[target] = [harness.dump(v) for d in docs for v in harness.sweep(d)]
+        found[target] = []
+        for d in docs:
+            key = harness.dump(d)
+            if key not in by_seed:
+                by_seed[key] = harness.sweep_texts(d)
+            found[target] += by_seed[key]
     return found
 
 
