@@ -71,8 +71,9 @@ class Hang(BaseException):
     """A call ran over CALL_SECONDS. BaseException: the code under test must not catch it."""
 
 
-def bounded(target: str, fn: Callable[..., T], *args: Any) -> T | ProvenanceError:
-    """fn(*args): its result or the ProvenanceError it raised; anything else propagates."""
+def bounded(target: str, fn: Callable[..., T], *args: Any) -> T | ProvenanceError | None:
+    """fn(*args): its result or the ProvenanceError it raised; anything else propagates
+    (or, with KEEP_GOING, is saved and counted, and None returned)."""
     RUNS[target] += 1
 
     def alarm(_signum: int, _frame: object) -> None:

@@ -1,15 +1,18 @@
 """Property: every parser of outside input returns a result or raises a ProvenanceError.
 
-One hypothesis test per target (targets.py), each drawing structured-but-hostile inputs
-from committed seeds (seeds/, tests/fixtures/): byte edits with hostile tokens (deep
-nesting, huge numbers, invalid UTF-8, NULs, control characters), and for JSON, values
-swapped for the wrong types. Then every seed as it is and every committed crash replays
-(test_seeds, test_crashes). Budget and determinism: harness.py; the count: conftest.py.
+Hypothesis tests per kind of input (targets.py names the parsers), each drawing
+structured-but-hostile inputs from committed seeds (seeds/, tests/fixtures/): byte edits
+with hostile tokens (deep nesting, huge numbers, invalid UTF-8, NULs, control characters),
+and for JSON, values swapped for the wrong types. test_sweep swaps every field of every
+seed document for each wrong type in turn (random edits rarely reach one field of 150).
+Then every seed as it is and every committed crash replay (test_seeds, test_crashes).
+Budget and determinism: harness.py; the count: conftest.py.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 import pytest
@@ -32,8 +35,6 @@ LEDGERS = files("fuzz/seeds/ledger/*")
 
 
 def _json(*globs: str) -> list[Any]:
-    import json  # noqa: PLC0415
-
     return [json.loads(b) for b in files(*globs)]
 
 
@@ -77,9 +78,7 @@ def _run(target: str, data: bytes) -> None:
 
 
 @FUZZ
-@given(
-    mutants(BUNDLE, harness.JSON_TOKENS) | json_texts([__import__("json").loads(b) for b in BUNDLE])
-)
+@given(mutants(BUNDLE, harness.JSON_TOKENS) | json_texts([json.loads(b) for b in BUNDLE]))
 def test_dsse_envelope(data: bytes) -> None:
     _run("dsse.envelope", data)
 
@@ -241,9 +240,9 @@ def _chained(entries: list[Any]) -> bytes:
 def _sweeps() -> dict[str, list[bytes]]:
     statements = [t for s in STATEMENTS for t in harness.sweep_texts(s)]
     signed = [harness.sign_line(payload) for payload in statements]
-    ledger = [__import__("json").loads(ln) for ln in LEDGERS[0].splitlines()]
+    ledger = [json.loads(ln) for ln in LEDGERS[0].splitlines()]
     small_results = [d for d in harness.results_documents() if len(harness._slots(d)) < 60]
-    envelope = __import__("json").loads(BUNDLE[0])
+    envelope = json.loads(BUNDLE[0])
     found: dict[str, list[bytes]] = {
         "claims.statement": statements,
         "dsse.envelope": harness.sweep_texts(envelope),
