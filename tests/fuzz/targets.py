@@ -19,10 +19,10 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from provenance.attest import cache, runnerlogs, testreports, testresults
+from provenance.attest import bundles, cache, runnerlogs, testreports, testresults
 from provenance.audit import html, ledger, render, rules, stats
 from provenance.ci import evidence
-from provenance.doors import drvfile, notes, proc, selection
+from provenance.doors import drvfile, notes, proc, selection, storeroot
 from provenance.doors.nix import (
     Nix,
     parse_config,
@@ -225,6 +225,20 @@ def build_note(data: bytes) -> object:
     return own
 
 
+def bundle_merge(data: bytes) -> object:
+    """`build` adding its lines to an existing bundle: this key's older lines for the same
+    check are replaced, every other line kept byte for byte."""
+    path = scratch("merge.intoto.jsonl", data)
+    new = [harness.sign_line(harness.dump(harness.statements()[0]))]
+    try:
+        existing = bundles._lines(path)
+    except harness.ProvenanceError:
+        existing = [ln for ln in data.split(b"\n") if ln.strip()]  # merged() takes any lines
+    merged = bundles.merged(existing, new, harness.FUZZ_SIGNER.public)
+    assert new[0] in merged
+    return merged
+
+
 def verify_note(data: bytes) -> object:
     """`verify` on a note: authentic, bound (static and re-evaluated), environment, verdict."""
     git = FakeGit(data)
@@ -275,7 +289,11 @@ def policy_search(data: bytes) -> object:
 def policy_ref(data: bytes) -> object:
     """`gate --policy-ref origin/main`: the provenance.toml on a trusted ref."""
     git = FakeGit(files={trust.POLICY_FILE: data})
-    return trusted_ref.policy_from_ref(git, "origin/main", "")  # type: ignore[arg-type]
+    saved, tempfile.tempdir = tempfile.tempdir, str(_SCRATCH)  # its temp file, in memory too
+    try:
+        return trusted_ref.policy_from_ref(git, "origin/main", "")  # type: ignore[arg-type]
+    finally:
+        tempfile.tempdir = saved
 
 
 def definition_paths(data: bytes) -> object:
@@ -409,6 +427,24 @@ def nix_stderr(data: bytes) -> object:
     return found
 
 
+def nix_store_root(data: bytes) -> object:
+    """Where the store's files are, from nix's `store` setting: the input as the setting's
+    text, and as `nix config show` JSON naming one."""
+
+    def from_config() -> object:
+        config = _nix_call(lambda n: n.config(), data)
+        return config.values.get("store")  # type: ignore[attr-defined]
+
+    found: list[object] = []
+    for setting in (lambda: data.decode(errors="replace").strip(), from_config):
+        try:
+            root = storeroot.locate(setting())
+            found += [root, root.physical(OUT)]
+        except harness.ProvenanceError as e:  # each on its own: one refusal hides no crash
+            found.append(e.message)
+    return found
+
+
 def nix_version(data: bytes) -> object:
     with fake_nix(_answers(data)) as nix:
         nix._version = None
@@ -483,6 +519,7 @@ TARGETS: dict[str, Callable[[bytes], object]] = {
     "notes.gate": gate_note,
     "notes.build": build_note,
     "notes.verify": verify_note,
+    "notes.bundle_merge": bundle_merge,
     "policy.file": policy_file,
     "policy.search": policy_search,
     "policy.ref": policy_ref,
@@ -507,6 +544,7 @@ TARGETS: dict[str, Callable[[bytes], object]] = {
     "nix.checks_named": nix_checks_named,
     "nix.stderr": nix_stderr,
     "nix.version": nix_version,
+    "nix.store_root": nix_store_root,
     "nix.objects": nix_objects,
     "ledger.read": ledger_read,
     "ledger.append": ledger_append,

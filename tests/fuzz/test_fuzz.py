@@ -50,7 +50,14 @@ NIX = {
     "nix.checks": _json("fuzz/seeds/nix/select-checks-*.json"),
     "nix.checks_named": _json("fuzz/seeds/nix/select-checks-*.json"),
     "nix.objects": _json("fixtures/nix/*.json", "fuzz/seeds/nix/*.json"),
+    # a config that names a chroot store (the fixtures' configs keep no `store`)
+    "nix.store_root": [
+        {**doc, "store": {"value": setting}}
+        for doc in _json("fixtures/nix/show-config-2.8.json")
+        for setting in files("fuzz/seeds/nix/store-settings.txt")[0].decode().split()
+    ],
 }
+STORE_SETTINGS = files("fuzz/seeds/nix/store-settings.txt")[0].split(b"\n")
 
 
 @st.composite
@@ -115,7 +122,13 @@ def test_signing_key(data: bytes) -> None:
 @FUZZ
 @given(note_bodies() | mutants(NOTES, harness.JSON_TOKENS))
 def test_note_readers(data: bytes) -> None:
-    for target in ("notes.union", "notes.gate", "notes.build", "notes.verify"):
+    for target in (
+        "notes.union",
+        "notes.gate",
+        "notes.build",
+        "notes.verify",
+        "notes.bundle_merge",
+    ):
         _run(target, data)
 
 
@@ -207,6 +220,17 @@ def test_nix_text(data: bytes) -> None:
     _run("nix.version", data)
 
 
+@FUZZ
+@given(
+    mutants(
+        [s for s in STORE_SETTINGS if s],
+        (b"local?", b"local://", b"[", b"root=", b"real=", b"store=", b"&", b"%"),
+    )
+)
+def test_store_settings(data: bytes) -> None:
+    _run("nix.store_root", data)
+
+
 # -- the ledger ---------------------------------------------------------------------------
 
 
@@ -249,6 +273,7 @@ def _sweeps() -> dict[str, list[bytes]]:
         "notes.gate": signed,
         "notes.build": signed,
         "notes.verify": signed,
+        "notes.bundle_merge": signed,
         "reports.results_json": [t for d in small_results for t in harness.sweep_texts(d)],
         "ledger.read": [_chained([v, ledger[1]]) for v in harness.sweep(ledger[0])],
     }
@@ -264,7 +289,7 @@ def _sweeps() -> dict[str, list[bytes]]:
 
 
 SWEPT = sorted(["claims.statement", "dsse.envelope", "ledger.read", "reports.results_json", *NIX])
-SWEPT += ["notes.build", "notes.gate", "notes.verify"]
+SWEPT += ["notes.build", "notes.bundle_merge", "notes.gate", "notes.verify"]
 
 
 @pytest.mark.parametrize("target", SWEPT)

@@ -11,10 +11,10 @@ import json
 
 import pytest
 
-from provenance.attest import runnerlogs, testreports
+from provenance.attest import bundles, runnerlogs, testreports
 from provenance.audit import ledger
-from provenance.doors import drvfile
-from provenance.errors import AttestationError, NixError, UsageError
+from provenance.doors import drvfile, storeroot
+from provenance.errors import AttestationError, NixError, RefusedError, UsageError
 from provenance.formats import claims, dsse
 from provenance.policy import nixenv
 from tests.fuzz import harness, targets
@@ -141,3 +141,16 @@ def test_a_ledger_entry_no_report_can_compute_with_breaks_the_chain(
     assert report.broken is not None and report.broken.line == 1
     assert reason in report.broken.reason
     assert report.items == []  # nothing after the break reaches a summary or the HTML report
+
+
+def test_a_store_setting_that_is_no_url_is_refused_as_a_store_we_cannot_read() -> None:
+    with pytest.raises(RefusedError, match="whose files are not on this machine"):
+        storeroot.locate("local://[")
+
+
+def test_merging_a_bundle_keeps_a_line_this_key_signed_over_junk() -> None:
+    junk = _statement()
+    junk["predicate"] = {"buildDefinition": True}
+    old = harness.sign_line(harness.dump(junk))
+    new = harness.sign_line(harness.dump(_statement()))
+    assert bundles.merged([old], [new], harness.FUZZ_SIGNER.public) == [old, new]
