@@ -118,7 +118,7 @@ class Nix:
         done = self._run(args, what=what, **kw)
         try:
             return json.loads(done.stdout)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not UTF-8, not JSON, too deep, a huge number
             msg = f"{what}: nix printed something that is not JSON"
             raise NixError(msg, cmd=done.cmd, stderr=done.stderr) from None
 
@@ -133,7 +133,8 @@ class Nix:
 
     def version(self) -> str:
         if self._version is None:
-            out = self._run(["--version"], what="nix --version").stdout.decode().strip()
+            raw = self._run(["--version"], what="nix --version").stdout
+            out = raw.decode(errors="replace").strip()
             # "nix (Nix) 2.8.0", "nix (Lix, like Nix) 2.91.1", "nix (Determinate Nix 3.6.0) 2.29.0"
             self._version = out.split(") ", 1)[-1] if ") " in out else out
         return self._version
@@ -239,7 +240,7 @@ class Nix:
             raise _eval_error(done)
         try:
             return selection.parse(json.loads(done.stdout), system, names)
-        except (json.JSONDecodeError, selection.MalformedAnswer):
+        except (ValueError, RecursionError):  # MalformedAnswer is a ValueError
             msg = "evaluating the flake's checks: nix printed something that is not the JSON asked for"
             raise NixError(msg, cmd=done.cmd, stderr=done.stderr) from None
 
@@ -282,7 +283,7 @@ class Nix:
         done = self._path_info(["-r", *args], check=True, what=what)
         try:
             return parse_path_info(json.loads(done.stdout))
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # also invalid UTF-8, 4300-digit numbers, nesting
             msg = f"{what}: nix printed something that is not JSON"
             raise NixError(msg, cmd=done.cmd, stderr=done.stderr) from None
 
@@ -317,7 +318,12 @@ class Nix:
             for p in paths:
                 found.update(self.path_info([p]))
             return found
-        return parse_path_info(json.loads(done.stdout))
+        try:
+            raw = json.loads(done.stdout)
+        except (ValueError, RecursionError):
+            msg = "nix path-info: nix printed something that is not JSON"
+            raise NixError(msg, cmd=done.cmd, stderr=done.stderr) from None
+        return parse_path_info(raw)
 
     def build(
         self,
