@@ -18,12 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenance.doors import nixlog, proc, selection
+from provenance.doors import nixerrors, nixlog, proc, selection
 from provenance.doors.drvfile import DrvFlags, read_drv_flags
-from provenance.doors.nixerrors import eval_error as _eval_error
-from provenance.doors.nixerrors import failure as _failure
-from provenance.doors.nixerrors import unknown_command as _unknown_command
-from provenance.doors.nixerrors import why as _why
 from provenance.doors.nixlog import SubstitutionLog
 from provenance.doors.nixparse import (
     BuildResult,
@@ -111,7 +107,7 @@ class Nix:
             msg = f"cannot execute {self.nix_bin}"
             raise NixError(msg, INSTALL_HINT, cmd=cmd) from None
         if check and done.returncode != 0:
-            raise _failure(done, f"{what} failed: {_why(done)}")
+            raise nixerrors.failure(done, f"{what} failed: {nixerrors.why(done)}")
         return done
 
     def _json(self, args: Iterable[str], *, what: str, **kw: Any) -> Any:
@@ -165,7 +161,7 @@ class Nix:
             try:
                 return self._json([*command, *args], what=what, options=options)
             except NixError as e:
-                if not _unknown_command(e.stderr) or i == len(commands) - 1:
+                if not nixerrors.unknown_command(e.stderr) or i == len(commands) - 1:
                     raise
         raise AssertionError  # unreachable: the loop returns or raises
 
@@ -175,7 +171,7 @@ class Nix:
         name = "info" if self.version_tuple() >= (2, 20) else "ping"
         if self.version_tuple() >= (2, 14):
             done = self._run(["store", name, "--json"], what=f"nix store {name}", check=False)
-            if done.returncode != 0 and name == "info" and _unknown_command(done.stderr):
+            if done.returncode != 0 and name == "info" and nixerrors.unknown_command(done.stderr):
                 name = "ping"  # a fork numbered past 2.20 that kept the old name
                 done = self._run(["store", name, "--json"], what="nix store ping", check=False)
             if (info := parse_store_info_json(done.stdout)) is not None:
@@ -196,7 +192,7 @@ class Nix:
         done = self._run(["store", "verify", *paths], what="nix store verify", check=False)
         found = parse_store_verify(done.stderr)
         if done.returncode != 0 and not (found.modified or found.untrusted):
-            raise _failure(done, f"nix store verify failed: {_why(done)}")
+            raise nixerrors.failure(done, f"nix store verify failed: {nixerrors.why(done)}")
         return found
 
     # -- evaluation ------------------------------------------------------------------
@@ -237,7 +233,7 @@ class Nix:
             check=False,
         )
         if done.returncode != 0:
-            raise _eval_error(done)
+            raise nixerrors.eval_error(done)
         try:
             return selection.parse(json.loads(done.stdout), system, names)
         except (ValueError, RecursionError):  # MalformedAnswer is a ValueError
@@ -299,7 +295,7 @@ class Nix:
         if fmt and done.returncode != 0 and "--json-format" in done.stderr:
             done = self._run(["path-info", "--json", *args], what=what, check=False)
         if check and done.returncode != 0:
-            raise _failure(done, f"{what} failed: {_why(done)}")
+            raise nixerrors.failure(done, f"{what} failed: {nixerrors.why(done)}")
         return done
 
     # -- store -----------------------------------------------------------------------
@@ -337,7 +333,7 @@ class Nix:
         args = ["build", "--no-link", "--json", "-L", *(["--rebuild"] if rebuild else []), drv_path]
         done = self._run(args, options=options, what="nix build", on_line=on_line, check=False)
         if done.returncode != 0:
-            raise _failure(done, _why(done))
+            raise nixerrors.failure(done, nixerrors.why(done))
         if (result := parse_build_result(done.stdout, done.stderr)) is None:
             msg = "nix build printed no usable --json result"
             raise NixError(msg, cmd=done.cmd, stderr=done.stderr)
@@ -386,7 +382,7 @@ class Nix:
         if done.returncode == 0:
             return RebuildCheck(True, None, None, done.stderr)
         if (differs := parse_rebuild_failure(done.stderr)) is None:
-            raise _failure(done, _why(done))
+            raise nixerrors.failure(done, nixerrors.why(done))
         return differs
 
     # -- binary caches (provenance publish, verify --substituters) ---------------------
@@ -417,7 +413,7 @@ class Nix:
         probe = Nix(self.nix_bin, url, self.env, self._version)
         opts = {"download-attempts": "1"}
         done = probe._run(["store", "ping"], options=opts, what="nix store ping", check=False)
-        return None if done.returncode == 0 else _why(done)
+        return None if done.returncode == 0 else nixerrors.why(done)
 
 
 def default_nix_bin() -> str:
