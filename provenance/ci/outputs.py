@@ -11,10 +11,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from provenance.ci.report import GateReport
+from provenance.text import printable
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    # Whitespace runs (a multi-line nix error) collapse; other control characters, which
+    # come from check names and notes, are shown escaped (provenance/text.py).
+    return printable(" ".join(text.split()))
 
 
 def github_output(report: GateReport) -> str:
@@ -51,12 +54,13 @@ def step_summary(report: GateReport) -> str:
 
 def text(report: GateReport) -> str:
     """The human verdict for stderr."""
-    lines = [f"gate: skip={'true' if report.skip else 'false'}: {report.reason}"]
+    p = printable
+    lines = [f"gate: skip={'true' if report.skip else 'false'}: {p(report.reason)}"]
     for c in report.checks:
-        lines.append(f"  {'PASS' if c.passed else 'RUN '} {c.name}: {c.reason}")
-    lines += [f"warning: {w}" for w in report.warnings]
+        lines.append(f"  {'PASS' if c.passed else 'RUN '} {p(c.name)}: {p(c.reason)}")
+    lines += [f"warning: {p(w)}" for w in report.warnings]
     if report.notes or report.trust:
-        lines.append(f"  notes: {report.notes}; trust: {report.trust}")
+        lines.append(f"  notes: {p(report.notes)}; trust: {p(report.trust)}")
     return "\n".join(lines)
 
 

@@ -12,7 +12,7 @@ PKG = Path(__file__).parent.parent.parent / "provenance"
 # A module may import modules of a lower layer, and modules of its own subpackage. Layers
 # of equal rank (ci, audit) are peers that do not import each other.
 RANK = {
-    "": 0,  # provenance/__init__.py, errors, progress, files
+    "": 0,  # provenance/__init__.py, errors, progress, files, text
     "formats": 1,
     "doors": 2,
     "policy": 3,
