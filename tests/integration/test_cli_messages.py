@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from provenance.cli import app
-from tests.conftest import make_flake
+from tests.conftest import git, make_flake
 
 pytestmark = pytest.mark.nix
 
@@ -63,3 +63,26 @@ def test_json_on_a_failed_build_escaped_names_and_verify_count(
     verdict = err.strip().splitlines()[-1]
     # One verified; the other checks' lines were skipped, and are counted as such.
     assert re.match(r"verified: 1 attestation\(s\) verified, [1-9]\d* skipped, ", verdict), verdict
+
+
+def test_cached_entries_in_build_json_carry_the_reused_log_and_tests(
+    tmp_path: Path, keypair: tuple[Path, Path]
+) -> None:
+    key, _ = keypair
+    repo = make_flake(tmp_path / "r")
+    code, out, err = cli("build", repo, "--key", key, "--json")
+    assert code == 0, err
+    first = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert first["det"]["logSha256"] and first["det"]["status"] == "attested"
+    # A README-only commit: every check is a cache hit on the ancestor.
+    (repo / "README.md").write_text("docs only\n")
+    git(repo, "add", "README.md")
+    git(repo, "commit", "-qm", "docs")
+    code, out, err = cli("build", repo, "--key", key, "--json")
+    assert code == 0, err
+    again = {c["name"]: c for c in json.loads(out)["checks"]}
+    for name, was in first.items():
+        assert again[name]["status"] == "cached" and again[name]["reusedFrom"]
+        assert again[name]["logSha256"] == was["logSha256"], name
+        assert again[name].get("tests") == was.get("tests"), name
+    assert again["det"].get("tests"), "the fixture's det check reports test counts"
