@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from provenance.attest import realise
+from provenance.attest import bundles, realise
 from provenance.attest.cache import OwnLines, cached
 from provenance.attest.checks import attest_checks
 from provenance.attest.report import BuildReport, BuildRequest, CheckResult, ChecksFailedError
@@ -36,6 +36,7 @@ from provenance.doors.git import Git
 from provenance.doors.nix import Nix, current_system
 from provenance.errors import RefusedError, UsageError
 from provenance.formats import bundle
+from provenance.formats.uris import git_file_flake
 from provenance.policy.definition import Definitions, describe
 from provenance.progress import Reporter
 
@@ -89,10 +90,8 @@ def _repo_state(
 
 def _flake_ref(top: Path, commit: str, subdir: str, dirty: bool) -> str:
     # Clean: evaluate the commit itself, not the work tree, so later edits cannot slip in.
-    query = [] if dirty else [f"rev={commit}"]
-    if subdir:
-        query.append(f"dir={subdir}")
-    return f"git+file://{top}" + (f"?{'&'.join(query)}" if query else "")
+    # Percent-encoded (uris.py): a `#` or `?` in the path would otherwise cut the URL.
+    return git_file_flake(str(top), rev=None if dirty else commit, subdir=subdir)
 
 
 def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> BuildReport:
@@ -169,13 +168,13 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
     bundle_path = None
     note_attached = False
     if lines:
-        bundle_path = req.output or (
-            req.flake_dir.resolve() / BUNDLE_DIR / f"{commit}.intoto.jsonl"
-        )
+        # Per commit and key, a dirty tree's apart; merged, never replaced (bundles.py).
+        bundle_dir = req.flake_dir.resolve() / BUNDLE_DIR
+        name = bundles.default_name(commit, req.signer.keyid, dirty)
+        bundle_path = req.output or bundle_dir / name
         _ensure_ignored(bundle_path)
-        data = ("\n".join(lines) + "\n").encode()
-        if not _same_bytes(bundle_path, data):  # a repeated cache hit rewrites nothing
-            bundle.write_atomic(bundle_path, data)
+        legacy = None if req.output else bundle_dir / bundles.legacy_name(commit)
+        bundles.write(bundle_path, lines, req.signer.public, legacy)
         if dirty:
             reporter.warn(
                 "dirty tree: the bundle is written but not attached to the commit as a note"
@@ -199,13 +198,6 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
         msg = f"check(s) failed: {failed}" + ("; the others were attested" if lines else "")
         raise ChecksFailedError(msg, "see the log above; failed checks are never attested", report)
     return report
-
-
-def _same_bytes(path: Path, data: bytes) -> bool:
-    try:
-        return path.stat().st_size == len(data) and path.read_bytes() == data
-    except OSError:
-        return False
 
 
 def _ensure_ignored(bundle_path: Path) -> None:

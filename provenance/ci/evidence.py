@@ -200,7 +200,10 @@ def judge(name: str, drv: str, ctx: Context) -> CheckVerdict:
         reason = f"attested by {', '.join(tally.signers)} {how}"
         if policy.threshold > 1:
             reason += f": {tally.reason}"
-        return CheckVerdict(name, drv, passed=True, reason=reason, commit=at, signers=tally.signers)
+        tiers = tuple(c.claim.trust_tier for c in agreeing)
+        return CheckVerdict(
+            name, drv, True, reason, commit=at, signers=tally.signers, trust_tiers=tiers
+        )
     if usable:
         at = usable[0].claim.commit
         changed = describe(ctx.definitions.changes_since(at))

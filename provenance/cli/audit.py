@@ -76,7 +76,16 @@ def audit_summary(ledger: LedgerOpt = None, json_out: JsonOut = False) -> None:
         typer.echo(audit.render_text(s), nl=False)
 
 
-def _write_reports(s: Any, html_out: Path | None, markdown: bool) -> None:
+# user@host in Markdown is opt-in: a PR comment is public (issue 13).
+ActorsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--actors", help="Also name who ran each run (user@host) in the Markdown, not only keys."
+    ),
+]
+
+
+def _write_reports(s: Any, html_out: Path | None, markdown: bool, actors: bool = False) -> None:
     from provenance.audit import html as report_html  # noqa: PLC0415
     from provenance.audit import summary as audit  # noqa: PLC0415
     from provenance.formats import bundle  # noqa: PLC0415
@@ -88,7 +97,7 @@ def _write_reports(s: Any, html_out: Path | None, markdown: bool) -> None:
         guard(lambda: bundle.write_atomic(html_out, page))
         typer.echo(f"wrote {html_out} ({len(page)} bytes)", err=True)
     if markdown:
-        typer.echo(audit.render_markdown(s), nl=False)
+        typer.echo(audit.render_markdown(s, actors=actors), nl=False)
 
 
 @audit_app.command("report")
@@ -100,6 +109,7 @@ def audit_report(
     markdown: Annotated[
         bool, typer.Option("--markdown", help="Print Markdown (PR comments, step summaries).")
     ] = False,
+    actors: ActorsOpt = False,
 ) -> None:
     """Write the summary as one HTML page (plots, recent runs) and/or Markdown on stdout."""
     from provenance.audit import summary as audit  # noqa: PLC0415
@@ -108,7 +118,7 @@ def audit_report(
     s = guard(lambda: audit.summary(path))
     if s.chain:
         _warn_chain(s.chain)
-    _write_reports(s, html_out, markdown)
+    _write_reports(s, html_out, markdown, actors)
 
 
 @audit_app.command("aggregate")
@@ -119,6 +129,7 @@ def audit_aggregate(
         Path | None, typer.Option("--html", help="Also write an HTML page here.")
     ] = None,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print Markdown instead.")] = False,
+    actors: ActorsOpt = False,
 ) -> None:
     """Roll several repositories' ledgers up into one summary."""
     from provenance.audit import summary as audit  # noqa: PLC0415
@@ -130,7 +141,7 @@ def audit_aggregate(
     if json_out:
         emit_json(s.as_json())
     if html_out is not None or markdown:
-        _write_reports(s, html_out, markdown)
+        _write_reports(s, html_out, markdown, actors)
     elif not json_out:
         typer.echo(audit.render_text(s), nl=False)
 

@@ -38,7 +38,7 @@ def build(
             "--output",
             "-o",
             help="Bundle path.",
-            show_default="FLAKE_DIR/.provenance/COMMIT.intoto.jsonl",
+            show_default="FLAKE_DIR/.provenance/COMMIT.KEYID.intoto.jsonl",
         ),
     ] = None,
     force: Annotated[

@@ -159,6 +159,7 @@ def record_build(flake_dir: Path, report: Any, started: float, reporter: Reporte
         started=started,
         reporter=reporter,
         keyid=report.keyid,
+        dirty=report.dirty,
     )
 
 
@@ -173,6 +174,7 @@ def record(
     started: float,
     reporter: Reporter,
     keyid: str | None = None,
+    dirty: bool = False,
 ) -> None:
     """Append the run to the audit ledger; a ledger problem is only a warning."""
     from provenance.audit import ledger  # noqa: PLC0415
@@ -192,4 +194,5 @@ def record(
         keyid=keyid,
         duration_ms=int((time.monotonic() - started) * 1000),
         warn=reporter.warn,
+        dirty=dirty,
     )

@@ -123,6 +123,7 @@ def verify(
         bundles=[(b, "read") for b in bundles or ()],
         started=started,
         reporter=reporter,
+        keyid=signer.keyid if signer else None,  # the reviewer's --sign-with key
     )
     if json_out:
         emit_json(report.as_json())

@@ -52,7 +52,7 @@ def test_every_default_is_shown_in_help(path: list[str]) -> None:
 
 def test_build_help_shows_the_bundle_default_and_the_cache_search() -> None:
     _, out, _ = cli("build", "--help")
-    assert "[default: (FLAKE_DIR/.provenance/COMMIT.intoto.jsonl)]" in out
+    assert "[default: (FLAKE_DIR/.provenance/COMMIT.KEYID.intoto.jsonl)]" in out
     assert "on HEAD or one of its 49 ancestors" in " ".join(out.split())
 
 
