@@ -16,8 +16,10 @@ from __future__ import annotations
 import typer
 
 from provenance.cli import audit, build, ci, keys, publish, review, verify
+from provenance.cli.common import ProvenanceGroup
 
 app = typer.Typer(
+    cls=ProvenanceGroup,
     name="provenance",
     help="Signed, drv-hash-bound attestations for Nix flake checks.\n\n"
     "build: attest your checks; verify: check a bundle; gate: let CI skip proven work.",

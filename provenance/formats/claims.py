@@ -173,3 +173,35 @@ def test_result_binding(stmt: dict[str, Any]) -> tuple[str, str | None] | None:
     if not isinstance(drv, str):
         return None
     return drv, commit if isinstance(commit, str) else None
+
+
+def log_sha256(stmt: dict[str, Any]) -> str | None:
+    """The build log's SHA-256 a provenance statement records (byproduct `build.log`)."""
+    predicate = stmt.get("predicate")
+    run = predicate.get("runDetails") if isinstance(predicate, dict) else None
+    byproducts = run.get("byproducts") if isinstance(run, dict) else None
+    for b in byproducts if isinstance(byproducts, list) else []:
+        if isinstance(b, dict) and b.get("name") == "build.log":
+            digest = b.get("digest")
+            value = digest.get("sha256") if isinstance(digest, dict) else None
+            return value if isinstance(value, str) else None
+    return None
+
+
+def test_result_counts(stmt: dict[str, Any]) -> dict[str, Any] | None:
+    """The counts our test-result statement signs, shaped as `build --json` shows `tests`
+    (result, format, passed, failed, skipped, source); None when it records none."""
+    predicate = stmt.get("predicate")
+    config = predicate.get("configuration") if isinstance(predicate, dict) else None
+    for entry in config if isinstance(config, list) else []:
+        notes = entry.get("annotations") if isinstance(entry, dict) else None
+        if isinstance(notes, dict) and "format" in notes and "passed" in notes:
+            return {
+                "result": test_result_outcome(stmt),
+                "format": notes.get("format"),
+                "passed": notes.get("passed"),
+                "failed": notes.get("failed"),
+                "skipped": notes.get("skipped"),
+                "source": entry.get("name"),
+            }
+    return None

@@ -23,6 +23,7 @@ from provenance.formats.keys import Signer
 from provenance.policy.trust import TrustPolicy
 from provenance.review.compare import Review
 from provenance.review.policy import ReviewPolicy
+from provenance.text import printable
 from provenance.verify import diff
 
 AUTHENTIC, BOUND, REPRODUCED = "authentic", "bound", "reproduced"
@@ -224,11 +225,16 @@ class VerifyReport:
             out += [f"     approval not counted: {d}" for d in r.ignored]
         verdict = "verified" if self.passed else "verification FAILED"
         reached = ", ".join(self.requested)
-        out.append(
-            f"{verdict}: {len(self.attestations)} attestation(s), "
-            f"levels {reached}, rev {self.rev[:12]}"
-        )
-        return out
+        # Counted by outcome: a skipped line (another key, another commit) was not verified.
+        counts = {
+            s: sum(a.status == s for a in self.attestations) for s in (PASSED, FAILED, SKIPPED)
+        }
+        tally = f"{counts[PASSED]} attestation(s) verified"
+        tally += f", {counts[FAILED]} failed" if counts[FAILED] else ""
+        tally += f", {counts[SKIPPED]} skipped" if counts[SKIPPED] else ""
+        out.append(f"{verdict}: {tally}, levels {reached}, rev {self.rev[:12]}")
+        # Names, reasons and paths come from the flake and the notes: no raw control characters.
+        return [printable(line) for line in out]
 
 
 # -- working state of one attestation ---------------------------------------------------

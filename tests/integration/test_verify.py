@@ -112,7 +112,7 @@ def test_honest_bundle_passes_authentic_and_bound(built: Built, tmp_path: Path) 
     assert report["result"] == "PASSED"
     assert [a["levels"] for a in report["attestations"]] == [["authentic", "bound"]] * 2
     assert "OK   det bound/drvPath" in err
-    assert "verified: 2 attestation(s)" in err
+    assert "verified: 2 attestation(s) verified," in err
 
 
 def test_notes_mode_covers_every_check(built: Built) -> None:
