@@ -225,11 +225,14 @@ def build_note(data: bytes) -> object:
     return own
 
 
+_NEW_LINE = harness.sign_line(harness.dump(harness.statements()[0]))  # what this build adds
+
+
 def bundle_merge(data: bytes) -> object:
     """`build` adding its lines to an existing bundle: this key's older lines for the same
     check are replaced, every other line kept byte for byte."""
     path = scratch("merge.intoto.jsonl", data)
-    new = [harness.sign_line(harness.dump(harness.statements()[0]))]
+    new = [_NEW_LINE]
     try:
         existing = bundles._lines(path)
     except harness.ProvenanceError:
