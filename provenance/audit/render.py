@@ -123,6 +123,15 @@ def render_markdown(s: Summary, *, actors: bool = False) -> str:
             for p in s.parts
         ]
         lines.append("")
+    if s.branches:
+        lines += ["| branch | newest commit | state | proven by |", "|---|---|---|---|"]
+        lines += [
+            f"| {md(b.branch)} | {md(b.head.commit[:12])} | "
+            f"{'proven' if b.head.proven else 'not proven'} | "
+            f"{md('; '.join(b.head.provers) or '-')} |"
+            for b in s.branches
+        ]
+        lines.append("")
     if s.checks:
         lines += [
             "| check | runs | pass rate | local | ci | reproduced | last |",

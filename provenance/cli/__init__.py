@@ -5,7 +5,8 @@ Exit codes (docs/cli.md): 0 ok, 1 failed check or verification, 2 bad usage or i
 3 refused (cannot be attested honestly), 4 environment (nix/git missing or failing).
 
 This module builds `app` and wires in the commands, one module per command group: keys
-(keygen, trust), build (build, example), verify, ci (gate, notes, hooks), audit; common
+(keygen, trust), build (build, example), verify, publish, ci (gate, notes, hooks), review
+(approve, show), audit; common
 holds what they share. The jobs themselves are imported inside each command, so
 `--help` and every other command stay fast.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import typer
 
-from provenance.cli import audit, build, ci, keys, verify
+from provenance.cli import audit, build, ci, keys, publish, review, verify
 from provenance.cli.common import ProvenanceGroup
 
 app = typer.Typer(
@@ -25,6 +26,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # No markup in help texts: with rich's, "[default: ...]" in a help string vanishes.
+    rich_markup_mode=None,
 )
 
 # Registered here, in one place, because this order is the order `--help` lists them
@@ -33,7 +36,10 @@ app.command()(keys.keygen)
 app.command()(build.build)
 app.command()(build.example)
 app.command()(verify.verify)
+app.command()(publish.publish)
 app.command()(ci.gate)
+app.command()(review.approve)
+app.command()(review.show)
 app.add_typer(keys.trust_app, name="trust")
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(ci.notes_app, name="notes")

@@ -18,6 +18,7 @@ from provenance.cli.common import (
     fail,
     guard,
     record,
+    review_rules,
     setup_logging,
 )
 
@@ -95,6 +96,14 @@ def gate(
             "--search-depth", min=1, help="Commits searched for the same drvPath, REV included."
         ),
     ] = 50,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base",
+            help="Compare tests and protected paths with this trusted ref (the target branch, as"
+            " a full ref name); unapproved weakenings make CI run [default: no comparison].",
+        ),
+    ] = None,
     json_out: JsonOut = False,
     verbose: Verbose = False,
 ) -> None:
@@ -108,6 +117,10 @@ def gate(
     Only bad usage exits 2 (no trust given; an unreadable key or policy; a key or policy
     inside the tree under test). Writes skip= and reason= to $GITHUB_OUTPUT and a table to
     $GITHUB_STEP_SUMMARY when those are set.
+
+    With --base, tests removed, newly skipped or failing, a removed check and changes to
+    protected paths (the base's [review] policy) need a trusted reviewer's approval
+    (`provenance approve`) before CI may skip: docs/review.md.
     """
     setup_logging(verbose)
     from provenance.ci import gate as g  # noqa: PLC0415
@@ -118,6 +131,7 @@ def gate(
     if given > 1:
         fail("pass one of --trusted-key, --policy, --policy-ref")
     trust = guard(lambda: g.resolve_trust(flake_dir, keys_given, policy))
+    rules = review_rules(policy) if base is not None and policy is not None else None
     if trust is None and policy_ref is None:
         branch = g.target_branch(os.environ)
         if branch is None:
@@ -137,6 +151,8 @@ def gate(
         remote=remote,
         fetch=not no_fetch,
         search_depth=search_depth,
+        base=base,
+        review_policy=rules,
     )
     started = time.monotonic()
     report = g.gate(req, Nix(default_nix_bin()))

@@ -95,6 +95,27 @@ def guard(fn: Callable[[], T]) -> T:
         _exit("interrupted; nothing was attached", None, 130)
 
 
+def guard_json(fn: Callable[[], T], json_out: bool) -> T:
+    """`guard`, and with --json the error as JSON on stdout too (agents read stdout)."""
+    try:
+        return fn()
+    except ProvenanceError as e:
+        if json_out:
+            emit_json({"error": e.message, "hint": e.hint, "exitCode": e.exit_code})
+        typer.echo(f"error: {e.diagnostics()}", err=True)
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
+def review_rules(policy_file: Path) -> Any:
+    """[review] of a --policy FILE (gate, verify --base): the file stands in for the base's."""
+    from provenance.review import policy as review_policy  # noqa: PLC0415
+
+    return guard(lambda: review_policy.load(policy_file))
+
+
 def emit_json(obj: Any) -> None:
     import json  # noqa: PLC0415 - start-up time, as for logging above
 

@@ -55,6 +55,13 @@ def trust_add(
         str | None,
         typer.Option("--expires", help="Stop trusting the key after this date (YYYY-MM-DD)."),
     ] = None,
+    reviewer: Annotated[
+        bool,
+        typer.Option(
+            "--reviewer",
+            help="A reviewer key ([review.reviewers], for `provenance approve`), not a build key.",
+        ),
+    ] = False,
 ) -> None:
     """Trust PUB under NAME in the policy file (added or replaced; the rest is kept)."""
     import datetime as dt  # noqa: PLC0415
@@ -65,6 +72,12 @@ def trust_add(
         day = dt.date.fromisoformat(expires) if expires else None
     except ValueError:
         fail(f"--expires {expires!r} is not a YYYY-MM-DD date")
+    if reviewer:
+        from provenance.review import policy as review_policy  # noqa: PLC0415
+
+        entry = guard(lambda: review_policy.add_reviewer(policy, name, pub, day))
+        typer.echo(f"{policy}: {name} may approve (keyid {entry.key.keyid[:16]}...)", err=True)
+        return
     entry = guard(lambda: trust.add_key(policy, name, pub, day))
     typer.echo(f"{policy}: trusting {name} (keyid {entry.key.keyid[:16]}...)", err=True)
     if day is not None and day < dt.datetime.now(dt.UTC).date():

@@ -16,6 +16,7 @@ from provenance.cli.common import (
     fail,
     guard,
     record,
+    review_rules,
     setup_logging,
 )
 from provenance.errors import ExitCode
@@ -57,6 +58,22 @@ def verify(
     in_place: Annotated[
         bool, typer.Option("--in-place", help="Rebuild in the local store (nix --rebuild).")
     ] = False,
+    substituters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--substituters",
+            help="A binary cache the rebuild may take dependencies from, never the attested "
+            "derivation (repeatable). Default: only those in your Nix config.",
+        ),
+    ] = None,
+    trusted_public_keys: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-public-keys",
+            help="A Nix public key (NAME:BASE64) whose signatures make a substitute "
+            "acceptable (repeatable); unsigned paths are refused.",
+        ),
+    ] = None,
     sign_with: Annotated[
         Path | None,
         typer.Option("--sign-with", help="Sign an SLSA Verification Summary with this key."),
@@ -71,6 +88,14 @@ def verify(
         ),
     ] = None,
     no_note: Annotated[bool, typer.Option("--no-note", help="Attach no VSA git note.")] = False,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base",
+            help="Also compare tests and protected paths with this branch; unapproved"
+            " weakenings fail verification [default: no comparison].",
+        ),
+    ] = None,
     json_out: JsonOut = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only failures and the verdict.")
@@ -86,6 +111,7 @@ def verify(
     4 nix/git failure. See docs/verify.md.
     """
     setup_logging(verbose)
+    from provenance.cache.substituters import Caches  # noqa: PLC0415
     from provenance.doors.nix import Nix, default_nix_bin  # noqa: PLC0415
     from provenance.formats import keys  # noqa: PLC0415
     from provenance.policy import resolve as policy_mod  # noqa: PLC0415
@@ -99,6 +125,7 @@ def verify(
     search = [flake.resolve()]
     trust = guard(lambda: policy_mod.resolve(list(trusted_key or []), policy, search))
     signer = guard(lambda: keys.load_signer(sign_with)) if sign_with else None
+    caches = guard(lambda: Caches.of(substituters or [], trusted_public_keys or []))
     req = verify_mod.VerifyRequest(
         flake_dir=flake,
         policy=trust,
@@ -108,9 +135,12 @@ def verify(
         rebuild=rebuild,
         in_place=in_place,
         store=store,
+        caches=caches,
         signer=signer,
         vsa_output=output,
         attach_note=not no_note,
+        base=base,
+        review_policy=review_rules(policy) if base is not None and policy is not None else None,
     )
     started = time.monotonic()
     report = guard(lambda: verify_mod.verify(req, Nix(default_nix_bin()), reporter))

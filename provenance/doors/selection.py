@@ -70,8 +70,10 @@ def parse(result: Any, system: str, names: list[str] | None) -> dict[str, Evalua
         raise UsageError(msg, "add checks.<system>.<name> to flake.nix outputs")
     try:
         available, drvs = list(have["names"]), dict(have["drvs"])
-    except (TypeError, KeyError) as e:
+    except (TypeError, KeyError, ValueError) as e:
         raise MalformedAnswer(str(e)) from None
+    if not all(isinstance(n, str) for n in [*available, *systems]):
+        raise MalformedAnswer("check and system names must be strings")
     if not available:
         msg = f"the flake defines no checks for {system}"
         raise UsageError(msg, "add checks.<system>.<name> to flake.nix outputs")

@@ -8,6 +8,7 @@ recognise is an error, never a silent default.
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from provenance.errors import AttestationError
 from provenance.formats.uris import SLSA_PROVENANCE_V1, STATEMENT_TYPE, TEST_RESULT_V01
 
 _STORE_PREFIX = "/nix/store/"
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ def _valid_store_path(name: str) -> bool:
 def load_statement(payload: bytes) -> dict[str, Any]:
     try:
         stmt = json.loads(payload)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError, a number over 4300 digits
         msg = "signed payload is not JSON"
         raise AttestationError(msg) from None
     except RecursionError:  # a signer may sign garbage too: it must not crash the reader
@@ -80,6 +82,14 @@ def load_statement(payload: bytes) -> dict[str, Any]:
     if not isinstance(stmt, dict) or stmt.get("_type") != STATEMENT_TYPE:
         msg = "signed payload is not an in-toto Statement v1"
         raise AttestationError(msg)
+    # "\ud800" decodes to a lone surrogate, which no UTF-8 output (a summary we sign, a
+    # report) can hold. Checked only when such an escape appears: this path must stay cheap.
+    if _SURROGATE.search(payload):
+        try:
+            json.dumps(stmt, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            msg = "signed payload holds a lone UTF-16 surrogate: it is not UTF-8 text"
+            raise AttestationError(msg) from None
     return stmt
 
 

@@ -35,7 +35,9 @@ def test_importing_the_cli_loads_no_job() -> None:
         "provenance.cli.keys",
         "provenance.cli.build",
         "provenance.cli.verify",
+        "provenance.cli.publish",
         "provenance.cli.ci",
+        "provenance.cli.review",
         "provenance.cli.audit",
     }
     heavy = {"pydantic", "cryptography", "rich", "tomllib", "tomli_w"}

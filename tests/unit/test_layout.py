@@ -16,11 +16,20 @@ RANK = {
     "formats": 1,
     "doors": 2,
     "policy": 3,
-    "attest": 4,
-    "verify": 5,
-    "ci": 6,
-    "audit": 6,
-    "top": 7,  # cli, example, __main__
+    # cache: nix copy and substituters through the nix door, trust and nixenv from policy;
+    # attest's builds and verify's rebuilds stand on it, it on neither.
+    "cache": 4,
+    "attest": 5,
+    # Deltas against the base, protected paths, approvals: needs formats, doors (git, nix,
+    # notes) and policy (trust, trusted_ref); used by verify, ci and show. A peer of attest.
+    "review": 5,
+    "verify": 6,
+    "ci": 7,
+    "audit": 7,
+    # `provenance show`: assembles what is attested (reads envelopes with verify.authentic,
+    # compares with review); nothing imports it but the CLI. A peer of ci and audit.
+    "show": 7,
+    "top": 8,  # cli, example, __main__
 }
 TOP = {"cli", "example", "__main__"}
 MAX_LINES = 420
