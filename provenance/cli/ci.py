@@ -101,7 +101,8 @@ def gate(
         typer.Option(
             "--base",
             help="Compare tests and protected paths with this trusted ref (the target branch, as"
-            " a full ref name); unapproved weakenings make CI run [default: no comparison].",
+            " a full ref name); unapproved weakenings make CI run.",
+            show_default="no comparison",
         ),
     ] = None,
     json_out: JsonOut = False,

@@ -58,8 +58,9 @@ def approve(
         str | None,
         typer.Option(
             "--base",
-            help="The branch the change is headed for [default: refs/remotes/origin/<target"
-            " branch> when CI names one, else refs/remotes/origin/HEAD].",
+            help="The branch the change is headed for.",
+            show_default="refs/remotes/origin/<target branch> when CI names one,"
+            " else refs/remotes/origin/HEAD",
         ),
     ] = None,
     reason: Annotated[
@@ -74,7 +75,9 @@ def approve(
     ] = None,
     policy: Annotated[
         Path | None,
-        typer.Option("--policy", help="Trust policy file [default: the repo's provenance.toml]."),
+        typer.Option(
+            "--policy", help="Trust policy file.", show_default="the repo's provenance.toml"
+        ),
     ] = None,
     no_note: Annotated[
         bool, typer.Option("--no-note", help="Print it; attach no git note.")
@@ -141,7 +144,9 @@ def show(
     ] = None,
     policy: Annotated[
         Path | None,
-        typer.Option("--policy", help="Trust policy file [default: the repo's provenance.toml]."),
+        typer.Option(
+            "--policy", help="Trust policy file.", show_default="the repo's provenance.toml"
+        ),
     ] = None,
     json_out: JsonOut = False,
 ) -> None:
