@@ -90,10 +90,12 @@ class AttestationReport:
     signers: tuple[str, ...] = ()
     subjects: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (out, sha256)
     diffs: tuple[OutputDiff, ...] = ()
+    tier: str | None = None  # what a provenance statement counts as (policy/tier.py)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "source": self.source,
+            "tier": self.tier,
             "sha256": self.sha256,
             "status": self.status,
             "check": self.check,
@@ -220,6 +222,7 @@ class Attestation:
     failed_result: str | None = None  # drvPath of a trusted test-result that says FAILED
     check: str | None = None  # the check a FAILED test-result is about
     diffs: list[OutputDiff] = field(default_factory=list)
+    tier: str | None = None
 
     def ok(self, level: str, name: str, detail: str) -> None:
         self.steps.append(Step(level, name, True, detail))
@@ -262,4 +265,5 @@ class Attestation:
             signers=self.signers,
             subjects={p: (c.output_names[p], d) for p, d in c.subjects.items()} if c else {},
             diffs=tuple(self.diffs),
+            tier=self.tier,
         )

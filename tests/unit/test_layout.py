@@ -18,6 +18,9 @@ RANK = {
     "policy": 3,
     "attest": 4,
     "verify": 5,
+    # The attestation service runs the attest pipeline for other users (server) and is
+    # used by the build command (client); verify, ci and audit never need it.
+    "service": 5,
     "ci": 6,
     "audit": 6,
     "top": 7,  # cli, example, __main__

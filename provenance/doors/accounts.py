@@ -1,0 +1,35 @@
+"""The only door to the system's user database tools (`useradd`), for `serve --setup`."""
+
+from __future__ import annotations
+
+import pwd
+import shutil
+from pathlib import Path
+
+from provenance.doors import proc
+from provenance.errors import ProvenanceError, UsageError
+
+
+def ensure_system_user(name: str, home: Path) -> tuple[int, int, bool]:
+    """(uid, gid, created) of system user `name`, made with its own group if missing."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        pass
+    else:
+        return entry.pw_uid, entry.pw_gid, False
+    shell = shutil.which("nologin") or "/usr/sbin/nologin"
+    cmd = ["useradd", "--system", "--user-group", "--no-create-home"]
+    cmd += ["--home-dir", str(home), "--shell", shell]
+    cmd += ["--comment", "provenance attestation service", name]
+    try:
+        done = proc.run(cmd)
+    except FileNotFoundError:
+        msg = "useradd is not installed"
+        raise UsageError(msg, f"create the user {name!r} yourself, then run this again") from None
+    if done.returncode != 0:
+        lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+        msg = f"useradd {name} failed: {lines[-1] if lines else f'exit {done.returncode}'}"
+        raise ProvenanceError(msg, "run `provenance serve --setup` as root")
+    entry = pwd.getpwnam(name)
+    return entry.pw_uid, entry.pw_gid, True
