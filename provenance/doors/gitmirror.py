@@ -9,10 +9,33 @@ someone else owns (`fetch_commit`), and what that takes is best read in one plac
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 
 from provenance.doors.git import Git, git_message
 from provenance.errors import GitError, UsageError
+
+
+def _git_dirs(top: str) -> list[str]:
+    """The directories git checks the owner of when it serves the repository at `top`:
+    the work tree, its `.git`, and for a linked work tree (`.git` is a file) the git dir it
+    names and that one's common dir."""
+    dirs = [top, os.path.join(top, ".git")]
+    try:
+        with open(os.path.join(top, ".git"), encoding="utf-8") as f:
+            first = f.readline(4096).strip()
+    except OSError:  # a directory, or unreadable: git says so itself
+        return dirs
+    if first.startswith("gitdir: "):
+        gitdir = os.path.normpath(os.path.join(top, first.removeprefix("gitdir: ")))
+        dirs.append(gitdir)
+        try:
+            with open(os.path.join(gitdir, "commondir"), encoding="utf-8") as f:
+                common = f.readline(4096).strip()
+            dirs.append(os.path.normpath(os.path.join(gitdir, common)))
+        except OSError:
+            pass
+    return dirs
 
 
 class MirrorGit(Git):
@@ -39,21 +62,27 @@ class MirrorGit(Git):
         another user owns otherwise). The commit is kept under a ref of its own, so it
         stays reachable. A commit id names its whole tree: nothing can be swapped under it.
         """
-        config = {
-            "safe.directory": source,
-            "protocol.allow": "never",
-            "protocol.file.allow": "always",
-            "uploadpack.allowAnySHA1InWant": "true",
-        }
+        # Git clears GIT_CONFIG_* for the upload-pack of a local fetch, so its settings go
+        # on its own command line (run by the shell: every word quoted).
+        config = [
+            *(f"safe.directory={d}" for d in _git_dirs(source)),
+            "protocol.allow=never",
+            "protocol.file.allow=always",
+            "uploadpack.allowAnySHA1InWant=true",
+        ]
+        upload_pack = " ".join(
+            [
+                "GIT_NO_LAZY_FETCH=1 GIT_ALLOW_PROTOCOL=file",
+                shlex.quote(self.git_bin),
+                *(f"-c {shlex.quote(c)}" for c in config),
+                "upload-pack",
+            ]
+        )
         env = {
             **os.environ,
             "GIT_NO_LAZY_FETCH": "1",
             "GIT_ALLOW_PROTOCOL": "file",
             "GIT_TERMINAL_PROMPT": "0",
-            # Command-line scope (protected config): it reaches upload-pack too.
-            "GIT_CONFIG_COUNT": str(len(config)),
-            **{f"GIT_CONFIG_KEY_{i}": k for i, k in enumerate(config)},
-            **{f"GIT_CONFIG_VALUE_{i}": v for i, v in enumerate(config.values())},
         }
         done = self._run(
             "fetch",
@@ -61,6 +90,7 @@ class MirrorGit(Git):
             "--no-tags",
             "--no-write-fetch-head",
             "--no-recurse-submodules",
+            f"--upload-pack={upload_pack}",
             "--",
             source,
             f"+{commit}:refs/provenance/commits/{commit}",
