@@ -860,6 +860,10 @@ def serve(
     user: Annotated[
         str, typer.Option("--user", help="With --setup: the service's user name.")
     ] = "provenance",
+    uid: Annotated[
+        int | None,
+        typer.Option("--uid", min=1, help="With --setup: the new user's uid (and group id)."),
+    ] = None,
     json_out: JsonOut = False,
 ) -> None:
     """Run the attestation service: build and sign other users' commits with a key they cannot read.
@@ -876,7 +880,7 @@ def serve(
     from provenance.service import setup as setup_mod  # noqa: PLC0415
 
     if setup:
-        done = _guard(lambda: setup_mod.setup(user, state_dir, socket_path))
+        done = _guard(lambda: setup_mod.setup(user, state_dir, socket_path, uid))
         if json_out:
             _emit_json(done.as_json())
         made = "created" if done.created_user else "kept"

@@ -10,8 +10,11 @@ from provenance.doors import proc
 from provenance.errors import ProvenanceError, UsageError
 
 
-def ensure_system_user(name: str, home: Path) -> tuple[int, int, bool]:
-    """(uid, gid, created) of system user `name`, made with its own group if missing."""
+def ensure_system_user(name: str, home: Path, uid: int | None = None) -> tuple[int, int, bool]:
+    """(uid, gid, created) of system user `name`, made with its own group if missing.
+
+    `uid` fixes its uid (and its group's gid); an existing user is taken as it is.
+    """
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
@@ -20,16 +23,24 @@ def ensure_system_user(name: str, home: Path) -> tuple[int, int, bool]:
         return entry.pw_uid, entry.pw_gid, False
     shell = shutil.which("nologin") or "/usr/sbin/nologin"
     cmd = ["useradd", "--system", "--user-group", "--no-create-home"]
+    if uid is not None:
+        cmd = ["groupadd", "--system", "--gid", str(uid), name]
+        _run(cmd, name)
+        cmd = ["useradd", "--system", "--no-create-home", "--uid", str(uid), "--gid", str(uid)]
     cmd += ["--home-dir", str(home), "--shell", shell]
     cmd += ["--comment", "provenance attestation service", name]
+    _run(cmd, name)
+    entry = pwd.getpwnam(name)
+    return entry.pw_uid, entry.pw_gid, True
+
+
+def _run(cmd: list[str], name: str) -> None:
     try:
         done = proc.run(cmd)
     except FileNotFoundError:
-        msg = "useradd is not installed"
+        msg = f"{cmd[0]} is not installed"
         raise UsageError(msg, f"create the user {name!r} yourself, then run this again") from None
     if done.returncode != 0:
         lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
-        msg = f"useradd {name} failed: {lines[-1] if lines else f'exit {done.returncode}'}"
+        msg = f"{cmd[0]} {name} failed: {lines[-1] if lines else f'exit {done.returncode}'}"
         raise ProvenanceError(msg, "run `provenance serve --setup` as root")
-    entry = pwd.getpwnam(name)
-    return entry.pw_uid, entry.pw_gid, True

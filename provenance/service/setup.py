@@ -52,12 +52,12 @@ def _own(path: Path, uid: int, gid: int, mode: int) -> None:
     path.chmod(mode)
 
 
-def setup(user: str, state_dir: Path, socket_path: Path) -> SetupResult:
+def setup(user: str, state_dir: Path, socket_path: Path, uid: int | None = None) -> SetupResult:
     if os.geteuid() != 0:
         msg = "`provenance serve --setup` creates a user and gives it a key"
         raise UsageError(msg, "run it as root (sudo provenance serve --setup)")
     state_dir, socket_path = state_dir.absolute(), socket_path.absolute()
-    uid, gid, created_user = accounts.ensure_system_user(user, state_dir)
+    uid, gid, created_user = accounts.ensure_system_user(user, state_dir, uid)
     key_dir = state_dir / "key"
     for d, mode in ((state_dir, 0o755), (key_dir, 0o700), (socket_path.parent, 0o755)):
         d.mkdir(parents=True, exist_ok=True)
