@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grp
 import pwd
 import shutil
 from pathlib import Path
@@ -24,9 +25,12 @@ def ensure_system_user(name: str, home: Path, uid: int | None = None) -> tuple[i
     shell = shutil.which("nologin") or "/usr/sbin/nologin"
     cmd = ["useradd", "--system", "--user-group", "--no-create-home"]
     if uid is not None:
-        cmd = ["groupadd", "--system", "--gid", str(uid), name]
-        _run(cmd, name)
-        cmd = ["useradd", "--system", "--no-create-home", "--uid", str(uid), "--gid", str(uid)]
+        try:
+            gid = grp.getgrnam(name).gr_gid  # left by an earlier, interrupted setup
+        except KeyError:
+            _run(["groupadd", "--system", "--gid", str(uid), name], name)
+            gid = uid
+        cmd = ["useradd", "--system", "--no-create-home", "--uid", str(uid), "--gid", str(gid)]
     cmd += ["--home-dir", str(home), "--shell", shell]
     cmd += ["--comment", "provenance attestation service", name]
     _run(cmd, name)

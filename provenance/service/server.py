@@ -175,8 +175,8 @@ class Service:
             if isinstance(call, protocol.InfoCall):
                 final = {"type": "result", "info": self.info()}
             else:
-                self.say(f"{label}: build {call.repository} at {call.commit[:12]}")
-                with self.slots:
+                with self.slots:  # logged once it has a worker
+                    self.say(f"{label}: build {call.repository} at {call.commit[:12]}")
                     final = {"type": "result", **_result(self.build(call, who, stream))}
         except pipeline.ChecksFailedError as e:
             final = {**_error(e), **_result(e.report)}
@@ -324,3 +324,18 @@ def serve(
 def _serve_one(service: Service, conn: socket.socket) -> None:
     with conn:
         service.handle(conn)
+        _close_gently(conn)
+
+
+def _close_gently(conn: socket.socket) -> None:
+    """Say we are done, then read what the client still sent (a second or a MiB at most):
+    closing with unread bytes resets the connection, and the client would lose the final
+    frame that says what was wrong with them."""
+    try:
+        conn.shutdown(socket.SHUT_WR)
+        conn.settimeout(1.0)
+        left = 1 << 20
+        while left > 0 and (chunk := conn.recv(min(left, 65536))):
+            left -= len(chunk)
+    except OSError:
+        pass
