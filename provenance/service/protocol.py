@@ -65,9 +65,9 @@ def send(sock: socket.socket, obj: dict[str, Any]) -> None:
     sock.sendall(_HEADER.pack(len(data)) + data)
 
 
-def _exactly(sock: socket.socket, n: int, what: str) -> bytes:
-    chunks: list[bytes] = []
-    got = 0
+def _exactly(sock: socket.socket, n: int, what: str, have: bytes = b"") -> bytes:
+    """`n` bytes, `have` (what was read already) first."""
+    chunks, got = [have], len(have)
     while got < n:
         chunk = sock.recv(min(n - got, 1 << 20))
         if not chunk:
@@ -80,12 +80,10 @@ def _exactly(sock: socket.socket, n: int, what: str) -> bytes:
 
 def recv(sock: socket.socket, limit: int) -> dict[str, Any] | None:
     """The next frame's object, or None when the peer closed before sending one."""
-    header = sock.recv(_HEADER.size)
-    if not header:
+    first = sock.recv(_HEADER.size)
+    if not first:
         return None
-    if len(header) < _HEADER.size:
-        header += _exactly(sock, _HEADER.size - len(header), "a frame header")
-    (size,) = _HEADER.unpack(header)
+    (size,) = _HEADER.unpack(_exactly(sock, _HEADER.size, "a frame header", first))
     if size > limit:
         msg = (
             f"a frame of {size} bytes is over the {limit}-byte limit "
