@@ -111,3 +111,36 @@ def test_what_is_not_a_request(change: dict[str, object], says: str) -> None:
 def test_info_takes_nothing_else() -> None:
     with pytest.raises(UsageError, match="unknown field"):
         parse_request({"provenance": 1, "op": "info", "repository": "/x"})
+
+
+def test_the_services_environment_is_its_own() -> None:
+    # What the launcher's environment holds besides the service's own Nix settings (a
+    # user's git config, config dirs, a key, anything) never reaches its nix and git.
+    from pathlib import Path  # noqa: PLC0415
+
+    from provenance.service.server import clean_environment  # noqa: PLC0415
+
+    launcher = {
+        "PATH": "/usr/bin",
+        "NIX_REMOTE": "daemon",
+        "NIX_CONFIG": "sandbox = true",
+        "HOME": "/home/admin",
+        "XDG_CONFIG_HOME": "/home/admin/.config",
+        "XDG_CONFIG_DIRS": "/etc/xdg:/evil",
+        "GIT_DIR": "/elsewhere",
+        "GIT_CONFIG_GLOBAL": "/home/admin/.gitconfig",
+        "PROVENANCE_KEY": "/home/admin/key",
+        "LD_PRELOAD": "/evil.so",
+        "PYTHONPATH": "/evil",
+    }
+    env = clean_environment(launcher, Path("/var/lib/provenance"))
+    assert env["HOME"] == "/var/lib/provenance"
+    assert env["XDG_CONFIG_HOME"] == "/var/lib/provenance/config"
+    assert env["GIT_CONFIG_GLOBAL"] == "/dev/null" and env["GIT_CONFIG_NOSYSTEM"] == "1"
+    assert (env["PATH"], env["NIX_REMOTE"], env["NIX_CONFIG"]) == (
+        "/usr/bin",
+        "daemon",
+        "sandbox = true",
+    )
+    for gone in ("XDG_CONFIG_DIRS", "GIT_DIR", "PROVENANCE_KEY", "LD_PRELOAD", "PYTHONPATH"):
+        assert gone not in env
