@@ -1,6 +1,6 @@
 """One error hierarchy for the whole tool.
 
-Library code raises a subclass of `ProvenanceError`; only `cli.py` turns it into a
+Library code raises a subclass of `ProvenanceError`; only the CLI (`cli/`) turns it into a
 one-line message and an exit code. Each class carries its exit code so the mapping
 lives in exactly one place, and `docs/cli.md` documents the same table.
 """

@@ -20,12 +20,15 @@ from typing import TYPE_CHECKING
 
 from provenance.attest import realise
 from provenance.attest.report import BuildRequest, CheckResult
+from provenance.doors import storeroot
 from provenance.doors.drvfile import DrvFlags, read_drv_closure_flags
 from provenance.doors.nix import Nix, PathInfo
 from provenance.doors.selection import EvaluatedCheck
+from provenance.doors.storeroot import StoreRoot
 from provenance.errors import NixError, RefusedError
 from provenance.formats import dsse
 from provenance.formats.hashing import nar_sha256, sha256_hex
+from provenance.formats.uris import git_file_flake
 from provenance.policy import nixenv
 from provenance.progress import Reporter
 
@@ -101,11 +104,13 @@ def _closure_of(drv: str, infos: dict[str, PathInfo]) -> list[PathInfo]:
 
 
 def _hash_outputs(
-    nix: Nix, name: str, outputs: dict[str, str], pool: ThreadPoolExecutor
+    nix: Nix, name: str, outputs: dict[str, str], pool: ThreadPoolExecutor, where: StoreRoot
 ) -> dict[str, tuple[str, str]]:
-    # nix's recorded narHash and our own NAR hash are computed side by side.
+    # nix's recorded narHash and our own NAR hash are computed side by side. Ours is of
+    # the files nix built: in a chroot store not at the store path, which may not exist
+    # or be the host store's copy of it (storeroot.py).
     theirs_f = pool.submit(nix.path_info, outputs.values())
-    ours = {out: nar_sha256(path) for out, path in outputs.items()}
+    ours = {out: nar_sha256(where.physical(path)) for out, path in outputs.items()}
     theirs = theirs_f.result()
     hashed: dict[str, tuple[str, str]] = {}
     for out, path in sorted(outputs.items()):
@@ -152,12 +157,16 @@ def attest_checks(
     user_f = pool.submit(nix.config)  # without our options: only to say what we switch off
 
     env = nixenv.establish(nix, config_f.result(), store_f.result())
+    where = storeroot.locate(config_f.result().values.get("store"))
     if env.enforcement != nixenv.DAEMON_CONF:
         for warning in nixenv.switched_off(user_f.result()):
             reporter.warn(warning)
     infos = {i.path: i for i in infos_f.result()}
     closure_drvs = [p for p in infos if p.endswith(".drv")]
-    flags = walked_f.result() or {}
+    # The walk read the .drv files at their store paths; a chroot store has them elsewhere.
+    relocated = where.real is not None
+    walked = read_drv_closure_flags(drv_paths, where.physical) if relocated else walked_f.result()
+    flags = walked or {}
     if not set(closure_drvs) <= set(flags):  # the walk could not read everything: ask nix
         flags = nix.drv_flags(closure_drvs)
     fods = _refuse_impure(flags)
@@ -182,7 +191,7 @@ def attest_checks(
 
     src = SourceInfo(
         flake_ref=ref,
-        repo_url=f"git+file://{top}",
+        repo_url=git_file_flake(str(top)),
         commit=commit,
         subdir=subdir,
         dirty=bool(dirty_files),
@@ -213,9 +222,11 @@ def attest_checks(
         outputs, output_check = done.outputs, done.how
         log_f = pool.submit(nix.log, drv_path)
         # Every evaluated output, by name and path, is hashed and becomes a subject.
-        hashed = _hash_outputs(nix, name, outputs, pool)
+        hashed = _hash_outputs(nix, name, outputs, pool, where)
         log = log_f.result()
-        tested, why = testresults.read_for_check(hashed, log, name, reporter, drv_path)
+        tested, why = testresults.read_for_check(
+            hashed, log, name, reporter, drv_path, where.physical
+        )
         if why is not None:
             # The build passed but its results say tests failed, or cannot be trusted
             # (unreadable, contradicted by the log): nothing is signed for it, exactly

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 
-from provenance.attest import realise
+from provenance.attest import bundles, realise
 from provenance.attest.cache import OwnLines, cached
 from provenance.attest.checks import attest_checks
 from provenance.attest.report import (
@@ -42,6 +42,8 @@ from provenance.doors.git import Git
 from provenance.doors.nix import Nix, current_system
 from provenance.errors import RefusedError, UsageError
 from provenance.formats import bundle
+from provenance.formats.keys import PublicKey
+from provenance.formats.uris import git_file_flake
 from provenance.policy.definition import Definitions, describe
 from provenance.progress import Reporter
 
@@ -103,10 +105,8 @@ def working_copy(
 
 def _flake_ref(top: Path, commit: str, subdir: str, dirty: bool) -> str:
     # Clean: evaluate the commit itself, not the work tree, so later edits cannot slip in.
-    query = [] if dirty else [f"rev={commit}"]
-    if subdir:
-        query.append(f"dir={subdir}")
-    return f"git+file://{top}" + (f"?{'&'.join(query)}" if query else "")
+    # Percent-encoded (uris.py): a `#` or `?` in the path would otherwise cut the URL.
+    return git_file_flake(str(top), rev=None if dirty else commit, subdir=subdir)
 
 
 def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> BuildReport:
@@ -181,11 +181,14 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
     own_lines = [ln for ln in lines if ln not in ancestors]
     bundle_path, note_attached = write_outputs(
         git,
+        req.flake_dir,
         commit,
-        req.output or req.flake_dir.resolve() / BUNDLE_DIR / f"{commit}.intoto.jsonl",
+        req.signer.public,
         lines,
         own_lines if req.attach_note and not dirty else [],
         superseded,
+        output=req.output,
+        dirty=dirty,
         # else: every line was read from this commit's note just now; nothing to add
         changed=bool(todo or superseded),
     )
@@ -212,39 +215,38 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
 
 def write_outputs(
     git: Git,
+    flake_dir: Path,
     commit: str,
-    bundle_path: Path,
+    key: PublicKey,
     lines: list[str],
     note_lines: list[str],
     drop: Collection[str],
     *,
+    output: Path | None = None,
+    dirty: bool = False,
     changed: bool = True,
 ) -> tuple[Path | None, bool]:
-    """Step 7: write the bundle atomically, then union `note_lines` into the note on commit.
+    """Step 7: merge `lines` (signed by `key`) into the bundle, then union `note_lines` into
+    the note on commit.
 
-    Returns (the bundle's path, or None when there was nothing to write; whether the note
-    holds the lines). `changed=False` says the lines were all read from that note just now
-    (a repeated cache hit), so it is not rewritten. `build --service` writes what the
-    service returns through this too.
+    The bundle is `output`, else per commit and key in the flake's `.provenance/`, a dirty
+    tree's apart (bundles.py). Returns (the bundle's path, or None when there was nothing to
+    write; whether the note holds the lines). `changed=False` says the lines were all read
+    from that note just now (a repeated cache hit), so it is not rewritten. `build
+    --service` writes what the service returns through this too.
     """
     if not lines:
         return None, False
+    bundle_dir = flake_dir.resolve() / BUNDLE_DIR
+    bundle_path = output or bundle_dir / bundles.default_name(commit, key.keyid, dirty)
     _ensure_ignored(bundle_path)
-    data = ("\n".join(lines) + "\n").encode()
-    if not _same_bytes(bundle_path, data):  # a repeated cache hit rewrites nothing
-        bundle.write_atomic(bundle_path, data)
-    if not note_lines:
+    legacy = None if output else bundle_dir / bundles.legacy_name(commit)
+    bundles.write(bundle_path, lines, key, legacy)
+    if dirty or not note_lines:
         return bundle_path, False
     if changed:
         git.add_note_lines(commit, note_lines, drop=drop)
     return bundle_path, True
-
-
-def _same_bytes(path: Path, data: bytes) -> bool:
-    try:
-        return path.stat().st_size == len(data) and path.read_bytes() == data
-    except OSError:
-        return False
 
 
 def _ensure_ignored(bundle_path: Path) -> None:

@@ -31,13 +31,13 @@ from provenance.formats.intoto import (
     RunDetails,
     Statement,
 )
-from provenance.formats.uris import SLSA_PROVENANCE_V1
+from provenance.formats.uris import SLSA_PROVENANCE_V1, git_file_flake, local_path
 
 
 @dataclass(frozen=True)
 class SourceInfo:
     flake_ref: str  # what was evaluated, e.g. git+file:///repo?rev=...
-    repo_url: str  # the repository, without rev
+    repo_url: str  # the repository, without rev (uris.git_file_flake: percent-encoded)
     commit: str
     subdir: str
     dirty: bool
@@ -116,7 +116,7 @@ def provenance_statement(
         )
 
     external = {
-        "flake": src.repo_url + (f"?dir={src.subdir}" if src.subdir else ""),
+        "flake": git_file_flake(local_path(src.repo_url), subdir=src.subdir),
         "attribute": check.attribute,
         "check": check.name,
         "system": check.system,

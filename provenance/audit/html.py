@@ -49,6 +49,7 @@ td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 .tier { display: inline-block; padding: 0 6px; border-radius: 10px; font-size: 12px;
         border: 1px solid var(--line); }
 .tier.reproduced { background: #ddf4ff; } .tier.ci { background: #fff8c5; }
+.tier.dirty { background: #ffebe9; } .dirty { color: var(--mute); font-style: italic; }
 .empty { color: var(--mute); font-style: italic; }
 """
 
@@ -200,7 +201,9 @@ def _card(key: str, value: object, cid: str) -> str:
     )
 
 
-def _result(result: str) -> str:
+def _result(result: str, dirty: bool | None = False) -> str:
+    if dirty:  # not a pass of the commit: not green, and says why
+        return f'<span class="dirty">{_e(result)} (dirty tree)</span>'
     cls = (
         "pass"
         if result in {"passed", "cached", "reused"}
@@ -239,6 +242,7 @@ def render(s: Summary, generated: str | None = None) -> str:
         _card("Check results", s.results, "results"),
         *(_card(f"Proven {t}", s.tiers[t], f"tier-{t}") for t in TIERS),
         _card("Commits", s.commits, "commits"),
+        *([_card("Dirty builds", s.dirty_runs, "dirty-runs")] if s.dirty_runs else []),
     ]
     out.append("</div>")
     cmds = ", ".join(f"{n} {c}" for c, n in s.by_command.items()) or "none"
@@ -289,14 +293,18 @@ def render(s: Summary, generated: str | None = None) -> str:
             '<th>tier</th><th>checks</th><th class="n">duration</th><th>by</th></tr>'
         )
         for e in s.recent:
-            checks = ", ".join(f"{_e(c.name)}: {_result(c.result)}" for c in e.checks) or "-"
+            checks = ", ".join(f"{_e(c.name)}: {_result(c.result, e.dirty)}" for c in e.checks)
+            checks = checks or "-"
             dur = _fmt_ms(e.duration_ms) if e.duration_ms is not None else "-"
             who = f"{e.actor.user}@{e.actor.host}"
             key = f" key {e.actor.keyid[:12]}" if e.actor.keyid else ""
+            # A dirty build's results are about uncommitted changes: marked, never "passed".
+            dirty = ' <span class="tier dirty">dirty</span>' if e.dirty else ""
             out.append(
-                f'<tr><td class="mono">{_e(e.time)}</td><td>{_e(e.command)}</td>'
+                f'<tr{" data-dirty" if e.dirty else ""}><td class="mono">{_e(e.time)}</td>'
+                f"<td>{_e(e.command)}</td>"
                 f'<td class="{"pass" if e.ok else "fail"}">{"yes" if e.ok else "no"}</td>'
-                f'<td class="mono">{_e((e.commit or "-")[:12])}</td>'
+                f'<td class="mono">{_e((e.commit or "-")[:12])}{dirty}</td>'
                 f'<td><span class="tier {_e(e.tier)}">{_e(e.tier)}</span></td><td>{checks}</td>'
                 f'<td class="n">{_e(dur)}</td><td>{_e(who)}{_e(key)}</td></tr>'
             )

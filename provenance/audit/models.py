@@ -56,9 +56,15 @@ class Draft(_Model):
     checks: tuple[CheckRecord, ...] = ()
     command: Command
     commit: str | None = None
+    # A build of a work tree with uncommitted changes: it proves nothing about `commit`.
+    # Absent (never false) otherwise; entries before this field say nothing either way.
+    dirty: bool | None = None
     duration_ms: int | None = Field(default=None, alias="durationMs", ge=0)  # whole command
-    ok: bool  # did the command succeed (exit 0)
+    ok: bool  # did the command succeed (exit 0; for gate: it decided, without an error)
     repo: str  # remote URL of `origin`, or the toplevel path when there is none
+    # The toplevel path (absent in older entries): with the host, the same repository
+    # whatever `repo` said at the time (a remote added later changes `repo`).
+    repo_path: str | None = Field(default=None, alias="repoPath")
     tier: Tier  # the highest tier any passing check reached (else the environment's)
     time: str = Field(pattern=_TIME)  # UTC, ISO 8601 with milliseconds and a Z
 
@@ -71,10 +77,12 @@ class Entry(_Model):
     checks: tuple[CheckRecord, ...] = ()
     command: Command
     commit: str | None = None
+    dirty: bool | None = None
     duration_ms: int | None = Field(default=None, alias="durationMs", ge=0)
     ok: bool
     prev: str = Field(pattern=r"^[0-9a-f]{64}$")  # entry_hash of the previous line
     repo: str
+    repo_path: str | None = Field(default=None, alias="repoPath")
     seq: int = Field(ge=0)  # 0-based index = line number - 1
     tier: Tier
     time: str = Field(pattern=_TIME)

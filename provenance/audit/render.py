@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from provenance.audit.chain import ChainReport
+from provenance.audit.models import Entry
 from provenance.audit.stats import TIERS, Summary
 
 
@@ -47,6 +48,11 @@ def render_text(s: Summary) -> str:
         f"who      {', '.join(s.actors) or '-'}",
         f"commits  {s.commits}",
         f"results  {s.results} check results; pass rate {pct(s.pass_rate)}",
+        *(
+            [f"dirty    {s.dirty_runs} build(s) of a dirty tree: shown, never counted as proof"]
+            if s.dirty_runs
+            else []
+        ),
         f"proven   {_tier_line(s)} (passing results by trust tier)",
     ]
     for p in s.parts:
@@ -80,7 +86,16 @@ def md(text: object) -> str:
     return _MD_SPECIAL.sub(r"\\\1", s).replace("@", "@\u200b")
 
 
-def render_markdown(s: Summary) -> str:
+def _who(e: Entry, actors: bool) -> str:
+    """Who ran it, for Markdown: the key, and `user@host` only when asked (PR comments are
+    public; a user and host name are not the reader's business by default)."""
+    key = f"key {e.actor.keyid[:12]}" if e.actor.keyid else ""
+    person = f"{e.actor.user}@{e.actor.host}" if actors else ""
+    return " ".join(x for x in (person, key) if x) or "-"
+
+
+def render_markdown(s: Summary, *, actors: bool = False) -> str:
+    """The summary as GitHub Markdown; `actors` adds user@host to the recent runs."""
     lines = [f"### Provenance audit: {md(s.label)}", ""]
     if s.chain:
         mark = "✅" if s.chain.ok else "❌"
@@ -92,6 +107,12 @@ def render_markdown(s: Summary) -> str:
         f"| {s.tiers['reproduced']} | {s.commits} |",
         "",
     ]
+    if s.dirty_runs:
+        lines += [
+            f"⚠️ {s.dirty_runs} build(s) of a dirty tree (uncommitted changes): listed below, "
+            "never counted as passes or by `audit check`.",
+            "",
+        ]
     if s.parts:
         lines += ["| ledger | runs | pass rate | reproduced | chain |", "|---|---:|---:|---:|---|"]
         lines += [
@@ -120,9 +141,9 @@ def render_markdown(s: Summary) -> str:
         ]
         lines += [
             f"| {md(e.time)} | {md(e.command)} | {'yes' if e.ok else 'no'} | "
-            f"{md((e.commit or '-')[:12])} | {md(e.tier)} | "
+            f"{md((e.commit or '-')[:12])}{' **dirty**' if e.dirty else ''} | {md(e.tier)} | "
             f"{md(', '.join(f'{c.name}={c.result}' for c in e.checks) or '-')} | "
-            f"{md(f'{e.actor.user}@{e.actor.host}')} |"
+            f"{md(_who(e, actors))} |"
             for e in s.recent
         ]
         lines += ["", "</details>", ""]

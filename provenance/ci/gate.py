@@ -50,6 +50,7 @@ from provenance.doors.nix import Nix, current_system
 from provenance.doors.notes import default_remote, history_notes
 from provenance.doors.notes import fetch as fetch_notes
 from provenance.errors import ProvenanceError, UsageError
+from provenance.formats.uris import git_file_flake
 from provenance.policy.definition import Definitions
 from provenance.policy.trust import TrustPolicy, from_key_files, load_policy
 from provenance.policy.trusted_ref import policy_from_ref
@@ -121,7 +122,7 @@ def _toplevel_or_none(flake_dir: Path) -> Path | None:
 
 def _flake_ref(top: Path, commit: str, subdir: str) -> str:
     # Same as attest._flake_ref for a clean tree: the commit itself, never the work tree.
-    return f"git+file://{top}?rev={commit}" + (f"&dir={subdir}" if subdir else "")
+    return git_file_flake(str(top), rev=commit, subdir=subdir)
 
 
 def gate(req: GateRequest, nix: Nix) -> GateReport:
@@ -129,13 +130,12 @@ def gate(req: GateRequest, nix: Nix) -> GateReport:
     try:
         return _gate(req, nix)
     except ProvenanceError as e:
-        return GateReport(
-            False, f"error: {e.diagnostics()}", req.rev, None, search_depth=req.search_depth
-        )
+        reason = f"error: {e.diagnostics()}"
+        return GateReport(False, reason, req.rev, None, search_depth=req.search_depth, errored=True)
     except Exception as e:  # fail safe: any bug means "run CI", never "skip"
         log.debug("gate failed", exc_info=True)
         reason = f"unexpected error: {type(e).__name__}: {e}".replace("\n", " ")
-        return GateReport(False, reason, req.rev, None, search_depth=req.search_depth)
+        return GateReport(False, reason, req.rev, None, search_depth=req.search_depth, errored=True)
 
 
 def _gate(req: GateRequest, nix: Nix) -> GateReport:

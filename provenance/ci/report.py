@@ -35,6 +35,9 @@ class CheckVerdict:
     reason: str
     commit: str | None = None  # the commit whose attestation counts (may be an ancestor)
     signers: tuple[str, ...] = ()
+    # trustTier of each statement counted (`local` for `provenance build`): where the
+    # proof was made, which the audit ledger records rather than where the gate ran.
+    trust_tiers: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -58,6 +61,7 @@ class GateReport:
     trust: str = ""  # where the trust came from
     search_depth: int = DEFAULT_SEARCH_DEPTH
     warnings: tuple[str, ...] = ()
+    errored: bool = False  # the gate failed safe on an error (skip is false for that reason)
 
     @property
     def reused(self) -> dict[str, str]:

@@ -9,7 +9,7 @@ gives None, and the caller asks nix (`Nix.drv_flags`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 
@@ -31,11 +31,14 @@ _ATERM_OUTPUT = re.compile(r'\("((?:[^"\\]|\\.)*)","([^"]*)","([^"]*)","([^"]*)"
 _ATERM_INPUT_DRV = re.compile(r'\("(/nix/store/[^"]+\.drv)",\[')
 
 
-def read_drv_closure_flags(roots: Iterable[str]) -> dict[str, DrvFlags] | None:
+def read_drv_closure_flags(
+    roots: Iterable[str], physical: Callable[[str], str] = str
+) -> dict[str, DrvFlags] | None:
     """Flags of every .drv in the closure of `roots`, walking the .drv files themselves.
 
     Needs no nix call, so it runs while nix answers other queries; None when any .drv
-    cannot be read (a remote store, say), and the caller asks nix instead.
+    cannot be read (a remote store, say), and the caller asks nix instead. Each file is
+    read where `physical` says (a chroot store: storeroot.py).
     """
     flags: dict[str, DrvFlags] = {}
     stack = list(roots)
@@ -44,7 +47,7 @@ def read_drv_closure_flags(roots: Iterable[str]) -> dict[str, DrvFlags] | None:
         if path in flags:
             continue
         try:
-            with open(path, encoding="utf-8", errors="replace") as f:
+            with open(physical(path), encoding="utf-8", errors="replace") as f:
                 text = f.read()
         except OSError:
             return None

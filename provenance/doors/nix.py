@@ -19,6 +19,10 @@ from typing import Any
 
 from provenance.doors import proc, selection
 from provenance.doors.drvfile import DrvFlags, read_drv_flags
+from provenance.doors.nixerrors import eval_error as _eval_error
+from provenance.doors.nixerrors import failure as _failure
+from provenance.doors.nixerrors import unknown_command as _unknown_command
+from provenance.doors.nixerrors import why as _why
 from provenance.doors.nixparse import (
     BuildResult,
     Derivation,
@@ -42,7 +46,7 @@ from provenance.doors.nixparse import (
     parse_store_verify,
 )
 from provenance.doors.selection import EvaluatedCheck
-from provenance.errors import NixError, UsageError
+from provenance.errors import NixError
 
 __all__ = [  # the result types and current_system live in nixparse.py; import them here
     "BuildResult",
@@ -104,7 +108,7 @@ class Nix:
             msg = f"cannot execute {self.nix_bin}"
             raise NixError(msg, INSTALL_HINT, cmd=cmd) from None
         if check and done.returncode != 0:
-            raise _failure(done, f"{what} failed: {_last_error(done.stderr)}")
+            raise _failure(done, f"{what} failed: {_why(done)}")
         return done
 
     def _json(self, args: Iterable[str], *, what: str, **kw: Any) -> Any:
@@ -188,7 +192,7 @@ class Nix:
         done = self._run(["store", "verify", *paths], what="nix store verify", check=False)
         found = parse_store_verify(done.stderr)
         if done.returncode != 0 and not (found.modified or found.untrusted):
-            raise _failure(done, f"nix store verify failed: {_last_error(done.stderr)}")
+            raise _failure(done, f"nix store verify failed: {_why(done)}")
         return found
 
     # -- evaluation ------------------------------------------------------------------
@@ -283,7 +287,7 @@ class Nix:
         if fmt and done.returncode != 0 and "--json-format" in done.stderr:
             done = self._run(["path-info", "--json", *args], what=what, check=False)
         if check and done.returncode != 0:
-            raise _failure(done, f"{what} failed: {_last_error(done.stderr)}")
+            raise _failure(done, f"{what} failed: {_why(done)}")
         return done
 
     # -- store -----------------------------------------------------------------------
@@ -316,7 +320,7 @@ class Nix:
         args = ["build", "--no-link", "--json", "-L", *(["--rebuild"] if rebuild else []), drv_path]
         done = self._run(args, options=options, what="nix build", on_line=on_line, check=False)
         if done.returncode != 0:
-            raise _failure(done, _last_error(done.stderr))
+            raise _failure(done, _why(done))
         if (result := parse_build_result(done.stdout, done.stderr)) is None:
             msg = "nix build printed no usable --json result"
             raise NixError(msg, cmd=done.cmd, stderr=done.stderr)
@@ -358,49 +362,8 @@ class Nix:
         if done.returncode == 0:
             return RebuildCheck(True, None, None, done.stderr)
         if (differs := parse_rebuild_failure(done.stderr)) is None:
-            raise _failure(done, _last_error(done.stderr))
+            raise _failure(done, _why(done))
         return differs
-
-
-def _unknown_command(stderr: str) -> bool:
-    # How nix (and the forks) say a subcommand does not exist in this release.
-    return "not a recognised command" in stderr or "unrecognised" in stderr
-
-
-def _failure(done: proc.Completed, message: str) -> NixError:
-    return NixError(message, cmd=done.cmd, returncode=done.returncode, stderr=done.stderr)
-
-
-def _last_error(stderr: str) -> str:
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    for ln in lines:
-        if ln.startswith("error:"):
-            return ln.removeprefix("error:").strip()
-    return lines[-1] if lines else "no error message"
-
-
-def _eval_error(done: proc.Completed) -> Exception:
-    err = done.stderr
-    first = _last_error(err)
-    if "does not provide attribute" in err and "checks" in err:
-        return UsageError(
-            "the flake has no `checks` output", "add checks.<system>.<name> to flake.nix"
-        )
-    if (
-        "path '" in err and "flake.nix' does not exist" in err
-    ) or "does not contain a 'flake.nix'" in err:
-        return UsageError(f"not a flake: {first}", "run in a directory with a flake.nix")
-    if "is not a valid URL" in err or "getting status of" in err:
-        return UsageError(
-            f"cannot evaluate the flake: {first}",
-            "is flake.nix added to git (`git add flake.nix`)?",
-        )
-    if "requires lock file changes" in err:
-        return UsageError(
-            "flake.lock is missing or out of date",
-            "run `nix flake lock` and commit flake.lock",
-        )
-    return NixError(f"evaluating the flake failed: {first}", cmd=done.cmd, stderr=err)
 
 
 def default_nix_bin() -> str:

@@ -230,22 +230,34 @@ def parse_flake_metadata(raw: Mapping[str, Any]) -> FlakeMetadata:
     nodes = raw.get("locks", {}).get("nodes", {})
     root = nodes.get(raw.get("locks", {}).get("root", "root"), {})
     inputs: list[LockedInput] = []
-    for name, node_ref in sorted(root.get("inputs", {}).items()):
-        # `follows` entries are lists pointing at other nodes; the node itself is listed.
-        if not isinstance(node_ref, str):
-            continue
-        node = nodes.get(node_ref, {})
-        lk = node.get("locked", {})
-        nar = lk.get("narHash")
-        inputs.append(
-            LockedInput(
-                name=name,
-                type=str(lk.get("type", "")),
-                uri=_locked_uri(lk),
-                rev=lk.get("rev"),
-                nar_hash=sha256_to_hex(nar) if nar else None,
-            )
-        )
+    # Every locked node, direct inputs first and then their inputs ("home-manager/nixpkgs"),
+    # breadth first, each node once: an input's own inputs are dependencies of the build
+    # too. `follows` entries are lists pointing at another node, which is listed under its
+    # own name.
+    seen = {raw.get("locks", {}).get("root", "root")}
+    level = [("", root)]
+    while level:
+        below = []
+        for prefix, parent in level:
+            refs = parent.get("inputs", {}) if isinstance(parent, dict) else {}
+            for name, node_ref in sorted(refs.items()):
+                if not isinstance(node_ref, str) or node_ref in seen:
+                    continue
+                seen.add(node_ref)
+                node = nodes.get(node_ref, {})
+                lk = node.get("locked", {}) if isinstance(node, dict) else {}
+                nar = lk.get("narHash")
+                inputs.append(
+                    LockedInput(
+                        name=prefix + name,
+                        type=str(lk.get("type", "")),
+                        uri=_locked_uri(lk),
+                        rev=lk.get("rev"),
+                        nar_hash=sha256_to_hex(nar) if nar else None,
+                    )
+                )
+                below.append((f"{prefix}{name}/", node))
+        level = below
     return FlakeMetadata(
         url=str(raw.get("resolvedUrl") or raw.get("url") or locked.get("url", "")),
         rev=raw.get("revision") or locked.get("rev"),

@@ -34,7 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenance.errors import KeyFileError, UsageError
+from provenance.errors import KeyFileError, UsageError, VerificationError
+from provenance.formats import dsse
+from provenance.formats.dsse import Envelope
 from provenance.formats.keys import PublicKey, load_public_key, public_key_from_pem
 from provenance.policy.environment import EnvironmentPolicy
 from provenance.policy.tier import TIERS
@@ -69,6 +71,24 @@ class TrustPolicy:
     def service_keys(self) -> dict[str, str]:
         """keyid -> name of the keys marked `service = true`."""
         return {k.key.keyid: k.name for k in self.keys if k.service}
+
+    def expired_signers(self, envelope: Envelope, today: dt.date | None = None) -> tuple[str, ...]:
+        """ "NAME (trusted until DATE)" for each expired trusted key that signed `envelope`.
+
+        Asked only after verification with the active keys failed, so that a signature by
+        a key whose trust ran out is reported as that, not as tampering.
+        """
+        day = today or dt.datetime.now(dt.UTC).date()
+        expired = [k for k in self.keys if not k.active(day)]
+        if not expired:
+            return ()
+        try:
+            signed = dsse.verify(envelope, [k.key for k in expired]).keyids
+        except VerificationError:
+            return ()
+        return tuple(
+            f"{k.name} (trusted until {k.expires})" for k in expired if k.key.keyid in signed
+        )
 
     def name_of(self, keyid: str) -> str:
         for k in self.keys:

@@ -5,8 +5,9 @@ the repository, HEAD and the tree's state exactly as a local build does (a dirty
 refused: the service attests commits, never a work tree), sends the request, relays the
 service's progress to the reporter, and writes what comes back (the bundle, and the note
 lines unioned into `refs/notes/provenance`) into the requester's own repository through
-the same code a local build writes with. It never sees a key; the lines it writes are
-signed by the service, so altering them breaks their signatures.
+the same code a local build writes with. It never sees a private key; every line it writes
+must verify against the public key the service sends (and whose keyid its report names),
+so altering them breaks their signatures.
 """
 
 from __future__ import annotations
@@ -17,8 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from provenance.attest import pipeline
-from provenance.errors import AttestationError, RemoteError, ServiceError
-from provenance.formats import dsse
+from provenance.errors import (
+    AttestationError,
+    KeyFileError,
+    RemoteError,
+    ServiceError,
+    VerificationError,
+)
+from provenance.formats import dsse, keys
 from provenance.progress import Reporter
 from provenance.service import protocol
 
@@ -119,7 +126,20 @@ def _report(raw: Any, commit: str) -> pipeline.BuildReport:
         raise ServiceError(msg) from None
 
 
-def _lines(frame: dict[str, Any], field: str) -> list[str]:
+def _key(frame: dict[str, Any], keyid: str) -> keys.PublicKey:
+    pem = frame.get("publicKey")
+    try:
+        key = keys.public_key_from_pem(str(pem).encode(), "the service's public key")
+    except KeyFileError as e:
+        msg = f"the service sent no usable public key ({e.message})"
+        raise ServiceError(msg) from None
+    if key.keyid != keyid:
+        msg = f"the service's public key is {key.keyid[:16]}, but its report names {keyid[:16]}"
+        raise ServiceError(msg)
+    return key
+
+
+def _lines(frame: dict[str, Any], field: str, key: keys.PublicKey) -> list[str]:
     lines = frame.get(field, [])
     if not isinstance(lines, list) or not all(isinstance(ln, str) for ln in lines):
         msg = f"the service's {field} are not a list of lines"
@@ -129,9 +149,9 @@ def _lines(frame: dict[str, Any], field: str) -> list[str]:
             msg = f"the service's {field} hold a line break inside a line"
             raise ServiceError(msg)
         try:
-            dsse.Envelope.from_json(ln.encode())
-        except AttestationError as e:
-            msg = f"the service returned a line that is not a DSSE envelope ({e.message})"
+            dsse.verify(dsse.Envelope.from_json(ln.encode()), [key])
+        except (AttestationError, VerificationError) as e:
+            msg = f"the service returned a line its key did not sign ({e.message})"
             raise ServiceError(msg) from None
     return lines
 
@@ -150,12 +170,12 @@ def build(req: ServiceBuildRequest, reporter: Reporter | None = None) -> pipelin
             int(frame["exitCode"]) if isinstance(frame.get("exitCode"), int) else 4,
         )
     report = _report(frame.get("report"), commit)
-    lines = _lines(frame, "lines")
-    note_lines = _lines(frame, "noteLines") if req.attach_note else []
-    drop = _lines(frame, "superseded")
-    default = req.flake_dir.resolve() / pipeline.BUNDLE_DIR / f"{commit}.intoto.jsonl"
+    key = _key(frame, report.keyid)
+    lines = _lines(frame, "lines", key)
+    note_lines = _lines(frame, "noteLines", key) if req.attach_note else []
+    drop = _lines(frame, "superseded", key)
     bundle_path, noted = pipeline.write_outputs(
-        git, commit, req.output or default, lines, note_lines, drop
+        git, req.flake_dir, commit, key, lines, note_lines, drop, output=req.output
     )
     report = replace(report, bundle_path=bundle_path, note_attached=noted)
     if failed:

@@ -10,8 +10,9 @@ frames and one final `result` or `error` frame, then closes the connection.
              {"provenance": 1, "op": "info"}
     events   {"type": "info" | "warn", "message": "..."}
              {"type": "log", "check": "unit", "line": "..."}
-    result   {"type": "result", "report": {...}, "lines": [...], "noteLines": [...],
-              "superseded": [...]}   (op build; report is `build --json`'s object)
+    result   {"type": "result", "report": {...}, "publicKey": "<PEM>", "lines": [...],
+              "noteLines": [...], "superseded": [...]}
+              (op build; report is `build --json`'s object, publicKey the signing key's)
              {"type": "result", "info": {"keyid": ..., "builderId": ..., "user": ...}}
     error    {"type": "error", "message": "...", "hint": "..." | null, "exitCode": 2,
               ...and the result's fields when some checks failed and others were attested}

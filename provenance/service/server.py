@@ -131,9 +131,10 @@ def _user_name(uid: int) -> str:
         return str(uid)
 
 
-def _result(report: pipeline.BuildReport) -> dict[str, Any]:
+def _result(report: pipeline.BuildReport, public_key: str) -> dict[str, Any]:
     return {
         "report": report.as_json(),
+        "publicKey": public_key,
         "lines": list(report.lines),
         "noteLines": list(report.note_lines),
         "superseded": list(report.superseded),
@@ -149,6 +150,7 @@ class Service:
         self.cfg = cfg
         self.say = say
         self.signer = load_service_key(cfg.key_path)
+        self.public_key = self.signer.public.pem().decode()
         self.uid = os.getuid()
         self.user = _user_name(self.uid)
         self.identity = {"user": self.user, "uid": self.uid, "host": socket.gethostname()}
@@ -177,9 +179,10 @@ class Service:
             else:
                 with self.slots:  # logged once it has a worker
                     self.say(f"{label}: build {call.repository} at {call.commit[:12]}")
-                    final = {"type": "result", **_result(self.build(call, who, stream))}
+                    report = self.build(call, who, stream)
+                    final = {"type": "result", **_result(report, self.public_key)}
         except pipeline.ChecksFailedError as e:
-            final = {**_error(e), **_result(e.report)}
+            final = {**_error(e), **_result(e.report, self.public_key)}
         except TimeoutError:
             final = _error(UsageError(f"no request within {REQUEST_TIMEOUT:.0f} s"))
         except ProvenanceError as e:

@@ -65,7 +65,12 @@ def authenticate(att: Attestation, policy: TrustPolicy) -> None:
         # counted per check, over statements that agree (trust.count_signers).
         verified = dsse.verify(env, policy.active_keys())
     except VerificationError as e:
-        detail = f"{e.message} (trust: {policy.source})"
+        expired = policy.expired_signers(env)
+        detail = (
+            f"signed by {', '.join(expired)}: that trust has expired (trust: {policy.source})"
+            if expired
+            else f"{e.message} (trust: {policy.source})"
+        )
         if att.strict:
             att.fail(AUTHENTIC, "signature", detail)
         else:

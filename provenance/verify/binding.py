@@ -20,6 +20,7 @@ from provenance.doors.nix import Nix
 from provenance.doors.notes import DEFAULT_SEARCH_DEPTH
 from provenance.doors.selection import EvaluatedCheck
 from provenance.errors import UsageError
+from provenance.formats.uris import git_file_flake, local_path
 from provenance.policy import tier
 from provenance.policy.definition import Definitions, describe
 from provenance.policy.environment import recorded_problem
@@ -40,11 +41,10 @@ class Repo:
     definitions: Definitions | None = None  # what defines the checks at rev (definition.py)
 
     def ref(self, commit: str) -> str:
-        query = f"rev={commit}" + (f"&dir={urllib.parse.quote(self.subdir)}" if self.subdir else "")
-        return f"git+file://{self.top}?{query}"
+        return git_file_flake(str(self.top), rev=commit, subdir=self.subdir)
 
     def flake(self) -> str:
-        return f"git+file://{self.top}" + (f"?dir={self.subdir}" if self.subdir else "")
+        return git_file_flake(str(self.top), subdir=self.subdir)
 
 
 def _check_static_binding(att: Attestation, repo: Repo) -> bool:
@@ -107,9 +107,8 @@ def _check_static_binding(att: Attestation, repo: Repo) -> bool:
             "flake", f"names flake {c.flake!r}, not this repository's flake {repo.flake()!r}"
         )
         return False
-    moved = (
-        f" (attested at {url.path}, a copy of this repository)" if url.path != str(repo.top) else ""
-    )
+    where = local_path(c.flake)  # percent-decoded, as git_file_flake encoded it
+    moved = f" (attested at {where}, a copy of this repository)" if where != str(repo.top) else ""
     att.ok(BOUND, "flake", f"{repo.flake()}{moved}")
     want_attr = f"checks.{c.system}.{c.check}"
     if c.attribute != want_attr:

@@ -20,7 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from provenance.attest.realise import build_here, rebuild_here
+from provenance.doors import storeroot
 from provenance.doors.nix import Nix
+from provenance.doors.storeroot import StoreRoot
 from provenance.errors import NixError
 from provenance.formats.hashing import nar_sha256
 from provenance.policy import nixenv
@@ -58,10 +60,13 @@ def _fresh_store(store: Path | None) -> Iterator[Path]:
 
 
 def _diff_output(
-    out: str, path: str, attested: str, rebuilt: str, rebuilt_tree: Path
+    out: str, path: str, attested: str, rebuilt: str, rebuilt_tree: Path, where: StoreRoot
 ) -> OutputDiff:
-    """Compare a non-matching rebuild with the attested bytes, if this machine has them."""
-    local = Path(path)
+    """Compare a non-matching rebuild with the attested bytes, if this machine has them.
+
+    `where`: the default store's location (a chroot store keeps `path` elsewhere).
+    """
+    local = Path(where.physical(path))
     if not os.path.lexists(local):
         return OutputDiff(
             out,
@@ -95,7 +100,7 @@ def _diff_output(
 
 
 def _compare_outputs(
-    att: Attestation, built: dict[str, Path], infos: dict[str, str], how: str
+    att: Attestation, built: dict[str, Path], infos: dict[str, str], how: str, where: StoreRoot
 ) -> None:
     """built: store path -> physical path of the rebuild; infos: store path -> nix's narHash."""
     c = att.claim
@@ -122,7 +127,7 @@ def _compare_outputs(
                 f"output {out}",
                 f"rebuilt NAR SHA-256 {ours[:16]}... is not the attested {digest[:16]}... ({how})",
             )
-            att.diffs.append(_diff_output(out, path, digest, ours, physical))
+            att.diffs.append(_diff_output(out, path, digest, ours, physical, where))
 
 
 def _environment(nix: Nix) -> nixenv.BuildEnvironment:
@@ -141,6 +146,7 @@ def rebuild_fresh(
 ) -> None:
     drvs = sorted({a.claim.drv_path for a in atts if a.claim})
     version = nix.version()
+    local = storeroot.locate(nix.config().values.get("store"))  # the attested copies' store
     with _fresh_store(store) as root:
         reporter.info(f"rebuilding {len(drvs)} derivation(s) in the independent store {root}")
         fresh = dataclasses.replace(nix, store=str(root))
@@ -177,12 +183,14 @@ def rebuild_fresh(
             if isinstance(r, str):
                 a.fail(REPRODUCED, "build", f"the rebuild in {root} failed: {r}")
             else:
-                _compare_outputs(a, r, infos, f"fresh store {root}")
+                _compare_outputs(a, r, infos, f"fresh store {root}", local)
 
 
 def rebuild_in_place(atts: list[Attestation], nix: Nix, reporter: Reporter) -> None:
     drvs = sorted({a.claim.drv_path for a in atts if a.claim})
     env = _environment(nix) if drvs else None
+    # Where the store nix rebuilds in keeps its files: elsewhere for a chroot store.
+    where = storeroot.locate(env.config.values.get("store")) if env else StoreRoot()
     version = nix.version()
     for drv in drvs:
         assert env is not None
@@ -199,9 +207,9 @@ def rebuild_in_place(atts: list[Attestation], nix: Nix, reporter: Reporter) -> N
                     for a in mine:
                         a.fail(REPRODUCED, "build", _NOT_BUILT)
                     continue
-                built = {p: Path(p) for p in res.outputs.values()}
+                built = {p: Path(where.physical(p)) for p in res.outputs.values()}
                 for a in mine:
-                    _compare_outputs(a, built, {}, "built in the local store")
+                    _compare_outputs(a, built, {}, "built in the local store", where)
                 continue
             if len(valid) < len(outs):
                 build_here(nix, env, drv, node.input_drvs, version)  # then all are compared
@@ -211,17 +219,17 @@ def rebuild_in_place(atts: list[Attestation], nix: Nix, reporter: Reporter) -> N
                 a.fail(REPRODUCED, "build", f"the rebuild failed: {e.message}")
             continue
         # Nix compared its rebuild with the valid outputs; we compare those with the subjects.
-        built = {p: Path(p) for p in outs}
+        built = {p: Path(where.physical(p)) for p in outs}
         if check.reproduced and not nixenv.saw_build(check.stderr, drv, rebuild=True):
             for a in mine:
                 a.fail(REPRODUCED, "build", _NOT_BUILT)
             continue
         if check.reproduced:
             for a in mine:
-                _compare_outputs(a, built, {}, "nix --rebuild matched the store")
+                _compare_outputs(a, built, {}, "nix --rebuild matched the store", where)
             continue
         differing = check.differing_output or ""
-        kept = Path(differing + ".check")
+        kept = Path(where.physical(differing) + ".check")
         try:
             for a in mine:
                 assert a.claim is not None
@@ -231,7 +239,7 @@ def rebuild_in_place(atts: list[Attestation], nix: Nix, reporter: Reporter) -> N
                         continue
                     rebuilt = nar_sha256(kept) if os.path.lexists(kept) else "unknown"
                     a.fail(REPRODUCED, f"output {out}", f"nix --rebuild: {path} does not reproduce")
-                    d = _diff_output(out, path, digest, rebuilt, kept)
+                    d = _diff_output(out, path, digest, rebuilt, kept, where)
                     first_only = (
                         "nix --rebuild stops at the first differing output; "
                         "rebuild in a fresh store (the default) to compare every output"

@@ -108,16 +108,18 @@ def test_report_renders_ledger_numbers(browser: str, tmp_path: Path) -> None:
 
     assert card("runs") == str(s.runs) == "13"
     assert card("ok-runs") == "11"
-    assert card("pass-rate") == audit.pct(s.pass_rate) == "92.0%"  # 23 of 25 results passed
+    # 22 of 24 build results passed; the gate's reuse repeats a pass, not counted again
+    assert card("pass-rate") == audit.pct(s.pass_rate) == "91.7%"
     assert card("results") == "25"
     assert (card("tier-local"), card("tier-ci"), card("tier-reproduced")) == ("9", "8", "6")
-    # both plots drew one point per run that has data, as inline SVG
-    assert re.search(r'id="plot-pass-rate".*?data-points="13"', dom, re.S)
+    # both plots drew one point per run that has data, as inline SVG (the gate run has
+    # no pass rate of its own: it only reused)
+    assert re.search(r'id="plot-pass-rate".*?data-points="12"', dom, re.S)
     assert re.search(r'id="plot-duration".*?data-points="12"', dom, re.S)
-    assert dom.count("<circle") == 25
-    # the per-check table shows det passing 11 of 13 (10 builds + the gate)
+    assert dom.count("<circle") == 24
+    # the per-check table shows det passing 10 of 12 builds
     row = re.search(r'<tr data-check="det">(.*?)</tr>', dom, re.S)
-    assert row and "84.6%" in row.group(1)
+    assert row and "83.3%" in row.group(1)
     # hostile ledger text arrived as text, not markup
     assert "&lt;b&gt;ci&lt;/b&gt;@runner" in dom and "<b>ci</b>" not in dom
 

@@ -8,6 +8,7 @@ need other commits or repositories make their own flake.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import os
@@ -208,6 +209,19 @@ def test_untrusted_signer(built: Built, tmp_path: Path) -> None:
     assert (
         "no signature verifies against a trusted key (untrusted signer or tampered bundle)" in err
     )
+
+
+def test_a_key_whose_trust_expired_is_named(built: Built, tmp_path: Path) -> None:
+    # issue 13: it was reported like tampering ("no signature verifies ... tampered").
+    from provenance.policy import trust  # noqa: PLC0415
+
+    policy = tmp_path / "policy.toml"
+    trust.add_key(policy, "alice", built.pub, expires=dt.date(2020, 1, 1))
+    bundle = _write(tmp_path, built.lines["det"])
+    code, _, err = cli(bundle, "--flake", built.repo, "--policy", policy)
+    assert code == 1
+    assert "signed by alice (trusted until 2020-01-01): that trust has expired" in err
+    assert "tampered" not in err
 
 
 def test_wrong_payload_type(built: Built, tmp_path: Path) -> None:

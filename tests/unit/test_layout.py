@@ -165,3 +165,36 @@ def test_the_checker_sees_imports_inside_functions() -> None:
         *(_imports(p, modules) for p in cli.parent.rglob("*.py") if "cli" in p.parts or p == cli)
     )
     assert "provenance.attest.pipeline" in seen
+
+
+# What flake.nix's `checks.<system>.tests` gives the test suite, by import name (the
+# attribute names in its pythonPackages, plus pytest, which nix/pytest.nix always adds).
+_NIX_IMPORT_NAMES = {"tomli-w": "tomli_w", "protobuf": "google"}
+
+
+def test_the_flakes_own_check_has_every_package_the_unit_tests_import() -> None:
+    # The project's flake check runs tests/ minus tests/integration in the sandbox with
+    # nixpkgs' Python packages; a test module importing a package not listed there fails at
+    # collection (three did, with in_toto_attestation).
+    import sys  # noqa: PLC0415
+
+    flake = (PKG.parent / "flake.nix").read_text()
+    attrs = set(re.findall(r"\bps\.([A-Za-z0-9_-]+)", flake))
+    available = {_NIX_IMPORT_NAMES.get(a, a) for a in attrs} | {"pytest", "provenance", "tests"}
+    missing = {}
+    for path in (PKG.parent / "tests").rglob("*.py"):
+        if "integration" in path.parts:
+            continue
+        for node in ast.parse(path.read_text()).body:  # module level: what collection imports
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and node.level == 0
+                else []
+            )
+            for name in names:
+                top = name.split(".")[0]
+                if top and top not in sys.stdlib_module_names and top not in available:
+                    missing.setdefault(top, []).append(str(path.relative_to(PKG.parent)))
+    assert missing == {}, "add them to pythonPackages in flake.nix (or import them lazily)"
