@@ -36,6 +36,7 @@ def test_importing_the_cli_loads_no_job() -> None:
         "provenance.cli.verify",
         "provenance.cli.ci",
         "provenance.cli.audit",
+        "provenance.cli.serve",
     }
     heavy = {"pydantic", "cryptography", "rich", "tomllib", "tomli_w"}
     assert {m.split(".")[0] for m in loaded} & heavy == set()
