@@ -400,6 +400,25 @@ def test_a_cache_hit_through_the_service(world: Service) -> None:
     assert "already attested" in again.stderr
 
 
+def test_a_failing_check_through_the_service(world: Service) -> None:
+    # As a local build: exit 1, the failed check is never attested, the others are, and the
+    # client still writes their lines.
+    repo = agent_repo(AGENT, extra_checks='{ mk, tests }: { broken = mk "broken" "exit 1" { }; }')
+    done = build(AGENT, repo, world)
+    assert done.returncode == 1, done.stderr
+    assert "check(s) failed: broken; the others were attested" in done.stderr
+    (bundle,) = (repo / ".provenance").glob("*.intoto.jsonl")
+    checks = {
+        s["predicate"]["buildDefinition"]["externalParameters"]["check"]
+        for s in provenance_of(bundle)
+    }
+    assert checks == {"det", "chain"}
+    notes = as_agent(
+        AGENT, "git", "-C", str(repo), "notes", "--ref", "refs/notes/provenance", "show", "HEAD"
+    )
+    assert notes.stdout.splitlines() == bundle.read_text().splitlines()
+
+
 def test_gate_runs_for_a_local_statement_when_the_policy_requires_isolated(world: Service) -> None:
     repo = agent_repo(AGENT)
     key_dir = Path(tempfile.mkdtemp(dir="/tmp"))
