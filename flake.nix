@@ -28,6 +28,12 @@
     {
       inherit lib;
 
+      # The attestation service (docs/service.md): services.provenance.enable = true.
+      nixosModules.default = { pkgs, lib, ... }: {
+        imports = [ ./nix/nixos-module.nix ];
+        services.provenance.package = lib.mkDefault self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+      };
+
       packages = forAll (system: pkgs: rec {
         provenance = package pkgs;
         default = provenance;

@@ -103,3 +103,17 @@ class VerificationError(ProvenanceError):
 
 class PolicyViolation(VerificationError):
     """Verified statements do not satisfy the trust policy."""
+
+
+class ServiceError(ProvenanceError):
+    """The attestation service cannot be reached, or broke the protocol (service/)."""
+
+    exit_code = ExitCode.ENVIRONMENT
+
+
+class RemoteError(ProvenanceError):
+    """An error the attestation service reported, with the exit code it chose."""
+
+    def __init__(self, message: str, hint: str | None, exit_code: int) -> None:
+        super().__init__(message, hint)
+        self.exit_code = exit_code

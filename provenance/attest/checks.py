@@ -255,7 +255,7 @@ def attest_checks(
             invocation_id=str(uuid4()),
             log_normalised_sha256=lognorm.normalised_sha256(log) if log is not None else None,
         )
-        stmt = provenance_statement(built, src, env.record(nix_version))
+        stmt = provenance_statement(built, src, env.record(nix_version), req.builder)
         envelope = dsse.sign(stmt.dump_bytes(), [req.signer])
         lines.append(envelope.to_json())
         # -- test results (provenance/testresults.py): one more statement, same bundle --

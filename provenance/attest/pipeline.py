@@ -25,17 +25,25 @@ request and report types are report.py, re-exported here for callers
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path
 
 from provenance.attest import bundles, realise
 from provenance.attest.cache import OwnLines, cached
 from provenance.attest.checks import attest_checks
-from provenance.attest.report import BuildReport, BuildRequest, CheckResult, ChecksFailedError
+from provenance.attest.report import (
+    Builder,
+    BuildReport,
+    BuildRequest,
+    CheckResult,
+    ChecksFailedError,
+)
 from provenance.doors.git import Git
 from provenance.doors.nix import Nix, current_system
 from provenance.errors import RefusedError, UsageError
 from provenance.formats import bundle
+from provenance.formats.keys import PublicKey
 from provenance.formats.uris import git_file_flake
 from provenance.policy.definition import Definitions, describe
 from provenance.progress import Reporter
@@ -46,31 +54,39 @@ __all__ = [
     "REBUILT",
     "BuildReport",
     "BuildRequest",
+    "Builder",
     "CheckResult",
     "ChecksFailedError",
     "build",
+    "working_copy",
+    "write_outputs",
 ]
 
 BUILT, REBUILT = realise.BUILT, realise.REBUILT  # internalParameters.outputCheck
 BUNDLE_DIR = ".provenance"  # default bundle location, relative to the flake directory
 
 
-def _repo_state(
-    req: BuildRequest, reporter: Reporter
+def working_copy(
+    flake_dir: Path, reporter: Reporter, *, allow_dirty: bool = False
 ) -> tuple[Git, Path, str, str, tuple[str, ...]]:
-    flake_dir = req.flake_dir.resolve()
+    """(git, top, HEAD, the flake's subdir, modified files) of the flake's repository.
+
+    Refuses a dirty tree unless `allow_dirty`, and warns about untracked files under the
+    flake (Nix leaves them out). `build --service` runs the same checks on the client.
+    """
+    given, flake_dir = flake_dir, flake_dir.resolve()
     if not flake_dir.is_dir():
-        msg = f"{req.flake_dir} is not a directory"
+        msg = f"{given} is not a directory"
         raise UsageError(msg)
     if not (flake_dir / "flake.nix").is_file():
-        msg = f"{req.flake_dir} is not a flake (no flake.nix)"
+        msg = f"{given} is not a flake (no flake.nix)"
         raise UsageError(msg, "run in a directory with a flake.nix, or pass it as FLAKE_DIR")
     git = Git(flake_dir)
     top = git.toplevel()
     commit = git.rev_parse("HEAD")
     status = git.status()
     subdir = flake_dir.relative_to(top).as_posix() if flake_dir != top else ""
-    if status.dirty and not req.allow_dirty:
+    if status.dirty and not allow_dirty:
         shown = ", ".join(status.modified[:8]) + (" ..." if len(status.modified) > 8 else "")
         msg = f"the work tree has uncommitted changes: {shown}"
         raise RefusedError(
@@ -97,7 +113,9 @@ def _flake_ref(top: Path, commit: str, subdir: str, dirty: bool) -> str:
 def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> BuildReport:
     """Attest the flake's checks at HEAD. See the module docstring for the order of steps."""
     reporter = reporter or Reporter()
-    git, top, commit, subdir, dirty_files = _repo_state(req, reporter)
+    git, top, commit, subdir, dirty_files = working_copy(
+        req.flake_dir, reporter, allow_dirty=req.allow_dirty
+    )
     dirty = bool(dirty_files)
     ref = _flake_ref(top, commit, subdir, dirty)
     system = current_system()
@@ -165,25 +183,22 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
                 results,
             )
 
-    bundle_path = None
-    note_attached = False
-    if lines:
-        # Per commit and key, a dirty tree's apart; merged, never replaced (bundles.py).
-        bundle_dir = req.flake_dir.resolve() / BUNDLE_DIR
-        name = bundles.default_name(commit, req.signer.keyid, dirty)
-        bundle_path = req.output or bundle_dir / name
-        _ensure_ignored(bundle_path)
-        legacy = None if req.output else bundle_dir / bundles.legacy_name(commit)
-        bundles.write(bundle_path, lines, req.signer.public, legacy)
-        if dirty:
-            reporter.warn(
-                "dirty tree: the bundle is written but not attached to the commit as a note"
-            )
-        elif req.attach_note and (own_lines := [ln for ln in lines if ln not in ancestors]):
-            if todo or superseded:
-                git.add_note_lines(commit, own_lines, drop=superseded)
-            # else: every line was read from this commit's note just now; nothing to add
-            note_attached = True
+    own_lines = [ln for ln in lines if ln not in ancestors]
+    bundle_path, note_attached = write_outputs(
+        git,
+        req.flake_dir,
+        commit,
+        req.signer.public,
+        lines,
+        own_lines if req.attach_note and not dirty else [],
+        superseded,
+        output=req.output,
+        dirty=dirty,
+        # else: every line was read from this commit's note just now; nothing to add
+        changed=bool(todo or superseded),
+    )
+    if dirty and lines:
+        reporter.warn("dirty tree: the bundle is written but not attached to the commit as a note")
     report = BuildReport(
         commit=commit,
         dirty=dirty,
@@ -192,12 +207,51 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
         checks=tuple(results[n] for n in names),
         bundle_path=bundle_path,
         note_attached=note_attached,
+        lines=tuple(lines),
+        note_lines=tuple(own_lines) if not dirty else (),
+        superseded=tuple(sorted(superseded)),
     )
     if report.failed:
         failed = ", ".join(c.name for c in report.failed)
         msg = f"check(s) failed: {failed}" + ("; the others were attested" if lines else "")
         raise ChecksFailedError(msg, "see the log above; failed checks are never attested", report)
     return report
+
+
+def write_outputs(
+    git: Git,
+    flake_dir: Path,
+    commit: str,
+    key: PublicKey,
+    lines: list[str],
+    note_lines: list[str],
+    drop: Collection[str],
+    *,
+    output: Path | None = None,
+    dirty: bool = False,
+    changed: bool = True,
+) -> tuple[Path | None, bool]:
+    """Step 7: merge `lines` (signed by `key`) into the bundle, then union `note_lines` into
+    the note on commit.
+
+    The bundle is `output`, else per commit and key in the flake's `.provenance/`, a dirty
+    tree's apart (bundles.py). Returns (the bundle's path, or None when there was nothing to
+    write; whether the note holds the lines). `changed=False` says the lines were all read
+    from that note just now (a repeated cache hit), so it is not rewritten. `build
+    --service` writes what the service returns through this too.
+    """
+    if not lines:
+        return None, False
+    bundle_dir = flake_dir.resolve() / BUNDLE_DIR
+    bundle_path = output or bundle_dir / bundles.default_name(commit, key.keyid, dirty)
+    _ensure_ignored(bundle_path)
+    legacy = None if output else bundle_dir / bundles.legacy_name(commit)
+    bundles.write(bundle_path, lines, key, legacy)
+    if dirty or not note_lines:
+        return bundle_path, False
+    if changed:
+        git.add_note_lines(commit, note_lines, drop=drop)
+    return bundle_path, True
 
 
 def _ensure_ignored(bundle_path: Path) -> None:

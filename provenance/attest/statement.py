@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from provenance import __version__
+from provenance.attest.report import Builder as BuilderIdentity
 from provenance.doors.nix import FlakeMetadata, PathInfo
 from provenance.formats.intoto import (
     BuildDefinition,
@@ -78,7 +79,10 @@ def source_descriptor(src: SourceInfo) -> ResourceDescriptor:
 
 
 def provenance_statement(
-    check: BuiltCheck, src: SourceInfo, nix_environment: dict[str, Any]
+    check: BuiltCheck,
+    src: SourceInfo,
+    nix_environment: dict[str, Any],
+    builder: BuilderIdentity | None = None,
 ) -> Statement:
     subjects = [
         ResourceDescriptor(
@@ -124,12 +128,14 @@ def provenance_statement(
             **({"dirtyFiles": list(src.dirty_files)} if src.dirty else {}),
         },
     }
+    builder = builder or BuilderIdentity()
     internal = {
+        **builder.recorded,
         "nix": nix_environment,
         "evaluation": {"pure": True, "ref": src.flake_ref},
         "outputCheck": check.output_check,
         "dependencyOutputs": check.dependency_check,
-        "trustTier": "local",
+        "trustTier": builder.tier,
         "slsaBuildLevel": 1,
     }
     byproducts = []
@@ -156,7 +162,8 @@ def provenance_statement(
         ),
         run_details=RunDetails(
             builder=Builder(
-                version={"provenance": __version__, "nix": str(nix_environment["version"])}
+                id=builder.id,
+                version={"provenance": __version__, "nix": str(nix_environment["version"])},
             ),
             metadata=BuildMetadata(
                 invocation_id=check.invocation_id,

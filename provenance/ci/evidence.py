@@ -6,8 +6,9 @@ provenance claims and failed test results it can read, counting what it cannot (
 signatures, untrusted signers, malformed lines) so a verdict can say why CI must run.
 `judge` applies the rules: exact drvPath, name, attribute and system; a clean tree; a
 commit in the searched window whose check definition is the revision's; subjects that
-are exactly the check's outputs; a recorded Nix environment that proves the claim; and
-verify's threshold rule over the agreeing signers.
+are exactly the check's outputs; a recorded Nix environment that proves the claim; the
+tier the policy requires (`require-tier`, policy/tier.py); and verify's threshold rule
+over the agreeing signers.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from provenance.errors import AttestationError, VerificationError
 from provenance.formats import dsse
 from provenance.formats.claims import ProvenanceClaim, load_statement, parse_provenance
 from provenance.formats.uris import SLSA_PROVENANCE_V1, TEST_RESULT_V01
-from provenance.policy import nixenv
+from provenance.policy import nixenv, tier
 from provenance.policy.definition import Definitions, describe
 from provenance.policy.trust import Endorsement, TrustPolicy, count_signers
 
@@ -146,7 +147,13 @@ def _unsound(c: _Claim, outputs: Mapping[str, str], policy: TrustPolicy) -> str 
     """Why an authentic, bound claim still proves nothing, or None (verify's rule too)."""
     if dict(c.claim.output_names) != {p: o for o, p in outputs.items()}:
         return "its subjects are not exactly the check's outputs (names and store paths)"
-    return nixenv.recorded_problem(c.claim.internal, policy.environment)
+    problem = nixenv.recorded_problem(c.claim.internal, policy.environment)
+    if problem is None and policy.require_tier is not None:
+        # A lower tier than the policy asks for: CI runs (tier.py: what counts as isolated).
+        problem = tier.shortfall(
+            tier.judge(c.claim, c.keyids, policy.service_keys()), policy.require_tier
+        )
+    return problem
 
 
 def judge(name: str, drv: str, ctx: Context) -> CheckVerdict:

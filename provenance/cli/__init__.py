@@ -6,7 +6,7 @@ Exit codes (docs/cli.md): 0 ok, 1 failed check or verification, 2 bad usage or i
 
 This module builds `app` and wires in the commands, one module per command group: keys
 (keygen, trust), build (build, example), verify, publish, ci (gate, notes, hooks), review
-(approve, show), audit; common
+(approve, show), serve (the attestation service), audit; common
 holds what they share. The jobs themselves are imported inside each command, so
 `--help` and every other command stay fast.
 """
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import typer
 
-from provenance.cli import audit, build, ci, keys, publish, review, verify
+from provenance.cli import audit, build, ci, keys, publish, review, serve, verify
 from provenance.cli.common import ProvenanceGroup
 
 app = typer.Typer(
@@ -40,6 +40,7 @@ app.command()(publish.publish)
 app.command()(ci.gate)
 app.command()(review.approve)
 app.command()(review.show)
+app.command()(serve.serve)
 app.add_typer(keys.trust_app, name="trust")
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(ci.notes_app, name="notes")

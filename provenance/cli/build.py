@@ -61,6 +61,15 @@ def build(
             "their recorded hashes (nix store verify); recorded in the statement.",
         ),
     ] = False,
+    service: Annotated[
+        Path | None,
+        typer.Option(
+            "--service",
+            envvar="PROVENANCE_SERVICE",
+            help="Have the attestation service at this socket build and sign "
+            "(or $PROVENANCE_SERVICE); no key needed (docs/service.md).",
+        ),
+    ] = None,
     json_out: JsonOut = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")
@@ -76,6 +85,12 @@ def build(
     ancestors (a README-only commit keeps the drvPath) is a cache hit: reused, not rebuilt.
     """
     setup_logging(verbose)
+    if service is not None:
+        from provenance.cli.serve import build_via_service  # noqa: PLC0415
+
+        options = (check, output, force, allow_dirty, no_note, verify_deps)
+        build_via_service(service, flake_dir, key, options, json_out=json_out, quiet=quiet)
+        return
     from provenance.attest import pipeline as attest  # noqa: PLC0415
     from provenance.doors.nix import Nix, default_nix_bin  # noqa: PLC0415
     from provenance.formats import keys  # noqa: PLC0415

@@ -62,6 +62,12 @@ def trust_add(
             help="A reviewer key ([review.reviewers], for `provenance approve`), not a build key.",
         ),
     ] = False,
+    service: Annotated[
+        bool,
+        typer.Option(
+            "--service", help="An attestation service's key: its statements can be isolated."
+        ),
+    ] = False,
 ) -> None:
     """Trust PUB under NAME in the policy file (added or replaced; the rest is kept)."""
     import datetime as dt  # noqa: PLC0415
@@ -78,7 +84,7 @@ def trust_add(
         entry = guard(lambda: review_policy.add_reviewer(policy, name, pub, day))
         typer.echo(f"{policy}: {name} may approve (keyid {entry.key.keyid[:16]}...)", err=True)
         return
-    entry = guard(lambda: trust.add_key(policy, name, pub, day))
+    entry = guard(lambda: trust.add_key(policy, name, pub, day, service=service))
     typer.echo(f"{policy}: trusting {name} (keyid {entry.key.keyid[:16]}...)", err=True)
     if day is not None and day < dt.datetime.now(dt.UTC).date():
         typer.echo(

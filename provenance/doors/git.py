@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import tempfile
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,10 +70,16 @@ class Git:
         self.repo = str(repo)
         self.git_bin = git_bin
 
-    def _run(self, *args: str, stdin: bytes | None = None, check: bool = True) -> proc.Completed:
+    def _run(
+        self,
+        *args: str,
+        stdin: bytes | None = None,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> proc.Completed:
         cmd = [self.git_bin, "-C", self.repo, *args]
         try:
-            done = proc.run(cmd, stdin=stdin)
+            done = proc.run(cmd, stdin=stdin, env=env)
         except FileNotFoundError:
             msg = "git is not installed"
             raise GitError(msg, "install it, e.g. `apt-get install git`") from None

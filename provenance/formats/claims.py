@@ -33,7 +33,8 @@ class ProvenanceClaim:
     subjects: dict[str, str]  # store path -> hex nar sha256
     output_names: dict[str, str]  # store path -> output name (annotations.nixOutput)
     output_check: str
-    trust_tier: str
+    trust_tier: str  # what the statement says; policy/tier.py decides what it counts as
+    builder_id: str = ""  # runDetails.builder.id
     # internalParameters as signed: the environment it records (nixenv.recorded_problem)
     internal: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -145,6 +146,7 @@ def parse_provenance(stmt: dict[str, Any]) -> ProvenanceClaim:
         output_names=output_names,
         output_check=_str(internal, "outputCheck"),
         trust_tier=_str(internal, "trustTier"),
+        builder_id=_str(stmt, "predicate", "runDetails", "builder", "id"),
         internal=internal if isinstance(internal, dict) else {},
     )
 

@@ -5,10 +5,15 @@ committed like code:
 
     [trust]
     threshold = 1                      # distinct trusted signers needed per check
+    require-tier = "isolated"          # optional: only statements of this tier count (tier.py)
 
     [trust.keys.alice]
     public_key = "-----BEGIN PUBLIC KEY-----\\n...\\n-----END PUBLIC KEY-----\\n"
     expires = 2027-06-30               # optional: signatures by this key stop counting after
+
+    [trust.keys.build-service]
+    public_key = "..."
+    service = true                     # the attestation service's key (`provenance serve`)
 
     [environment]                      # optional: what a statement's recorded Nix environment
     allowed-sandbox-paths = []         # may be (environment.EnvironmentPolicy; docs/verify.md)
@@ -34,6 +39,7 @@ from provenance.formats import dsse
 from provenance.formats.dsse import Envelope
 from provenance.formats.keys import PublicKey, load_public_key, public_key_from_pem
 from provenance.policy.environment import EnvironmentPolicy
+from provenance.policy.tier import TIERS
 
 POLICY_FILE = "provenance.toml"
 
@@ -43,6 +49,7 @@ class TrustedKey:
     name: str
     key: PublicKey
     expires: dt.date | None = None
+    service: bool = False  # the key of an attestation service: its statements may be isolated
 
     def active(self, today: dt.date) -> bool:
         return self.expires is None or today <= self.expires
@@ -55,10 +62,15 @@ class TrustPolicy:
     source: str = "--trusted-key"
     environment: EnvironmentPolicy = field(default_factory=EnvironmentPolicy)
     files: tuple[str, ...] = ()  # the key files given with --trusted-key (where trust came from)
+    require_tier: str | None = None  # only statements of this tier or above count (tier.py)
 
     def active_keys(self, today: dt.date | None = None) -> list[PublicKey]:
         day = today or dt.datetime.now(dt.UTC).date()
         return [k.key for k in self.keys if k.active(day)]
+
+    def service_keys(self) -> dict[str, str]:
+        """keyid -> name of the keys marked `service = true`."""
+        return {k.key.keyid: k.name for k in self.keys if k.service}
 
     def expired_signers(self, envelope: Envelope, today: dt.date | None = None) -> tuple[str, ...]:
         """ "NAME (trusted until DATE)" for each expired trusted key that signed `envelope`.
@@ -164,7 +176,16 @@ def load_policy(path: Path) -> TrustPolicy:
         msg = f"{path}: threshold {threshold} exceeds the {len(keys)} key(s) it names"
         raise UsageError(msg)
     environment = EnvironmentPolicy.from_table(data.get("environment"), str(path))
-    return TrustPolicy(tuple(keys), threshold, str(path), environment)
+    require = trust.get("require-tier")
+    if require is not None and require not in TIERS:
+        msg = f"{path}: trust.require-tier must be one of {', '.join(TIERS)}"
+        raise UsageError(msg, "see docs/verify.md, Tiers")
+    if require is not None and require != TIERS[0] and not any(k.service for k in keys):
+        msg = f"{path}: trust.require-tier is {require!r}, but no key is marked service = true"
+        raise UsageError(
+            msg, "trust the service's key with `provenance trust add NAME PUB --service`"
+        )
+    return TrustPolicy(tuple(keys), threshold, str(path), environment, require_tier=require)
 
 
 def _entry(path: Path, name: str, entry: Any, table: str = "trust.keys") -> TrustedKey:
@@ -175,13 +196,17 @@ def _entry(path: Path, name: str, entry: Any, table: str = "trust.keys") -> Trus
         key = public_key_from_pem(entry["public_key"].encode(), f"{path}:{name}")
     except KeyFileError as e:
         raise UsageError(f"{path}: {table}.{name}: {e.message}") from None
+    service = entry.get("service", False)
+    if not isinstance(service, bool):
+        msg = f"{path}: {table}.{name}.service must be true or false"
+        raise UsageError(msg)
     expires = entry.get("expires")
     if isinstance(expires, dt.datetime):
         expires = expires.date()
     if expires is not None and not isinstance(expires, dt.date):
         msg = f"{path}: {table}.{name}.expires must be a date (YYYY-MM-DD)"
         raise UsageError(msg)
-    return TrustedKey(name, key, expires)
+    return TrustedKey(name, key, expires, service)
 
 
 def read_policy_data(path: Path) -> dict[str, Any]:
@@ -217,8 +242,18 @@ def write_policy_data(policy_path: Path, data: dict[str, Any]) -> None:
     _write(policy_path, data)
 
 
-def add_key(policy_path: Path, name: str, pub: Path, expires: dt.date | None = None) -> TrustedKey:
+def add_key(
+    policy_path: Path,
+    name: str,
+    pub: Path,
+    expires: dt.date | None = None,
+    *,
+    service: bool = False,
+) -> TrustedKey:
     """Add or replace key NAME in the policy file, keeping everything else in it.
+
+    `service`: NAME is an attestation service's key (`provenance serve`), whose statements
+    count as the isolated tier (tier.py).
 
     The same key under a second name is refused here: `verify` and `gate` would refuse
     the whole policy afterwards (a key counts once toward a threshold).
@@ -235,9 +270,11 @@ def add_key(policy_path: Path, name: str, pub: Path, expires: dt.date | None = N
     entry: dict[str, Any] = {"public_key": key.pem().decode(), "keyid": key.keyid}
     if expires:
         entry["expires"] = expires
+    if service:
+        entry["service"] = True
     keys[name] = entry
     _write(policy_path, data)
-    return TrustedKey(name, key, expires)
+    return TrustedKey(name, key, expires, service)
 
 
 def remove_key(policy_path: Path, name: str) -> None:

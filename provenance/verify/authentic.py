@@ -23,6 +23,7 @@ from provenance.formats.claims import (
     test_result_outcome,
 )
 from provenance.formats.uris import SLSA_PROVENANCE_V1, TEST_RESULT_V01
+from provenance.policy import tier
 from provenance.policy.trust import TrustPolicy
 from provenance.verify.drvdiff import short_name
 from provenance.verify.verification import AUTHENTIC, Attestation
@@ -114,3 +115,7 @@ def authenticate(att: Attestation, policy: TrustPolicy) -> None:
         att.fail(AUTHENTIC, "statement", f"signed statement is malformed: {e.message}")
         return
     att.ok(AUTHENTIC, "statement", f"SLSA provenance v1 for check {att.claim.check}")
+    # Shown, not judged here: a tier the policy requires is a level-2 rule (binding.py).
+    judged = tier.judge(att.claim, att.keyids, policy.service_keys())
+    att.tier = judged.name
+    att.ok(AUTHENTIC, "tier", f"{judged.name}: {judged.detail}")

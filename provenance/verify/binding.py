@@ -21,6 +21,7 @@ from provenance.doors.notes import DEFAULT_SEARCH_DEPTH
 from provenance.doors.selection import EvaluatedCheck
 from provenance.errors import UsageError
 from provenance.formats.uris import git_file_flake, local_path
+from provenance.policy import tier
 from provenance.policy.definition import Definitions, describe
 from provenance.policy.environment import recorded_problem
 from provenance.policy.trust import TrustPolicy
@@ -191,11 +192,15 @@ def bind(
 
 
 def check_environment(atts: list[Attestation], policy: TrustPolicy) -> None:
-    """What the statement records about its build must prove the claim (as in `gate`)."""
+    """What the statement records about its build must prove the claim (as in `gate`),
+    at the tier the policy requires, if it requires one (policy/tier.py)."""
     for a in atts:
         if a.claim is None or a.failed or a.skipped:
             continue
         problem = recorded_problem(a.claim.internal, policy.environment)
+        if problem is None and policy.require_tier is not None:
+            judged = tier.judge(a.claim, a.keyids, policy.service_keys())
+            problem = tier.shortfall(judged, policy.require_tier)
         if problem is not None:
             if a.ancestor:  # history that proves nothing (an older tool's, say), not evidence
                 a.skip(BOUND, "environment", f"{problem} (on an ancestor's note: not counted)")

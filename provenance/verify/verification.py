@@ -101,11 +101,13 @@ class AttestationReport:
     subjects: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (out, sha256)
     diffs: tuple[OutputDiff, ...] = ()
     dependencies: Dependencies | None = None  # level 3: where the rebuild's inputs came from
+    tier: str | None = None  # what a provenance statement counts as (policy/tier.py)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "dependencies": self.dependencies.as_json() if self.dependencies else None,
             "source": self.source,
+            "tier": self.tier,
             "sha256": self.sha256,
             "status": self.status,
             "check": self.check,
@@ -256,6 +258,7 @@ class Attestation:
     check: str | None = None  # the check a FAILED test-result is about
     diffs: list[OutputDiff] = field(default_factory=list)
     dependencies: Dependencies | None = None
+    tier: str | None = None
 
     def ok(self, level: str, name: str, detail: str) -> None:
         self.steps.append(Step(level, name, True, detail))
@@ -299,4 +302,5 @@ class Attestation:
             subjects={p: (c.output_names[p], d) for p, d in c.subjects.items()} if c else {},
             diffs=tuple(self.diffs),
             dependencies=self.dependencies,
+            tier=self.tier,
         )

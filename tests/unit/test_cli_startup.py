@@ -39,6 +39,7 @@ def test_importing_the_cli_loads_no_job() -> None:
         "provenance.cli.ci",
         "provenance.cli.review",
         "provenance.cli.audit",
+        "provenance.cli.serve",
     }
     heavy = {"pydantic", "cryptography", "rich", "tomllib", "tomli_w"}
     assert {m.split(".")[0] for m in loaded} & heavy == set()

@@ -24,6 +24,9 @@ RANK = {
     # notes) and policy (trust, trusted_ref); used by verify, ci and show. A peer of attest.
     "review": 5,
     "verify": 6,
+    # The attestation service runs the attest pipeline for other users (server) and is
+    # used by the build command (client); verify, ci and audit never need it.
+    "service": 6,
     "ci": 7,
     "audit": 7,
     # `provenance show`: assembles what is attested (reads envelopes with verify.authentic,
