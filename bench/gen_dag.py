@@ -12,9 +12,11 @@ closure without nixpkgs:
 
 Usage:
 
-    python bench/gen_dag.py DEST [--nodes 1500] [--shape chain|layers] [--place]
+    python bench/gen_dag.py DEST [--nodes 1500] [--shape chain|layers] [--refs] [--place]
 
 DEST becomes a committed git repo with tools/bin/busybox copied from the host. With
+`--refs`, each node's output names its dependencies' outputs, so that (as in nixpkgs) the
+runtime closure of the last node is the whole graph: a cache must serve it all. With
 `--place`, the nodes' outputs are written into the store and registered as valid
 (`nix-store --register-validity`) instead of built, and only `big` itself is built:
 100,000 sandboxed builds take hours on two cores, and what the benchmarks time
@@ -58,7 +60,7 @@ FLAKE = """{
         builder = "${tools}/bin/busybox";
         PATH = "${tools}/bin";
         deps = deps i;
-        args = [ "sh" "-c" "echo ${toString i} > $out" ];
+        args = [ "sh" "-c" "echo ${toString i} @REFS@ > $out" ];
       };
       cache = builtins.genList node n;
       nodes = i: builtins.elemAt cache i;
@@ -85,9 +87,12 @@ def flake_text(nodes: int, shape: str = "chain") -> str:
     )
 
 
-def generate(dest: Path, nodes: int, shape: str = "chain") -> Path:
+def generate(dest: Path, nodes: int, shape: str = "chain", *, refs: bool = False) -> Path:
+    """refs: each node's output names its dependencies' outputs (see the module docstring)."""
     dest.mkdir(parents=True, exist_ok=True)
-    (dest / "flake.nix").write_text(flake_text(nodes, shape))
+    (dest / "flake.nix").write_text(
+        flake_text(nodes, shape).replace("@REFS@", "$deps" if refs else "")
+    )
     (dest / "tools" / "bin").mkdir(parents=True, exist_ok=True)
     shutil.copy2(find_static_busybox(), dest / "tools" / "bin" / "busybox")
     env_git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
@@ -140,8 +145,11 @@ if __name__ == "__main__":
     ap.add_argument("dest", type=Path)
     ap.add_argument("--nodes", type=int, default=1500)
     ap.add_argument("--shape", choices=("chain", "layers"), default="chain")
+    ap.add_argument("--refs", action="store_true", help="outputs reference their dependencies")
     ap.add_argument("--place", action="store_true", help="register the nodes, build `big`")
     args = ap.parse_args()
-    print(generate(args.dest, args.nodes, args.shape))
+    if args.place and args.refs:
+        ap.error("--place writes outputs without references: not with --refs")
+    print(generate(args.dest, args.nodes, args.shape, refs=args.refs))
     if args.place:
         print(place_outputs(args.dest))

@@ -1,6 +1,6 @@
 """One error hierarchy for the whole tool.
 
-Library code raises a subclass of `ProvenanceError`; only `cli.py` turns it into a
+Library code raises a subclass of `ProvenanceError`; only the CLI (`cli/`) turns it into a
 one-line message and an exit code. Each class carries its exit code so the mapping
 lives in exactly one place, and `docs/cli.md` documents the same table.
 """
@@ -103,3 +103,17 @@ class VerificationError(ProvenanceError):
 
 class PolicyViolation(VerificationError):
     """Verified statements do not satisfy the trust policy."""
+
+
+class ServiceError(ProvenanceError):
+    """The attestation service cannot be reached, or broke the protocol (service/)."""
+
+    exit_code = ExitCode.ENVIRONMENT
+
+
+class RemoteError(ProvenanceError):
+    """An error the attestation service reported, with the exit code it chose."""
+
+    def __init__(self, message: str, hint: str | None, exit_code: int) -> None:
+        super().__init__(message, hint)
+        self.exit_code = exit_code

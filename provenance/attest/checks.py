@@ -25,14 +25,16 @@ from provenance.attest import realise
 from provenance.attest.closure import Closure, closure_of
 from provenance.attest.prefetch import NixFacts
 from provenance.attest.report import BuildRequest, CheckResult
-from provenance.doors import buildlog
+from provenance.doors import buildlog, storeroot
 from provenance.doors.drvfile import DrvFlags, read_drv_closure_flags
 from provenance.doors.nix import FlakeMetadata, Nix, PathInfo
 from provenance.doors.selection import EvaluatedCheck
+from provenance.doors.storeroot import StoreRoot
 from provenance.errors import NixError, RefusedError
 from provenance.formats import dsse
 from provenance.formats.claims import CLOSURE_AUTO, CLOSURE_DIGEST, CLOSURE_FULL
 from provenance.formats.hashing import nar_sha256, sha256_hex
+from provenance.formats.uris import git_file_flake
 from provenance.policy import nixenv
 from provenance.progress import Reporter
 
@@ -122,16 +124,19 @@ def _hash_outputs(
     name: str,
     outputs: dict[str, str],
     pool: ThreadPoolExecutor,
+    where: StoreRoot,
     recorded: dict[str, PathInfo] | None = None,
 ) -> dict[str, tuple[str, str]]:
     """Our own NAR hash of each output, refused unless it is the narHash nix recorded.
 
-    `recorded`: nix's path-info from before a rebuild that passed. A passing `--rebuild`
-    leaves the valid path and its registration as they were (it only compares), so the
-    narHash read then is still the one nix records: no second query.
+    Ours is of the files nix built: in a chroot store not at the store path, which may
+    not exist or be the host store's copy of it (storeroot.py). `recorded`: nix's
+    path-info from before a rebuild that passed. A passing `--rebuild` leaves the valid
+    path and its registration as they were (it only compares), so the narHash read then
+    is still the one nix records: no second query.
     """
     theirs_f = pool.submit(nix.path_info, outputs.values()) if recorded is None else None
-    ours = {out: nar_sha256(path) for out, path in outputs.items()}  # beside nix's answer
+    ours = {out: nar_sha256(where.physical(path)) for out, path in outputs.items()}
     theirs = theirs_f.result() if theirs_f is not None else recorded or {}
     hashed: dict[str, tuple[str, str]] = {}
     for out, path in sorted(outputs.items()):
@@ -162,13 +167,18 @@ def attest_checks(
     walked_f = pool.submit(read_drv_closure_flags, drv_paths)
     nix_version = facts.version.result()
 
-    env = nixenv.establish(nix, facts.config.result(), facts.store.result())
+    config = facts.config.result()
+    env = nixenv.establish(nix, config, facts.store.result())
+    where = storeroot.locate(config.values.get("store"))
     user = facts.user.result()
     if env.enforcement != nixenv.DAEMON_CONF and user is not None:
         for warning in nixenv.switched_off(user):
             reporter.warn(warning)
-    # Refused before anything is built, on the .drv files' own word (closure.py).
-    closure = Closure(pool, nix, drv_paths, walked_f.result())
+    # Refused before anything is built, on the .drv files' own word (closure.py). The
+    # walk read them at their store paths; a chroot store has them elsewhere.
+    relocated = where.real is not None
+    walked = read_drv_closure_flags(drv_paths, where.physical) if relocated else walked_f.result()
+    closure = Closure(pool, nix, drv_paths, walked)
     for name, check in sorted(checks.items()):
         if check.drv_path in closure.fods:
             msg = (
@@ -220,9 +230,11 @@ def attest_checks(
         # Valid before and rebuilt-and-compared: nix's record is what it was (_hash_outputs).
         was_valid = output_check == realise.REBUILT and all(p in valid for p in outputs.values())
         recorded = valid if was_valid else None
-        hashed = _hash_outputs(nix, name, outputs, pool, recorded)
+        hashed = _hash_outputs(nix, name, outputs, pool, where, recorded)
         log = log_f.result()
-        tested, why = testresults.read_for_check(hashed, log, name, reporter, drv_path)
+        tested, why = testresults.read_for_check(
+            hashed, log, name, reporter, drv_path, where.physical
+        )
         if why is not None:
             # The build passed but its results say tests failed, or cannot be trusted
             # (unreadable, contradicted by the log): nothing is signed for it, exactly
@@ -255,14 +267,14 @@ def attest_checks(
         )
         source = SourceInfo(
             flake_ref=src.ref,
-            repo_url=f"git+file://{src.top}",
+            repo_url=git_file_flake(str(src.top)),
             commit=src.commit,
             subdir=src.subdir,
             dirty=bool(src.dirty_files),
             dirty_files=src.dirty_files,
             metadata=meta_f.result(),
         )
-        stmt = provenance_statement(built, source, env.record(nix_version))
+        stmt = provenance_statement(built, source, env.record(nix_version), req.builder)
         envelope = dsse.sign(stmt.dump_bytes(), [req.signer]).to_json()
         if len(envelope) > dsse.MAX_ENVELOPE_BYTES:
             msg = (

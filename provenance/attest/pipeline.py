@@ -25,20 +25,30 @@ request and report types are report.py, re-exported here for callers
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
-from provenance.attest import realise
+from provenance.attest import bundles, realise
 from provenance.attest.cache import NotesRead, OwnLines, cached, read_notes
 from provenance.attest.checks import Source, attest_checks
 from provenance.attest.prefetch import Prefetch
-from provenance.attest.report import BuildReport, BuildRequest, CheckResult, ChecksFailedError
+from provenance.attest.report import (
+    Builder,
+    BuildReport,
+    BuildRequest,
+    CheckResult,
+    ChecksFailedError,
+)
 from provenance.doors.git import Git
 from provenance.doors.nix import Nix, current_system
 from provenance.doors.selection import EvaluatedCheck
 from provenance.errors import RefusedError, UsageError
 from provenance.formats import bundle
 from provenance.formats.claims import CLOSURE_AUTO, CLOSURE_LISTINGS
+from provenance.formats.keys import PublicKey
+from provenance.formats.uris import git_file_flake
 from provenance.policy.definition import Definitions, describe
 from provenance.progress import Reporter
 
@@ -48,33 +58,38 @@ __all__ = [
     "REBUILT",
     "BuildReport",
     "BuildRequest",
+    "Builder",
     "CheckResult",
     "ChecksFailedError",
     "build",
+    "working_copy",
+    "write_outputs",
 ]
 
 BUILT, REBUILT = realise.BUILT, realise.REBUILT  # internalParameters.outputCheck
 BUNDLE_DIR = ".provenance"  # default bundle location, relative to the flake directory
 
 
-def _repo_state(
-    req: BuildRequest, reporter: Reporter
+def working_copy(
+    flake_dir: Path, reporter: Reporter, *, allow_dirty: bool = False
 ) -> tuple[Git, Path, str, str, tuple[str, ...]]:
-    if req.closure not in (CLOSURE_AUTO, *CLOSURE_LISTINGS):
-        msg = f"--closure {req.closure!r} is not one of auto, {', '.join(CLOSURE_LISTINGS)}"
-        raise UsageError(msg, "pass --closure auto, full (every path) or digest")
-    flake_dir = req.flake_dir.resolve()
+    """(git, top, HEAD, the flake's subdir, modified files) of the flake's repository.
+
+    Refuses a dirty tree unless `allow_dirty`, and warns about untracked files under the
+    flake (Nix leaves them out). `build --service` runs the same checks on the client.
+    """
+    given, flake_dir = flake_dir, flake_dir.resolve()
     if not flake_dir.is_dir():
-        msg = f"{req.flake_dir} is not a directory"
+        msg = f"{given} is not a directory"
         raise UsageError(msg)
     if not (flake_dir / "flake.nix").is_file():
-        msg = f"{req.flake_dir} is not a flake (no flake.nix)"
+        msg = f"{given} is not a flake (no flake.nix)"
         raise UsageError(msg, "run in a directory with a flake.nix, or pass it as FLAKE_DIR")
     git = Git(flake_dir)
     top, commit = git.head()
     status = git.status()
     subdir = flake_dir.relative_to(top).as_posix() if flake_dir != top else ""
-    if status.dirty and not req.allow_dirty:
+    if status.dirty and not allow_dirty:
         shown = ", ".join(status.modified[:8]) + (" ..." if len(status.modified) > 8 else "")
         msg = f"the work tree has uncommitted changes: {shown}"
         raise RefusedError(
@@ -94,10 +109,8 @@ def _repo_state(
 
 def _flake_ref(top: Path, commit: str, subdir: str, dirty: bool) -> str:
     # Clean: evaluate the commit itself, not the work tree, so later edits cannot slip in.
-    query = [] if dirty else [f"rev={commit}"]
-    if subdir:
-        query.append(f"dir={subdir}")
-    return f"git+file://{top}" + (f"?{'&'.join(query)}" if query else "")
+    # Percent-encoded (uris.py): a `#` or `?` in the path would otherwise cut the URL.
+    return git_file_flake(str(top), rev=None if dirty else commit, subdir=subdir)
 
 
 def _evaluate(
@@ -124,7 +137,12 @@ def _read_notes(git: Git, commit: str, req: BuildRequest, prefetch: Prefetch) ->
 def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> BuildReport:
     """Attest the flake's checks at HEAD. See the module docstring for the order of steps."""
     reporter = reporter or Reporter()
-    git, top, commit, subdir, dirty_files = _repo_state(req, reporter)
+    if req.closure not in (CLOSURE_AUTO, *CLOSURE_LISTINGS):
+        msg = f"--closure {req.closure!r} is not one of auto, {', '.join(CLOSURE_LISTINGS)}"
+        raise UsageError(msg, "pass --closure auto, full (every path) or digest")
+    git, top, commit, subdir, dirty_files = working_copy(
+        req.flake_dir, reporter, allow_dirty=req.allow_dirty
+    )
     dirty = bool(dirty_files)
     system = current_system()
     with ThreadPoolExecutor(max_workers=6) as pool:
@@ -174,6 +192,10 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
             line, hit = hits[n]
             reused = [line, *own.companions(n, hit.via or commit)]
             lines += reused
+            # The reused test-result statement's counts, so a cache hit reports what was proven.
+            counts = [own.test_counts[ln] for ln in reused if ln in own.test_counts]
+            if counts:
+                results[n] = replace(hit, tests=counts[0])
             if hit.via:
                 ancestors.update(reused)
         if todo:
@@ -189,25 +211,22 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
                 results,
             )
 
-    bundle_path = None
-    note_attached = False
-    if lines:
-        bundle_path = req.output or (
-            req.flake_dir.resolve() / BUNDLE_DIR / f"{commit}.intoto.jsonl"
-        )
-        _ensure_ignored(bundle_path)
-        data = ("\n".join(lines) + "\n").encode()
-        if not _same_bytes(bundle_path, data):  # a repeated cache hit rewrites nothing
-            bundle.write_atomic(bundle_path, data)
-        if dirty:
-            reporter.warn(
-                "dirty tree: the bundle is written but not attached to the commit as a note"
-            )
-        elif req.attach_note and (own_lines := [ln for ln in lines if ln not in ancestors]):
-            if todo or superseded:
-                git.add_note_lines(commit, own_lines, drop=superseded)
-            # else: every line was read from this commit's note just now; nothing to add
-            note_attached = True
+    own_lines = [ln for ln in lines if ln not in ancestors]
+    bundle_path, note_attached = write_outputs(
+        git,
+        req.flake_dir,
+        commit,
+        req.signer.public,
+        lines,
+        own_lines if req.attach_note and not dirty else [],
+        superseded,
+        output=req.output,
+        dirty=dirty,
+        # else: every line was read from this commit's note just now; nothing to add
+        changed=bool(todo or superseded),
+    )
+    if dirty and lines:
+        reporter.warn("dirty tree: the bundle is written but not attached to the commit as a note")
     report = BuildReport(
         commit=commit,
         dirty=dirty,
@@ -216,6 +235,9 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
         checks=tuple(results[n] for n in names),
         bundle_path=bundle_path,
         note_attached=note_attached,
+        lines=tuple(lines),
+        note_lines=tuple(own_lines) if not dirty else (),
+        superseded=tuple(sorted(superseded)),
     )
     if report.failed:
         failed = ", ".join(c.name for c in report.failed)
@@ -224,11 +246,40 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
     return report
 
 
-def _same_bytes(path: Path, data: bytes) -> bool:
-    try:
-        return path.stat().st_size == len(data) and path.read_bytes() == data
-    except OSError:
-        return False
+def write_outputs(
+    git: Git,
+    flake_dir: Path,
+    commit: str,
+    key: PublicKey,
+    lines: list[str],
+    note_lines: list[str],
+    drop: Collection[str],
+    *,
+    output: Path | None = None,
+    dirty: bool = False,
+    changed: bool = True,
+) -> tuple[Path | None, bool]:
+    """Step 7: merge `lines` (signed by `key`) into the bundle, then union `note_lines` into
+    the note on commit.
+
+    The bundle is `output`, else per commit and key in the flake's `.provenance/`, a dirty
+    tree's apart (bundles.py). Returns (the bundle's path, or None when there was nothing to
+    write; whether the note holds the lines). `changed=False` says the lines were all read
+    from that note just now (a repeated cache hit), so it is not rewritten. `build
+    --service` writes what the service returns through this too.
+    """
+    if not lines:
+        return None, False
+    bundle_dir = flake_dir.resolve() / BUNDLE_DIR
+    bundle_path = output or bundle_dir / bundles.default_name(commit, key.keyid, dirty)
+    _ensure_ignored(bundle_path)
+    legacy = None if output else bundle_dir / bundles.legacy_name(commit)
+    bundles.write(bundle_path, lines, key, legacy)
+    if dirty or not note_lines:
+        return bundle_path, False
+    if changed:
+        git.add_note_lines(commit, note_lines, drop=drop)
+    return bundle_path, True
 
 
 def _ensure_ignored(bundle_path: Path) -> None:

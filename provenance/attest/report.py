@@ -9,11 +9,28 @@ import nothing but the error hierarchy. Import them from pipeline.py, as callers
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from provenance.errors import BuildFailedError
 from provenance.formats.keys import Signer
+from provenance.formats.uris import BUILDER_ID
+
+
+@dataclass(frozen=True)
+class Builder:
+    """Who builds and signs, as the statement says: `runDetails.builder.id`,
+    `internalParameters.trustTier`, and more `internalParameters` (the attestation
+    service records who asked and who it is: provenance/service/server.py).
+
+    The default is a local build by whoever holds the key (docs/attestation-format.md).
+    """
+
+    id: str = BUILDER_ID
+    tier: str = "local"
+    recorded: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -26,6 +43,7 @@ class BuildRequest:
     allow_dirty: bool = False
     attach_note: bool = True
     verify_deps: bool = False  # `nix store verify` the dependency outputs and sources first
+    builder: Builder = field(default_factory=Builder)
     closure: str = "auto"  # full: list every path; digest: a digest of them; auto: checks.py
 
 
@@ -51,6 +69,12 @@ class BuildReport:
     checks: tuple[CheckResult, ...]
     bundle_path: Path | None
     note_attached: bool
+    # The bundle's lines; the lines for this commit's note (the bundle less lines reused
+    # from an ancestor) and the lines they superseded there. Not in `as_json`: the
+    # attestation service hands them to its client, which writes them (service/client.py).
+    lines: tuple[str, ...] = ()
+    note_lines: tuple[str, ...] = ()
+    superseded: tuple[str, ...] = ()
 
     @property
     def failed(self) -> list[CheckResult]:

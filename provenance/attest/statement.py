@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from provenance import __version__
+from provenance.attest.report import Builder as BuilderIdentity
 from provenance.doors.nix import FlakeMetadata, PathInfo
 from provenance.formats.claims import CLOSURE_DIGEST
 from provenance.formats.hashing import CLOSURE_DIGEST_V1, closure_digest
@@ -34,13 +35,13 @@ from provenance.formats.intoto import (
     RunDetails,
     Statement,
 )
-from provenance.formats.uris import SLSA_PROVENANCE_V1
+from provenance.formats.uris import SLSA_PROVENANCE_V1, git_file_flake, local_path
 
 
 @dataclass(frozen=True)
 class SourceInfo:
     flake_ref: str  # what was evaluated, e.g. git+file:///repo?rev=...
-    repo_url: str  # the repository, without rev
+    repo_url: str  # the repository, without rev (uris.git_file_flake: percent-encoded)
     commit: str
     subdir: str
     dirty: bool
@@ -83,7 +84,10 @@ def source_descriptor(src: SourceInfo) -> ResourceDescriptor:
 
 
 def provenance_statement(
-    check: BuiltCheck, src: SourceInfo, nix_environment: dict[str, Any]
+    check: BuiltCheck,
+    src: SourceInfo,
+    nix_environment: dict[str, Any],
+    builder: BuilderIdentity | None = None,
 ) -> Statement:
     subjects = [
         ResourceDescriptor(
@@ -109,7 +113,7 @@ def provenance_statement(
     ]
 
     external = {
-        "flake": src.repo_url + (f"?dir={src.subdir}" if src.subdir else ""),
+        "flake": git_file_flake(local_path(src.repo_url), subdir=src.subdir),
         "attribute": check.attribute,
         "check": check.name,
         "system": check.system,
@@ -121,12 +125,14 @@ def provenance_statement(
             **({"dirtyFiles": list(src.dirty_files)} if src.dirty else {}),
         },
     }
+    builder = builder or BuilderIdentity()
     internal = {
+        **builder.recorded,
         "nix": nix_environment,
         "evaluation": {"pure": True, "ref": src.flake_ref},
         "outputCheck": check.output_check,
         "dependencyOutputs": check.dependency_check,
-        "trustTier": "local",
+        "trustTier": builder.tier,
         "slsaBuildLevel": 1,
     }
     byproducts = []
@@ -153,7 +159,8 @@ def provenance_statement(
         ),
         run_details=RunDetails(
             builder=Builder(
-                version={"provenance": __version__, "nix": str(nix_environment["version"])}
+                id=builder.id,
+                version={"provenance": __version__, "nix": str(nix_environment["version"])},
             ),
             metadata=BuildMetadata(
                 invocation_id=check.invocation_id,

@@ -17,9 +17,10 @@ https://github.com/in-toto/attestation/blob/main/spec/predicates/test-result.md
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
 
 from provenance.attest import runnerlogs
@@ -129,7 +130,7 @@ def declared_reports(drv_path: str) -> list[str]:
         # __structuredAttrs: the attributes are one JSON document in the __json entry.
         try:
             value = json.loads(_unescape(m.group(1))).get(DECLARE_ATTR)
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             msg = f"{drv_path}: its __json attributes are not a JSON object"
             raise AttestationError(msg) from None
         if isinstance(value, str):
@@ -352,21 +353,27 @@ def read_for_check(
     check: str,
     reporter: Reporter,
     drv_path: str | None = None,
+    physical: Callable[[str], str] = str,
 ) -> tuple[TestResults | None, str | None]:
     """The results a built check left, and why the check failed by them (None: it did not).
 
     A report that cannot be read, or that the log contradicts, fails the check: in
     doubt, nothing is signed. So does a result that says FAILED. `provenance build`
-    reads results *before* signing anything (see attest.py).
+    reads results *before* signing anything (see attest.py). Files are read where
+    `physical` says (a chroot store: storeroot.py); the statement names store paths.
     """
-    paths = {o: p for o, (p, _) in outputs.items()}
+    paths = {o: physical(p) for o, (p, _) in outputs.items()}
     try:
-        declared = declared_reports(drv_path) if drv_path else []
+        declared = declared_reports(physical(drv_path)) if drv_path else []
         results = find_results(paths, log, declared)
     except AttestationError as e:
         return None, f"its test results cannot be trusted: {e.message}"
     except OSError as e:
         return None, f"its test report cannot be read: {e.filename}: {e.strerror}"
+    for o, where in paths.items():
+        if results is not None and where != outputs[o][0] and results.source.startswith(where):
+            logical = outputs[o][0] + results.source[len(where) :]
+            results = dataclasses.replace(results, source=logical)
     if results is None:
         reporter.info(f"{check}: no test report and no runner summary: no test-result statement")
         return None, None

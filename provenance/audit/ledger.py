@@ -68,6 +68,7 @@ __all__ = [
     "Tier",
     "actor",
     "append",
+    "branch",
     "build_checks",
     "bundle_record",
     "canonical",
@@ -126,6 +127,29 @@ def highest_tier(checks: Iterable[CheckRecord | Mapping[str, Any]], default: Tie
     return max(tiers, key=TIER_RANK.__getitem__) if tiers else default
 
 
+# Where CI names the branch a run is about: a pull request's source branch first (GitHub
+# checks out a merge commit whose HEAD is detached), then the pushed branch.
+_BRANCH_VARS = (
+    "GITHUB_HEAD_REF",
+    "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME",
+    "GITHUB_REF_NAME",
+    "CI_COMMIT_BRANCH",
+)
+
+
+def branch(git: Any, environ: Mapping[str, str] | None = None) -> str | None:
+    """The branch the run is about: the one CI names, else the one HEAD is on, else None."""
+    env = os.environ if environ is None else environ
+    for var in _BRANCH_VARS:
+        value = env.get(var, "").strip()
+        if value:
+            return value
+    try:
+        return git.current_branch()  # type: ignore[no-any-return]
+    except ProvenanceError:
+        return None
+
+
 def actor(keyid: str | None = None) -> dict[str, str]:
     """Who ran the command, as the wire form of `Actor`."""
     try:
@@ -180,12 +204,15 @@ def record(
     duration_ms: int | None = None,
     ledger_path: Path | None = None,
     warn: Callable[[str], None] | None = None,
+    dirty: bool = False,
 ) -> Appended | None:
     """Append one entry for a finished command; never raises (a ledger failure is a warning).
 
     `repo_root` is any directory inside the repository; the ledger goes to
     `<toplevel>/.provenance/ledger.jsonl` unless `ledger_path` or $PROVENANCE_LEDGER say
-    otherwise ($PROVENANCE_LEDGER=off records nothing). Example (the build command):
+    otherwise ($PROVENANCE_LEDGER=off records nothing). `keyid`: the key that signed
+    what the run wrote (build's statements, verify's summary). `dirty`: a build of
+    uncommitted changes, which `audit check` never counts. Example (the build command):
 
         ledger.record(flake_dir, command="build", ok=not report.failed, commit=report.commit,
                       checks=ledger.build_checks(report), bundles=[(report.bundle_path, "written")],
@@ -216,12 +243,18 @@ def record(
             "ok": ok,
             "actor": actor(keyid),
             "repo": _repo_id(git, top),
+            "repoPath": str(top),
             "checks": [dict(c) for c in checks],
             "bundles": [bundle_record(p, role) for p, role in bundles],
             "tier": highest_tier(checks, env_tier()),
         }
         if commit is not None:
             draft["commit"] = commit
+        on = branch(git)
+        if on:
+            draft["branch"] = on
+        if dirty:
+            draft["dirty"] = True
         if duration_ms is not None:
             draft["durationMs"] = duration_ms
         done = append(ledger_path, draft)
@@ -261,9 +294,13 @@ def verify_checks(report: Any) -> list[dict[str, str]]:
     """Ledger check records from a verify.VerifyReport: one per attestation about a check.
 
     The tier is `reproduced` only when the rebuild level was reached (an independent
-    rebuild matched every output); otherwise where the verifier ran.
+    rebuild matched every output); otherwise where the verifier ran. A check verify
+    could not prove without any attestation of it failing (none signed by a trusted key,
+    too few signers) is `unverified`, not `failed`: a wrong `--trusted-key` says nothing
+    about the check. An attestation that passed for a check that did not is left out.
     """
     tier = env_tier()
+    missing = set(report.missing)
     records = [
         check_record(
             a.check,
@@ -272,16 +309,32 @@ def verify_checks(report: Any) -> list[dict[str, str]]:
             a.drv_path,
         )
         for a in report.attestations
-        if a.check and a.status != "SKIPPED"
+        if a.check and a.status != "SKIPPED" and not (a.status == "PASSED" and a.check in missing)
     ]
-    records += [check_record(name, "failed", tier) for name in report.missing]
+    named = {r["name"] for r in records}
+    records += [check_record(n, "unverified", tier) for n in report.missing if n not in named]
     return records
 
 
 def gate_checks(report: Any) -> list[dict[str, str]]:
-    """Ledger check records from a gate.GateReport: `reused` when a proof lets CI skip it."""
+    """Ledger check records from a gate.GateReport: `reused` when a proof lets CI skip it.
+
+    A reused proof's tier is the one its statement claims (`trustTier`: `local` for every
+    `provenance build`), not the gate's: CI reusing a laptop's attestation proved nothing
+    on CI. A check the gate could not prove (`skipped`: CI runs it) has the gate's tier.
+    """
     tier = env_tier()
     return [
-        check_record(c.name, "reused" if c.passed else "skipped", tier, c.drv_path)
+        check_record(
+            c.name,
+            "reused" if c.passed else "skipped",
+            _claimed_tier(c.trust_tiers) if c.passed else tier,
+            c.drv_path,
+        )
         for c in report.checks
     ]
+
+
+def _claimed_tier(claimed: Sequence[str]) -> Tier:
+    # The weakest counted statement decides; trustTier is free text, so only `ci` is ci.
+    return "ci" if claimed and all(t == "ci" for t in claimed) else "local"

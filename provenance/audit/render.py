@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 
 from provenance.audit.chain import ChainReport
+from provenance.audit.models import Entry
 from provenance.audit.stats import TIERS, Summary
+from provenance.text import printable
 
 
 def pct(rate: float | None) -> str:
@@ -47,6 +49,11 @@ def render_text(s: Summary) -> str:
         f"who      {', '.join(s.actors) or '-'}",
         f"commits  {s.commits}",
         f"results  {s.results} check results; pass rate {pct(s.pass_rate)}",
+        *(
+            [f"dirty    {s.dirty_runs} build(s) of a dirty tree: shown, never counted as proof"]
+            if s.dirty_runs
+            else []
+        ),
         f"proven   {_tier_line(s)} (passing results by trust tier)",
     ]
     for p in s.parts:
@@ -63,7 +70,8 @@ def render_text(s: Summary) -> str:
             f"{c.tiers['ci']:>2}  {c.tiers['reproduced']:>10}  {c.last_result} {c.last_time}"
             for c in s.checks
         ]
-    return "\n".join(out) + "\n"
+    # Check names and actors come from the ledger (and so from flakes): escape controls.
+    return "\n".join(printable(line) for line in out) + "\n"
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
@@ -80,7 +88,16 @@ def md(text: object) -> str:
     return _MD_SPECIAL.sub(r"\\\1", s).replace("@", "@\u200b")
 
 
-def render_markdown(s: Summary) -> str:
+def _who(e: Entry, actors: bool) -> str:
+    """Who ran it, for Markdown: the key, and `user@host` only when asked (PR comments are
+    public; a user and host name are not the reader's business by default)."""
+    key = f"key {e.actor.keyid[:12]}" if e.actor.keyid else ""
+    person = f"{e.actor.user}@{e.actor.host}" if actors else ""
+    return " ".join(x for x in (person, key) if x) or "-"
+
+
+def render_markdown(s: Summary, *, actors: bool = False) -> str:
+    """The summary as GitHub Markdown; `actors` adds user@host to the recent runs."""
     lines = [f"### Provenance audit: {md(s.label)}", ""]
     if s.chain:
         mark = "✅" if s.chain.ok else "❌"
@@ -92,12 +109,27 @@ def render_markdown(s: Summary) -> str:
         f"| {s.tiers['reproduced']} | {s.commits} |",
         "",
     ]
+    if s.dirty_runs:
+        lines += [
+            f"⚠️ {s.dirty_runs} build(s) of a dirty tree (uncommitted changes): listed below, "
+            "never counted as passes or by `audit check`.",
+            "",
+        ]
     if s.parts:
         lines += ["| ledger | runs | pass rate | reproduced | chain |", "|---|---:|---:|---:|---|"]
         lines += [
             f"| {md(p.label)} | {p.runs} | {pct(p.pass_rate)} | {p.tiers['reproduced']} | "
             f"{'valid' if p.chain and p.chain.ok else 'BROKEN'} |"
             for p in s.parts
+        ]
+        lines.append("")
+    if s.branches:
+        lines += ["| branch | newest commit | state | proven by |", "|---|---|---|---|"]
+        lines += [
+            f"| {md(b.branch)} | {md(b.head.commit[:12])} | "
+            f"{'proven' if b.head.proven else 'not proven'} | "
+            f"{md('; '.join(b.head.provers) or '-')} |"
+            for b in s.branches
         ]
         lines.append("")
     if s.checks:
@@ -120,9 +152,9 @@ def render_markdown(s: Summary) -> str:
         ]
         lines += [
             f"| {md(e.time)} | {md(e.command)} | {'yes' if e.ok else 'no'} | "
-            f"{md((e.commit or '-')[:12])} | {md(e.tier)} | "
+            f"{md((e.commit or '-')[:12])}{' **dirty**' if e.dirty else ''} | {md(e.tier)} | "
             f"{md(', '.join(f'{c.name}={c.result}' for c in e.checks) or '-')} | "
-            f"{md(f'{e.actor.user}@{e.actor.host}')} |"
+            f"{md(_who(e, actors))} |"
             for e in s.recent
         ]
         lines += ["", "</details>", ""]

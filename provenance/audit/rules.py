@@ -68,7 +68,9 @@ class PolicyReport:
 
 
 def _latest(records: list[tuple[Entry, CheckRecord]]) -> tuple[Entry, CheckRecord] | None:
-    return max(records, key=lambda r: (r[0].time, r[0].seq)) if records else None
+    # Within one entry the last record decides (verify lists attestations, then verdicts).
+    ranked = [(e.time, e.seq, i, (e, c)) for i, (e, c) in enumerate(records)]
+    return max(ranked, key=lambda r: r[:3])[3] if ranked else None
 
 
 def check_policy(
@@ -88,6 +90,8 @@ def check_policy(
       in scope when none is required) also has a passing `reproduced` result in scope;
     - `require_chain`: the whole ledger's hash chain verifies.
     Scope: entries at or after `since`, and on `commit` (a full hash or a prefix) if given.
+    Builds of a dirty tree are never in scope: they attest uncommitted changes, not the
+    commit they name (a fix that was never committed must not pass `require`).
     """
     if not require and not require_reproduced and not require_chain:
         msg = "no audit rules given"
@@ -95,12 +99,14 @@ def check_policy(
     rules: list[Rule] = []
     if require_chain:
         rules.append(Rule("chain", chain.ok, chain_line(chain)))
-    scope = [
+    in_scope = [
         e
         for e in entries
         if (since is None or parse_time(e.time) >= since)
         and (commit is None or (e.commit or "").startswith(commit))
     ]
+    scope = [e for e in in_scope if not e.dirty]
+    dirty = {c.name for e in in_scope if e.dirty for c in e.checks}
     where = (
         " ".join(
             x
@@ -119,7 +125,8 @@ def check_policy(
     for name in require:
         last = _latest(by_name.get(name, []))
         if last is None:
-            rules.append(Rule(f"require {name}", False, f"no result for {name} {where}"))
+            also = " (only dirty-tree builds, which never count)" if name in dirty else ""
+            rules.append(Rule(f"require {name}", False, f"no result for {name} {where}{also}"))
             continue
         e, c = last
         detail = (

@@ -6,8 +6,9 @@ provenance claims and failed test results it can read, counting what it cannot (
 signatures, untrusted signers, malformed lines) so a verdict can say why CI must run.
 `judge` applies the rules: exact drvPath, name, attribute and system; a clean tree; a
 commit in the searched window whose check definition is the revision's; subjects that
-are exactly the check's outputs; a recorded Nix environment that proves the claim; and
-verify's threshold rule over the agreeing signers.
+are exactly the check's outputs; a recorded Nix environment that proves the claim; the
+tier the policy requires (`require-tier`, policy/tier.py); and verify's threshold rule
+over the agreeing signers.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from provenance.errors import AttestationError, VerificationError
 from provenance.formats import dsse
 from provenance.formats.claims import ProvenanceClaim, load_statement, parse_provenance
 from provenance.formats.uris import SLSA_PROVENANCE_V1, TEST_RESULT_V01
-from provenance.policy import nixenv
+from provenance.policy import nixenv, tier
 from provenance.policy.definition import Definitions, describe
 from provenance.policy.trust import Endorsement, TrustPolicy, count_signers
 
@@ -46,6 +47,11 @@ class Evidence:
     failures: list[_Failure] = field(default_factory=list)
     malformed: int = 0  # lines that are not envelopes / statements we can read
     bad_signature: int = 0  # lines naming a trusted keyid whose signature fails
+    expired: set[str] = field(default_factory=set)  # trusted signers whose trust ran out
+    # drvPath -> short keyids of signers the policy does not trust (or no longer trusts)
+    # that claim it. Read from unverified payloads, so used only to explain a "run",
+    # never to pass anything.
+    unproven: dict[str, set[str]] = field(default_factory=dict)
     untrusted: set[str] = field(default_factory=set)  # keyid hints of other signers
     lines: int = 0
 
@@ -68,10 +74,17 @@ def read_evidence(notes: list[tuple[str, bytes]], policy: TrustPolicy) -> Eviden
                 verified = dsse.verify(env, keys)
             except VerificationError:
                 hints = {s.keyid for s in env.signatures}
-                if hints & trusted_ids:
+                expired = policy.expired_signers(env) if hints & trusted_ids else ()
+                if expired:
+                    ev.expired.update(expired)  # genuine, but the policy no longer trusts it
+                elif hints & trusted_ids:
                     ev.bad_signature += 1  # claims a trusted key, signature fails: tampered
+                    continue
                 else:
                     ev.untrusted.update(h[:16] for h in hints)
+                drv = _claimed_drv(env.payload)
+                if drv:
+                    ev.unproven.setdefault(drv, set()).update(expired or {h[:16] for h in hints})
                 continue
             try:
                 stmt = load_statement(verified.payload)
@@ -85,6 +98,17 @@ def read_evidence(notes: list[tuple[str, bytes]], policy: TrustPolicy) -> Eviden
             except AttestationError:
                 ev.malformed += 1
     return ev
+
+
+def _claimed_drv(payload: bytes) -> str | None:
+    """The drvPath an *unverified* provenance payload claims (for explaining, only)."""
+    try:
+        stmt = load_statement(payload)
+        if stmt.get("predicateType") != SLSA_PROVENANCE_V1:
+            return None
+        return parse_provenance(stmt).drv_path
+    except AttestationError:
+        return None
 
 
 def _failed_drvs(stmt: dict[str, Any]) -> frozenset[str]:
@@ -123,7 +147,13 @@ def _unsound(c: _Claim, outputs: Mapping[str, str], policy: TrustPolicy) -> str 
     """Why an authentic, bound claim still proves nothing, or None (verify's rule too)."""
     if dict(c.claim.output_names) != {p: o for o, p in outputs.items()}:
         return "its subjects are not exactly the check's outputs (names and store paths)"
-    return nixenv.recorded_problem(c.claim.internal, policy.environment)
+    problem = nixenv.recorded_problem(c.claim.internal, policy.environment)
+    if problem is None and policy.require_tier is not None:
+        # A lower tier than the policy asks for: CI runs (tier.py: what counts as isolated).
+        problem = tier.shortfall(
+            tier.judge(c.claim, c.keyids, policy.service_keys()), policy.require_tier
+        )
+    return problem
 
 
 def judge(name: str, drv: str, ctx: Context) -> CheckVerdict:
@@ -177,7 +207,10 @@ def judge(name: str, drv: str, ctx: Context) -> CheckVerdict:
         reason = f"attested by {', '.join(tally.signers)} {how}"
         if policy.threshold > 1:
             reason += f": {tally.reason}"
-        return CheckVerdict(name, drv, passed=True, reason=reason, commit=at, signers=tally.signers)
+        tiers = tuple(c.claim.trust_tier for c in agreeing)
+        return CheckVerdict(
+            name, drv, True, reason, commit=at, signers=tally.signers, trust_tiers=tiers
+        )
     if usable:
         at = usable[0].claim.commit
         changed = describe(ctx.definitions.changes_since(at))
@@ -192,12 +225,17 @@ def judge(name: str, drv: str, ctx: Context) -> CheckVerdict:
             f"the attestation for this drvPath names commit {_short(exact[0].claim.commit)}, "
             f"which is not among the last {depth} commit(s) of the revision"
         )
+    elif drv in ev.unproven:
+        who = ", ".join(sorted(ev.unproven[drv]))
+        reason = f"this drvPath is attested only by untrusted key(s) {who}"
     elif same_check:
         newest = same_check[0]
         reason = (
             f"attested on {_short(newest.claim.commit)} for a different drvPath "
             f"({newest.claim.drv_path.rsplit('/', 1)[-1]}): an input of the check changed"
         )
+    elif ev.expired:
+        reason = f"signed only by key(s) whose trust expired: {', '.join(sorted(ev.expired))}"
     elif ev.bad_signature:
         reason = f"{ev.bad_signature} note line(s) fail signature verification (corrupted note?)"
     elif ev.malformed:

@@ -24,7 +24,11 @@ How it decides (docs/ci.md has the long form):
    when nothing that defines the checks differs between it and REV (definition.py): the
    drvPath pins every input of the check (tests, dependencies, toolchain), the
    definition pins what the check is;
-4. `skip` is true only when every required check passes.
+4. with `--base REF`: the tests of each check and the protected paths are compared with
+   the merge base of REV and REF, and every weakening the base's `[review]` policy names
+   must be approved by a trusted reviewer (review/compare.py; docs/review.md);
+5. `skip` is true only when every required check passes and (with --base) nothing
+   unapproved or unknown stands against the base.
 
 Fail safe: `gate()` never raises. Any error (nix missing, git failing, a corrupt note,
 a bug) becomes `skip=False` with the error as the reason, so CI simply runs. Bad usage
@@ -52,9 +56,12 @@ from provenance.doors.nix import Nix, current_system
 from provenance.doors.notes import default_remote, history_notes
 from provenance.doors.notes import fetch as fetch_notes
 from provenance.errors import ProvenanceError, UsageError
+from provenance.formats.uris import git_file_flake
 from provenance.policy.definition import Definitions
 from provenance.policy.trust import TrustPolicy, from_key_files, load_policy
 from provenance.policy.trusted_ref import policy_from_ref
+from provenance.review.compare import Review, Scope, compare, resolve_base
+from provenance.review.policy import from_commit
 
 __all__ = [
     "CheckVerdict",
@@ -123,7 +130,7 @@ def _toplevel_or_none(flake_dir: Path) -> Path | None:
 
 def _flake_ref(top: Path, commit: str, subdir: str) -> str:
     # Same as attest._flake_ref for a clean tree: the commit itself, never the work tree.
-    return f"git+file://{top}?rev={commit}" + (f"&dir={subdir}" if subdir else "")
+    return git_file_flake(str(top), rev=commit, subdir=subdir)
 
 
 def gate(req: GateRequest, nix: Nix) -> GateReport:
@@ -131,13 +138,12 @@ def gate(req: GateRequest, nix: Nix) -> GateReport:
     try:
         return _gate(req, nix)
     except ProvenanceError as e:
-        return GateReport(
-            False, f"error: {e.diagnostics()}", req.rev, None, search_depth=req.search_depth
-        )
+        reason = f"error: {e.diagnostics()}"
+        return GateReport(False, reason, req.rev, None, search_depth=req.search_depth, errored=True)
     except Exception as e:  # fail safe: any bug means "run CI", never "skip"
         log.debug("gate failed", exc_info=True)
         reason = f"unexpected error: {type(e).__name__}: {e}".replace("\n", " ")
-        return GateReport(False, reason, req.rev, None, search_depth=req.search_depth)
+        return GateReport(False, reason, req.rev, None, search_depth=req.search_depth, errored=True)
 
 
 @dataclass(frozen=True)
@@ -199,17 +205,30 @@ def _gate(req: GateRequest, nix: Nix) -> GateReport:
     outputs = {n: c.outputs for n, c in evaluated.items()}
     ctx = Context(system, commit, tuple(found.window), found.evidence, policy, definitions, outputs)
     verdicts = tuple(judge(n, drvs[n], ctx) for n in sorted(drvs))
+    review: Review | None = None
+    if req.base is not None:
+        # The deltas against the base: a change that weakens its tests gets a new drvPath
+        # and an honest attestation, so the drvPath alone cannot catch it (review/).
+        base = resolve_base(git, req.base, commit, trusted=True)
+        rules = req.review_policy or from_commit(git, base.commit, subdir, base.ref)
+        wanted = tuple(required) if required else None
+        scope = Scope(git, top, subdir, commit, system, evaluated, wanted, req.search_depth)
+        review = compare(scope, base, nix, policy, rules)
     failed = [v for v in verdicts if not v.passed]
     if failed:
         more = f" (+{len(failed) - 1} more check(s) not proven)" if len(failed) > 1 else ""
         reason = f"{failed[0].name}: {failed[0].reason}{more}"
+    elif review is not None and not review.ok:
+        reason = review.reason()
     else:
         reused = sorted({v.commit for v in verdicts if v.commit and v.commit != commit})
         reason = f"all {len(verdicts)} check(s) attested by trusted keys for their exact drvPaths"
         if reused:
             reason += "; reused the attestation of commit " + ", ".join(reused)
+        if review is not None:
+            reason += f"; {review.reason()}"
     return GateReport(
-        skip=not failed,
+        skip=not failed and (review is None or review.ok),
         reason=reason,
         rev=req.rev,
         commit=commit,
@@ -218,4 +237,5 @@ def _gate(req: GateRequest, nix: Nix) -> GateReport:
         trust=trust_src,
         search_depth=req.search_depth,
         warnings=tuple(found.warnings),
+        review=review,
     )

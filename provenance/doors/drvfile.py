@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from provenance.formats.hashing import nar_sha256_of_file
@@ -40,11 +40,14 @@ _ATERM_INPUT_DRV = re.compile(r'\("(/nix/store/[^"]+\.drv)",\[')
 _ATERM_STRING = re.compile(r'"([^"]*)"')
 
 
-def read_drv_closure_flags(roots: Iterable[str]) -> dict[str, DrvFlags] | None:
+def read_drv_closure_flags(
+    roots: Iterable[str], physical: Callable[[str], str] = str
+) -> dict[str, DrvFlags] | None:
     """Flags of every .drv in the closure of `roots`, walking the .drv files themselves.
 
     Needs no nix call, so it runs while nix answers other queries; None when any .drv
-    cannot be read (a remote store, say), and the caller asks nix instead.
+    cannot be read (a remote store, say), and the caller asks nix instead. Each file is
+    read where `physical` says (a chroot store: storeroot.py).
     """
     flags: dict[str, DrvFlags] = {}
     stack = list(roots)
@@ -53,8 +56,8 @@ def read_drv_closure_flags(roots: Iterable[str]) -> dict[str, DrvFlags] | None:
         if path in flags:
             continue
         try:
-            mode, data = _read(path)
-        except OSError:
+            mode, data = _read(physical(path))
+        except (OSError, ValueError):  # ValueError: a NUL in a path named by the file
             return None
         if not stat.S_ISREG(mode):
             return None
@@ -94,7 +97,7 @@ def read_drv_flags(path: str) -> DrvFlags | None:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             text = f.read()
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the path
         return None
     return _flags_from_aterm(path, text)
 

@@ -11,35 +11,20 @@ from __future__ import annotations
 
 import fcntl
 import tempfile
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from provenance.doors import proc
+from provenance.doors.giterrors import git_message
 from provenance.errors import GitError, UsageError
+
+__all__ = ["NOTES_REF", "Git", "TreeChange", "TreeStatus", "git_message"]  # git_message: giterrors.py
 
 NOTES_REF = "refs/notes/provenance"
 # Used only when the user has no identity configured: notes commits need one.
 _FALLBACK_IDENTITY = ["-c", "user.name=provenance", "-c", "user.email=provenance@localhost"]
-
-
-def git_message(stderr: str) -> str:
-    """Git's error as one line: its `fatal:`/`error:` lines joined, not just the last one.
-
-    Git often ends with advice ("Please make sure you have the correct access rights /
-    and the repository exists."), and the last line alone reads "...and the repository
-    exists.", which says nothing. Control characters are escaped: the text may quote a
-    hostile remote.
-    """
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    picked = [
-        ln.split(":", 1)[1].strip()
-        for ln in lines
-        if ln.startswith(("fatal:", "error:")) and ln.split(":", 1)[1].strip()
-    ]
-    text = "; ".join(picked[:3]) if picked else (lines[0] if lines else "no message")
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 @dataclass(frozen=True)
@@ -52,18 +37,35 @@ class TreeStatus:
         return bool(self.modified)
 
 
+@dataclass(frozen=True)
+class TreeChange:
+    """One path that differs between two commits: `mode blob` on each side, None if absent."""
+
+    path: str
+    before: str | None
+    after: str | None
+
+    @property
+    def kind(self) -> str:
+        return "added" if self.before is None else "deleted" if self.after is None else "modified"
+
+
 class Git:
     def __init__(self, repo: str | Path, git_bin: str = "git") -> None:
         self.repo = str(repo)
         self.git_bin = git_bin
-        # Where the repository is does not change during one command: asked once.
-        self._top: Path | None = None
-        self._common: str | None = None
+        self._common: str | None = None  # the common dir, when head() learned it
 
-    def _run(self, *args: str, stdin: bytes | None = None, check: bool = True) -> proc.Completed:
+    def _run(
+        self,
+        *args: str,
+        stdin: bytes | None = None,
+        check: bool = True,
+        env: Mapping[str, str] | None = None,
+    ) -> proc.Completed:
         cmd = [self.git_bin, "-C", self.repo, *args]
         try:
-            done = proc.run(cmd, stdin=stdin)
+            done = proc.run(cmd, stdin=stdin, env=env)
         except FileNotFoundError:
             msg = "git is not installed"
             raise GitError(msg, "install it, e.g. `apt-get install git`") from None
@@ -87,30 +89,20 @@ class Git:
         return self.rev_parse("HEAD")
 
     def toplevel(self) -> Path:
-        if self._top is None:
-            done = self._run("rev-parse", "--show-toplevel", check=False)
-            if done.returncode != 0:
-                msg = f"{self.repo} is not inside a git repository"
-                raise UsageError(msg, "run `git init && git add -A && git commit` first")
-            self._top = Path(done.stdout.decode().strip())
-        return self._top
+        done = self._run("rev-parse", "--show-toplevel", check=False)
+        if done.returncode != 0:
+            msg = f"{self.repo} is not inside a git repository"
+            raise UsageError(msg, "run `git init && git add -A && git commit` first")
+        return Path(done.stdout.decode().strip())
 
     def head(self) -> tuple[Path, str]:
         """The work tree's top and HEAD's commit in one call (the common dir kept too)."""
-        done = self._run(
-            "rev-parse",
-            "--show-toplevel",
-            "--git-common-dir",
-            "--verify",
-            "--quiet",
-            "HEAD^{commit}",
-            check=False,
-        )
-        lines = done.stdout.decode().splitlines()
-        if done.returncode != 0 or len(lines) != 3:
+        args = ("--show-toplevel", "--git-common-dir", "--verify", "--quiet", "HEAD^{commit}")
+        lines = self._run("rev-parse", *args, check=False).stdout.decode().splitlines()
+        if len(lines) != 3:  # not a repository, or no commit yet
             return self.toplevel(), self.rev_parse("HEAD")  # each says what is wrong
-        self._top, self._common = Path(lines[0]), lines[1]
-        return self._top, lines[2]
+        self._common = lines[1]
+        return Path(lines[0]), lines[2]
 
     def rev_parse(self, rev: str = "HEAD") -> str:
         done = self._run("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}", check=False)
@@ -159,9 +151,7 @@ class Git:
     def _notes_lock(self) -> Iterator[None]:
         # The common dir, not --absolute-git-dir: notes refs are shared by every linked
         # worktree, so their writers must share one lock too.
-        if self._common is None:
-            self._common = self._run("rev-parse", "--git-common-dir").stdout.decode().strip()
-        common = self._common
+        common = self._common or self._run("rev-parse", "--git-common-dir").stdout.decode().strip()
         git_dir = Path(self.repo, common) if not Path(common).is_absolute() else Path(common)
         with (git_dir / "provenance-notes.lock").open("w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -365,6 +355,41 @@ class Git:
         """
         out = self._run("diff-tree", "-r", "-z", "--no-renames", "--name-only", old, new).stdout
         return [p for p in out.decode(errors="surrogateescape").split("\0") if p]
+
+    def changed_entries(self, old: str, new: str) -> list[TreeChange]:
+        """`changed_paths` with the mode and blob id on each side (None: absent there).
+
+        The ids are what an approval names, so an approval of one edit of a file does
+        not cover a later, different edit of the same file.
+        """
+        out = self._run("diff-tree", "-r", "-z", "--no-renames", old, new).stdout
+        fields = out.decode(errors="surrogateescape").split("\0")
+        changes: list[TreeChange] = []
+        for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+            parts = meta.lstrip(":").split()
+            if len(parts) != 5 or not path:
+                continue
+            old_mode, new_mode, old_blob, new_blob, _ = parts
+            before = None if set(old_blob) == {"0"} else f"{old_mode} {old_blob}"
+            after = None if set(new_blob) == {"0"} else f"{new_mode} {new_blob}"
+            changes.append(TreeChange(path, before, after))
+        return changes
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        """The best common ancestor of two commits, or None when they share no history."""
+        done = self._run("merge-base", a, b, check=False)
+        if done.returncode == 1:
+            return None
+        if done.returncode != 0:
+            msg = f"git merge-base failed: {git_message(done.stderr)}"
+            raise GitError(msg)
+        return done.stdout.decode().strip() or None
+
+    def current_branch(self) -> str | None:
+        """The branch HEAD is on (short name), or None when detached or not a repository."""
+        done = self._run("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+        name = done.stdout.decode(errors="replace").strip()
+        return name if done.returncode == 0 and name else None
 
     def show_file(self, rev: str, path: str) -> bytes | None:
         """The file `path` as it is at `rev`, or None when absent there."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shlex
+import signal
 import subprocess
 import threading
 from collections.abc import Callable, Mapping
@@ -23,6 +24,21 @@ class Completed:
     returncode: int
     stdout: bytes
     stderr: str
+
+    @property
+    def signal(self) -> str | None:
+        """The signal that killed the process (`SIGXFSZ (25)`), or None when it exited.
+
+        subprocess reports a death by signal N as returncode -N; the tool printed nothing
+        about it (it had no chance), so callers must say it themselves.
+        """
+        if self.returncode >= 0:
+            return None
+        number = -self.returncode
+        try:
+            return f"{signal.Signals(number).name} ({number})"
+        except ValueError:
+            return f"signal {number}"
 
 
 def run(

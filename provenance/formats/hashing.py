@@ -52,7 +52,8 @@ def _dump(sink: _Sink, root: Path) -> None:
         except OSError as e:
             msg = f"cannot read {item} to hash it: {e.strerror}"
             raise StoreReadError(
-                msg, "is the store mounted where nix says (a chroot store needs its real path)?"
+                msg,
+                "is the store where nix says? (a chroot store is read at its real path: storeroot.py)",
             ) from None
 
 

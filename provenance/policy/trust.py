@@ -5,10 +5,15 @@ committed like code:
 
     [trust]
     threshold = 1                      # distinct trusted signers needed per check
+    require-tier = "isolated"          # optional: only statements of this tier count (tier.py)
 
     [trust.keys.alice]
     public_key = "-----BEGIN PUBLIC KEY-----\\n...\\n-----END PUBLIC KEY-----\\n"
     expires = 2027-06-30               # optional: signatures by this key stop counting after
+
+    [trust.keys.build-service]
+    public_key = "..."
+    service = true                     # the attestation service's key (`provenance serve`)
 
     [environment]                      # optional: what a statement's recorded Nix environment
     allowed-sandbox-paths = []         # may be (environment.EnvironmentPolicy; docs/verify.md)
@@ -29,9 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenance.errors import KeyFileError, UsageError
+from provenance.errors import KeyFileError, UsageError, VerificationError
+from provenance.formats import dsse
+from provenance.formats.dsse import Envelope
 from provenance.formats.keys import PublicKey, load_public_key, public_key_from_pem
 from provenance.policy.environment import EnvironmentPolicy
+from provenance.policy.tier import TIERS
 
 POLICY_FILE = "provenance.toml"
 
@@ -41,6 +49,7 @@ class TrustedKey:
     name: str
     key: PublicKey
     expires: dt.date | None = None
+    service: bool = False  # the key of an attestation service: its statements may be isolated
 
     def active(self, today: dt.date) -> bool:
         return self.expires is None or today <= self.expires
@@ -53,10 +62,33 @@ class TrustPolicy:
     source: str = "--trusted-key"
     environment: EnvironmentPolicy = field(default_factory=EnvironmentPolicy)
     files: tuple[str, ...] = ()  # the key files given with --trusted-key (where trust came from)
+    require_tier: str | None = None  # only statements of this tier or above count (tier.py)
 
     def active_keys(self, today: dt.date | None = None) -> list[PublicKey]:
         day = today or dt.datetime.now(dt.UTC).date()
         return [k.key for k in self.keys if k.active(day)]
+
+    def service_keys(self) -> dict[str, str]:
+        """keyid -> name of the keys marked `service = true`."""
+        return {k.key.keyid: k.name for k in self.keys if k.service}
+
+    def expired_signers(self, envelope: Envelope, today: dt.date | None = None) -> tuple[str, ...]:
+        """ "NAME (trusted until DATE)" for each expired trusted key that signed `envelope`.
+
+        Asked only after verification with the active keys failed, so that a signature by
+        a key whose trust ran out is reported as that, not as tampering.
+        """
+        day = today or dt.datetime.now(dt.UTC).date()
+        expired = [k for k in self.keys if not k.active(day)]
+        if not expired:
+            return ()
+        try:
+            signed = dsse.verify(envelope, [k.key for k in expired]).keyids
+        except VerificationError:
+            return ()
+        return tuple(
+            f"{k.name} (trusted until {k.expires})" for k in expired if k.key.keyid in signed
+        )
 
     def name_of(self, keyid: str) -> str:
         for k in self.keys:
@@ -107,7 +139,7 @@ def _read_policy(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as e:
         msg = f"cannot read policy file {path}: {e}"
         raise UsageError(msg) from None
-    except tomllib.TOMLDecodeError as e:
+    except ValueError as e:  # TOMLDecodeError, or a number over 4300 digits long
         msg = f"policy file {path} is not valid TOML: {e}"
         raise UsageError(msg) from None
     except RecursionError:
@@ -144,24 +176,47 @@ def load_policy(path: Path) -> TrustPolicy:
         msg = f"{path}: threshold {threshold} exceeds the {len(keys)} key(s) it names"
         raise UsageError(msg)
     environment = EnvironmentPolicy.from_table(data.get("environment"), str(path))
-    return TrustPolicy(tuple(keys), threshold, str(path), environment)
+    require = trust.get("require-tier")
+    if require is not None and require not in TIERS:
+        msg = f"{path}: trust.require-tier must be one of {', '.join(TIERS)}"
+        raise UsageError(msg, "see docs/verify.md, Tiers")
+    if require is not None and require != TIERS[0] and not any(k.service for k in keys):
+        msg = f"{path}: trust.require-tier is {require!r}, but no key is marked service = true"
+        raise UsageError(
+            msg, "trust the service's key with `provenance trust add NAME PUB --service`"
+        )
+    return TrustPolicy(tuple(keys), threshold, str(path), environment, require_tier=require)
 
 
-def _entry(path: Path, name: str, entry: Any) -> TrustedKey:
+def _entry(path: Path, name: str, entry: Any, table: str = "trust.keys") -> TrustedKey:
     if not isinstance(entry, dict) or not isinstance(entry.get("public_key"), str):
-        msg = f"{path}: trust.keys.{name} needs a public_key PEM string"
+        msg = f"{path}: {table}.{name} needs a public_key PEM string"
         raise UsageError(msg)
     try:
         key = public_key_from_pem(entry["public_key"].encode(), f"{path}:{name}")
     except KeyFileError as e:
-        raise UsageError(f"{path}: trust.keys.{name}: {e.message}") from None
+        raise UsageError(f"{path}: {table}.{name}: {e.message}") from None
+    service = entry.get("service", False)
+    if not isinstance(service, bool):
+        msg = f"{path}: {table}.{name}.service must be true or false"
+        raise UsageError(msg)
     expires = entry.get("expires")
     if isinstance(expires, dt.datetime):
         expires = expires.date()
     if expires is not None and not isinstance(expires, dt.date):
-        msg = f"{path}: trust.keys.{name}.expires must be a date (YYYY-MM-DD)"
+        msg = f"{path}: {table}.{name}.expires must be a date (YYYY-MM-DD)"
         raise UsageError(msg)
-    return TrustedKey(name, key, expires)
+    return TrustedKey(name, key, expires, service)
+
+
+def read_policy_data(path: Path) -> dict[str, Any]:
+    """The policy file as TOML data (other tables than [trust] are read by their owners)."""
+    return _read_policy(path)
+
+
+def key_entry(where: Path | str, name: str, entry: Any, table: str) -> TrustedKey:
+    """One named key entry of `table` (`public_key`, optional `expires`), as in [trust.keys]."""
+    return _entry(Path(where), name, entry, table)
 
 
 def _editable(policy_path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -182,8 +237,23 @@ def _write(policy_path: Path, data: dict[str, Any]) -> None:
     write_atomic(policy_path, tomli_w.dumps(data).encode())
 
 
-def add_key(policy_path: Path, name: str, pub: Path, expires: dt.date | None = None) -> TrustedKey:
+def write_policy_data(policy_path: Path, data: dict[str, Any]) -> None:
+    """Write the whole policy file atomically (the owners of other tables edit through this)."""
+    _write(policy_path, data)
+
+
+def add_key(
+    policy_path: Path,
+    name: str,
+    pub: Path,
+    expires: dt.date | None = None,
+    *,
+    service: bool = False,
+) -> TrustedKey:
     """Add or replace key NAME in the policy file, keeping everything else in it.
+
+    `service`: NAME is an attestation service's key (`provenance serve`), whose statements
+    count as the isolated tier (tier.py).
 
     The same key under a second name is refused here: `verify` and `gate` would refuse
     the whole policy afterwards (a key counts once toward a threshold).
@@ -200,9 +270,11 @@ def add_key(policy_path: Path, name: str, pub: Path, expires: dt.date | None = N
     entry: dict[str, Any] = {"public_key": key.pem().decode(), "keyid": key.keyid}
     if expires:
         entry["expires"] = expires
+    if service:
+        entry["service"] = True
     keys[name] = entry
     _write(policy_path, data)
-    return TrustedKey(name, key, expires)
+    return TrustedKey(name, key, expires, service)
 
 
 def remove_key(policy_path: Path, name: str) -> None:

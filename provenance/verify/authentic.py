@@ -23,6 +23,7 @@ from provenance.formats.claims import (
     test_result_outcome,
 )
 from provenance.formats.uris import SLSA_PROVENANCE_V1, TEST_RESULT_V01
+from provenance.policy import tier
 from provenance.policy.trust import TrustPolicy
 from provenance.verify.drvdiff import short_name
 from provenance.verify.verification import AUTHENTIC, Attestation
@@ -64,7 +65,12 @@ def authenticate(att: Attestation, policy: TrustPolicy) -> None:
         # counted per check, over statements that agree (trust.count_signers).
         verified = dsse.verify(env, policy.active_keys())
     except VerificationError as e:
-        detail = f"{e.message} (trust: {policy.source})"
+        expired = policy.expired_signers(env)
+        detail = (
+            f"signed by {', '.join(expired)}: that trust has expired (trust: {policy.source})"
+            if expired
+            else f"{e.message} (trust: {policy.source})"
+        )
         if att.strict:
             att.fail(AUTHENTIC, "signature", detail)
         else:
@@ -109,3 +115,7 @@ def authenticate(att: Attestation, policy: TrustPolicy) -> None:
         att.fail(AUTHENTIC, "statement", f"signed statement is malformed: {e.message}")
         return
     att.ok(AUTHENTIC, "statement", f"SLSA provenance v1 for check {att.claim.check}")
+    # Shown, not judged here: a tier the policy requires is a level-2 rule (binding.py).
+    judged = tier.judge(att.claim, att.keyids, policy.service_keys())
+    att.tier = judged.name
+    att.ok(AUTHENTIC, "tier", f"{judged.name}: {judged.detail}")

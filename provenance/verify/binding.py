@@ -23,6 +23,8 @@ from provenance.doors.nix import Nix
 from provenance.doors.notes import DEFAULT_SEARCH_DEPTH
 from provenance.doors.selection import EvaluatedCheck
 from provenance.errors import UsageError
+from provenance.formats.uris import git_file_flake, local_path
+from provenance.policy import tier
 from provenance.policy.definition import Definitions, describe
 from provenance.policy.environment import recorded_problem
 from provenance.policy.trust import TrustPolicy
@@ -42,11 +44,10 @@ class Repo:
     definitions: Definitions | None = None  # what defines the checks at rev (definition.py)
 
     def ref(self, commit: str) -> str:
-        query = f"rev={commit}" + (f"&dir={urllib.parse.quote(self.subdir)}" if self.subdir else "")
-        return f"git+file://{self.top}?{query}"
+        return git_file_flake(str(self.top), rev=commit, subdir=self.subdir)
 
     def flake(self) -> str:
-        return f"git+file://{self.top}" + (f"?dir={self.subdir}" if self.subdir else "")
+        return git_file_flake(str(self.top), subdir=self.subdir)
 
 
 def _check_static_binding(att: Attestation, repo: Repo) -> bool:
@@ -98,7 +99,11 @@ def _check_static_binding(att: Attestation, repo: Repo) -> bool:
             "(replayed from another commit? pass --rev to verify that commit)",
         )
         return False
-    url = urllib.parse.urlsplit(c.flake)
+    try:
+        url = urllib.parse.urlsplit(c.flake)
+    except ValueError:  # "git+file://[": an unclosed IPv6 host
+        att.unbound("flake", f"names flake {c.flake[:200]!r}, which is not a URL")
+        return False
     their_dir = urllib.parse.parse_qs(url.query).get("dir", [""])[0]
     if (
         url.scheme != "git+file"
@@ -109,9 +114,8 @@ def _check_static_binding(att: Attestation, repo: Repo) -> bool:
             "flake", f"names flake {c.flake!r}, not this repository's flake {repo.flake()!r}"
         )
         return False
-    moved = (
-        f" (attested at {url.path}, a copy of this repository)" if url.path != str(repo.top) else ""
-    )
+    where = local_path(c.flake)  # percent-decoded, as git_file_flake encoded it
+    moved = f" (attested at {where}, a copy of this repository)" if where != str(repo.top) else ""
     att.ok(BOUND, "flake", f"{repo.flake()}{moved}")
     want_attr = f"checks.{c.system}.{c.check}"
     if c.attribute != want_attr:
@@ -216,11 +220,15 @@ def _check_closure(a: Attestation, nix: Nix, drv: str, claimed: tuple[str, int])
 
 
 def check_environment(atts: list[Attestation], policy: TrustPolicy) -> None:
-    """What the statement records about its build must prove the claim (as in `gate`)."""
+    """What the statement records about its build must prove the claim (as in `gate`),
+    at the tier the policy requires, if it requires one (policy/tier.py)."""
     for a in atts:
         if a.claim is None or a.failed or a.skipped:
             continue
         problem = recorded_problem(a.claim.internal, policy.environment)
+        if problem is None and policy.require_tier is not None:
+            judged = tier.judge(a.claim, a.keyids, policy.service_keys())
+            problem = tier.shortfall(judged, policy.require_tier)
         if problem is not None:
             if a.ancestor:  # history that proves nothing (an older tool's, say), not evidence
                 a.skip(BOUND, "environment", f"{problem} (on an ancestor's note: not counted)")

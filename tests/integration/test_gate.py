@@ -4,6 +4,7 @@ GITHUB_STEP_SUMMARY set, real git repos with real notes, real nix evaluation."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ from provenance.doors.nix import Nix
 from provenance.errors import BuildFailedError
 from provenance.formats import dsse, intoto, keys
 from provenance.formats.intoto import TEST_RESULT_V01, ResourceDescriptor, Statement
+from provenance.policy import trust
 from tests.conftest import git, make_flake
 
 pytestmark = pytest.mark.nix
@@ -377,3 +379,50 @@ def test_not_a_repo_and_bad_rev_run(
     rc, out, _, _ = _gate(elsewhere, tmp_path, "--trusted-key", str(keypair[1]))
     assert rc == 0
     assert out["skip"] == "false"
+
+
+def test_an_expired_trusted_key_is_named_not_called_tampering(
+    flake: Path, keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # issue 13: a signature by a key whose trust ran out was reported as "fail signature
+    # verification (corrupted note?)". It still says run.
+    key, pub = keypair
+    _attest(flake, key)
+    policy = tmp_path / "policy.toml"
+    trust.add_key(policy, "alice", pub, expires=dt.date(2020, 1, 1))
+    rc, out, _, err = _gate(flake, tmp_path, "--policy", str(policy))
+    assert rc == 0 and out["skip"] == "false", err
+    assert "alice (trusted until 2020-01-01)" in out["reason"]
+    assert "corrupted" not in out["reason"]
+
+
+def test_an_untrusted_signer_of_this_drvpath_is_the_reason_not_an_older_proof(
+    flake: Path, keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # issue 13: the trusted key proved the parent (another drvPath), a key nobody trusts
+    # attested this commit: the reason said "attested on <parent> for a different drvPath".
+    key, pub = keypair
+    _attest(flake, key)
+    _commit_file(flake, "tests/test_det.sh", "echo 1 passed\n")  # det's drvPath changes
+    mallory, _, mallory_id = keys.generate(tmp_path / "mallory")
+    _attest(flake, mallory)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "provenance",
+            "gate",
+            str(flake),
+            "--trusted-key",
+            str(pub),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    verdict = json.loads(done.stdout)
+    assert verdict["skip"] is False, done.stderr
+    det = next(c for c in verdict["checks"] if c["name"] == "det")
+    assert mallory_id[:16] in det["reason"] and "untrusted" in det["reason"]
+    assert "different drvPath" not in det["reason"]

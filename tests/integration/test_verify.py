@@ -8,6 +8,7 @@ need other commits or repositories make their own flake.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import os
@@ -111,7 +112,7 @@ def test_honest_bundle_passes_authentic_and_bound(built: Built, tmp_path: Path) 
     assert report["result"] == "PASSED"
     assert [a["levels"] for a in report["attestations"]] == [["authentic", "bound"]] * 2
     assert "OK   det bound/drvPath" in err
-    assert "verified: 2 attestation(s)" in err
+    assert "verified: 2 attestation(s) verified," in err
 
 
 def test_notes_mode_covers_every_check(built: Built) -> None:
@@ -208,6 +209,19 @@ def test_untrusted_signer(built: Built, tmp_path: Path) -> None:
     assert (
         "no signature verifies against a trusted key (untrusted signer or tampered bundle)" in err
     )
+
+
+def test_a_key_whose_trust_expired_is_named(built: Built, tmp_path: Path) -> None:
+    # issue 13: it was reported like tampering ("no signature verifies ... tampered").
+    from provenance.policy import trust  # noqa: PLC0415
+
+    policy = tmp_path / "policy.toml"
+    trust.add_key(policy, "alice", built.pub, expires=dt.date(2020, 1, 1))
+    bundle = _write(tmp_path, built.lines["det"])
+    code, _, err = cli(bundle, "--flake", built.repo, "--policy", policy)
+    assert code == 1
+    assert "signed by alice (trusted until 2020-01-01): that trust has expired" in err
+    assert "tampered" not in err
 
 
 def test_wrong_payload_type(built: Built, tmp_path: Path) -> None:
@@ -547,7 +561,9 @@ def test_signed_verification_summary(built: Built, tmp_path: Path) -> None:
     # The 0.9 proto lags the spec in two fields: verifier.version is missing and
     # verifiedLevels is a single string, where the spec wants an array (in-toto/attestation
     # #425, fixed by #429). The spec is authoritative; the rest must parse strictly.
-    summary = {k: v for k, v in pred.items() if k != "verifiedLevels"}
+    # rebuildDependencies is our own field (docs/verify.md), which the proto cannot know.
+    assert pred["rebuildDependencies"]["built"] == []  # det has no dependency derivation
+    summary = {k: v for k, v in pred.items() if k not in ("verifiedLevels", "rebuildDependencies")}
     summary["verifier"] = {"id": pred["verifier"]["id"]}
     vsa = json_format.ParseDict(summary, vsa_pb2.VerificationSummary())
     assert vsa.verification_result == "PASSED"

@@ -41,7 +41,8 @@ def put(path: Path, day: int, checks: list[L.CheckRecord], **kw: Any) -> None:
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Path:
-    """6 runs: det passes 4 of 5 (last: passed, reproduced on drv a2); chain fails twice."""
+    """6 runs: det passes 2 of 3 runs that decided, plus a cache hit and a gate's reuse
+    (last: reused, on drv a2; reproduced on drv a1); chain fails twice."""
     p = tmp_path / "ledger.jsonl"
     put(p, 1, [chk("det", "passed", drv=DRV_A1), chk("chain", "passed")])
     put(p, 2, [chk("det", "failed", drv=DRV_A1), chk("chain", "failed")])
@@ -58,22 +59,26 @@ def test_summary_numbers(ledger: Path) -> None:
     assert s.by_command == {"build": 3, "gate": 2, "verify": 1}
     (det,) = (c for c in s.checks if c.name == "det")
     (chain,) = (c for c in s.checks if c.name == "chain")
-    assert (det.runs, det.passed, det.failed, det.pass_rate) == (5, 4, 1, 0.8)
+    # The cache hit and the reuse repeat earlier passes: counted, not in the pass rate.
+    assert (det.runs, det.passed, det.repeated, det.failed) == (5, 2, 2, 1)
+    assert det.pass_rate == pytest.approx(2 / 3)
     assert (chain.passed, chain.failed, chain.other) == (1, 2, 1)
     assert s.tiers == {"local": 2, "ci": 2, "reproduced": 1}  # passing results only
-    assert s.pass_rate == pytest.approx(5 / 8)
+    assert s.pass_rate == pytest.approx(3 / 6)
     assert s.actors == ("alice@box", "bob@ci-1")
     assert [p.pass_rate for p in s.points][:2] == [1.0, 0.0]
     assert s.recent[0].seq == 5  # newest first
     text = audit.render_text(s)
     assert "6 (3 build, 2 gate, 1 verify); 3 succeeded" in text
-    assert "2 local, 2 ci, 1 reproduced" in text and "80.0%" in text
+    assert "2 local, 2 ci, 1 reproduced" in text and "66.7%" in text
 
 
 def test_markdown_has_numbers_and_escapes(tmp_path: Path, ledger: Path) -> None:
     md = audit.render_markdown(audit.summary(ledger))
-    assert "| 6 | 3 | 62.5% | 2 | 2 | 1 | 6 |" in md
-    assert "| det | 5 | 80.0% | 1 | 2 | 1 | reused |" in md
+    assert "| 6 | 3 | 50.0% | 2 | 2 | 1 | 6 |" in md
+    assert "| det | 5 | 66.7% | 1 | 2 | 1 | reused |" in md
+    assert "alice" not in md and "box" not in md  # who ran it only when asked (--actors)
+    md = audit.render_markdown(audit.summary(ledger), actors=True)
     assert "alice@\u200bbox" in md  # no @-mentions from ledger text
     evil = tmp_path / "evil.jsonl"
     put(evil, 1, [chk("a|b<script>alert(1)</script>`x`[l](http://e)", "passed")])
@@ -212,12 +217,75 @@ def test_cli_summary_report_aggregate(tmp_path: Path, ledger: Path) -> None:
         "reproduced": 1,
     }
     r = cli("audit", "summary", "--ledger", str(ledger))
-    assert "pass rate 62.5%" in r.stdout
+    assert "pass rate 50.0%" in r.stdout
     assert cli("audit", "report", "--ledger", str(ledger)).exit_code == 2
     out = tmp_path / "out" / "audit.html"
     r = cli("audit", "report", "--ledger", str(ledger), "--html", str(out), "--markdown")
-    assert r.exit_code == 0 and out.is_file() and "| 6 | 3 | 62.5%" in r.stdout
+    assert r.exit_code == 0 and out.is_file() and "| 6 | 3 | 50.0%" in r.stdout
+    assert "alice" not in r.stdout
+    r = cli("audit", "report", "--ledger", str(ledger), "--markdown", "--actors")
+    assert r.exit_code == 0 and "alice@\u200bbox" in r.stdout
     r = cli("audit", "aggregate", str(ledger), str(ledger), "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["runs"] == 12
     r = cli("audit", "aggregate", str(tmp_path / "missing"))
     assert r.exit_code == 2
+
+
+def test_dirty_builds_are_shown_and_never_count(tmp_path: Path) -> None:
+    p = tmp_path / "ledger.jsonl"
+    put(p, 1, [chk("det", "failed")])
+    put(p, 2, [chk("det", "passed")], commit=f"{1:040x}", dirty=True)  # an uncommitted fix
+    entries, chain = audit.load(p)
+    assert entries[1].dirty is True and entries[0].dirty is None
+    r = audit.check_policy(entries, chain, require=["det"], commit=f"{1:040x}")
+    assert not r.ok and "latest result failed" in r.rules[0].detail
+    only_dirty = audit.check_policy(entries[1:], chain, require=["det"])
+    assert "only dirty-tree builds" in only_dirty.rules[0].detail
+    s = audit.summarize(entries, "t", chain)
+    (det,) = s.checks
+    assert (det.passed, det.failed, det.dirty, det.last_result, s.dirty_runs) == (
+        0,
+        1,
+        1,
+        "failed",
+        1,
+    )
+    assert s.pass_rate == 0.0 and len(s.points) == 1
+    assert "1 build(s) of a dirty tree" in audit.render_text(s)
+    assert "**dirty**" in audit.render_markdown(s)
+    assert 'id="dirty-runs">1<' in report_html.render(s)
+
+
+def test_a_repository_that_got_a_remote_is_one_repository(tmp_path: Path) -> None:
+    p = tmp_path / "ledger.jsonl"
+    url = "https://example.invalid/acme/widgets.git"
+    put(p, 1, [chk("det", "passed")])  # an older entry: no repoPath, repo = its path
+    put(p, 2, [chk("det", "passed")], repo_path="/src/repo")
+    put(p, 3, [chk("det", "passed")], repo=url, repo_path="/src/repo")
+    put(p, 4, [chk("det", "passed")], repo="/src/repo", actor=L.Actor(user="a", host="other"))
+    s = audit.summary(p)
+    assert s.repos == ("/src/repo", url)  # the same path on another host is another clone
+
+
+class _Gated:
+    def __init__(self, **kw: Any) -> None:
+        self.__dict__.update(kw)
+
+
+def test_ledger_records_of_gate_and_verify(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    reused = _Gated(name="det", passed=True, drv_path=DRV_A1, trust_tiers=("local",))
+    unproven = _Gated(name="chain", passed=False, drv_path=None, trust_tiers=())
+    records = L.gate_checks(_Gated(checks=(reused, unproven)))
+    assert [(r["result"], r["tier"]) for r in records] == [("reused", "local"), ("skipped", "ci")]
+    assert L.highest_tier(records, "ci") == "local"
+    attested = _Gated(check="det", status="PASSED", levels=("authentic",), drv_path=DRV_A1)
+    broken = _Gated(check="chain", status="FAILED", levels=(), drv_path=None)
+    lone = _Gated(check="lone", status="PASSED", levels=("authentic",), drv_path=None)
+    report = _Gated(attestations=(attested, broken, lone), missing=("chain", "lone", "wrongkey"))
+    assert [(r["name"], r["result"]) for r in L.verify_checks(report)] == [
+        ("det", "passed"),
+        ("chain", "failed"),
+        ("lone", "unverified"),  # one signer of two: not proven, not failed
+        ("wrongkey", "unverified"),
+    ]

@@ -285,3 +285,50 @@ def test_rebuild_failure_names_the_differing_output_and_kept_directory(q: str) -
     kept_nothing = parse_rebuild_failure(differs)
     assert kept_nothing is not None and kept_nothing.build_dir is None
     assert parse_rebuild_failure("error: builder for '/nix/store/x.drv' failed") is None
+
+
+def test_a_nix_killed_by_a_signal_is_named_killed_not_silent() -> None:
+    from provenance.doors.nixerrors import eval_error, failure  # noqa: PLC0415
+    from provenance.doors.proc import Completed  # noqa: PLC0415
+
+    killed = Completed(["nix", "build"], -9, b"", "building '/nix/store/x.drv'...")
+    assert killed.signal == "SIGKILL (9)"
+    err = failure(killed, "nix build failed")
+    assert err.hint is not None and "out-of-memory" in err.hint
+    ev = eval_error(Completed(["nix", "eval"], -25, b"", ""))
+    assert "nix was killed by SIGXFSZ (25)" in ev.message
+    exited = Completed(["nix", "eval"], 1, b"", "")
+    assert exited.signal is None and "no error message" in eval_error(exited).message
+    assert Completed(["nix"], -200, b"", "").signal == "signal 200"
+
+
+def test_flake_metadata_lists_transitive_inputs_once() -> None:
+    # issue 13: only the root's own inputs were listed; an input's inputs are built from too.
+    def node(rev: str) -> dict[str, object]:
+        return {
+            "locked": {
+                "type": "github",
+                "owner": "o",
+                "repo": rev,
+                "rev": rev * 40,
+                "narHash": "sha256-76E3DERc/JUzWSE+KhUZ44NpI/9CkTlhFp4MGwmz1Xw=",
+            }
+        }
+
+    raw = {
+        "locked": {"narHash": "sha256-76E3DERc/JUzWSE+KhUZ44NpI/9CkTlhFp4MGwmz1Xw=", "type": "git"},
+        "locks": {
+            "root": "root",
+            "version": 7,
+            "nodes": {
+                "root": {"inputs": {"nixpkgs": "nixpkgs", "hm": "hm"}},
+                "hm": {**node("b"), "inputs": {"nixpkgs": ["nixpkgs"], "utils": "utils"}},
+                "utils": {**node("c"), "inputs": {"systems": "systems", "again": "nixpkgs"}},
+                "systems": node("d"),
+                "nixpkgs": node("a"),
+            },
+        },
+    }
+    meta = parse_flake_metadata(raw)
+    assert [i.name for i in meta.inputs] == ["hm", "nixpkgs", "hm/utils", "hm/utils/systems"]
+    assert meta.inputs[3].rev == "d" * 40

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -175,3 +176,43 @@ def test_a_deeply_nested_definition_table_means_the_definition_is_unknown() -> N
 
     with pytest.raises(ValueError, match="nested too deeply"):
         definition._parse_extra(("x = " + "[" * 50000 + "]" * 50000).encode(), "")
+
+
+def test_trust_commands_list_remove_threshold_and_keygen_name(tmp_path: Path) -> None:
+    runner = CliRunner()
+    policy = tmp_path / "provenance.toml"
+    for who in ("alice", "bob"):
+        done = runner.invoke(app, ["keygen", "--out-dir", str(tmp_path / "k"), "--name", who])
+        assert done.exit_code == 0, done.output
+        done = runner.invoke(
+            app, ["trust", "add", who, str(tmp_path / "k" / f"{who}.pub"), "--policy", str(policy)]
+        )
+        assert done.exit_code == 0, done.output
+    assert runner.invoke(app, ["trust", "threshold", "2", "--policy", str(policy)]).exit_code == 0
+    listed = runner.invoke(app, ["trust", "list", "--policy", str(policy), "--json"])
+    assert listed.exit_code == 0, listed.output
+    data = json.loads(listed.stdout)
+    assert data["threshold"] == 2 and [k["name"] for k in data["keys"]] == ["alice", "bob"]
+    refused = runner.invoke(app, ["trust", "remove", "bob", "--policy", str(policy)])
+    assert refused.exit_code == 2 and "would leave 1 key" in refused.output
+    assert runner.invoke(app, ["trust", "threshold", "1", "--policy", str(policy)]).exit_code == 0
+    assert runner.invoke(app, ["trust", "remove", "bob", "--policy", str(policy)]).exit_code == 0
+    assert [k.name for k in trust.load_policy(policy).keys] == ["alice"]
+
+
+def test_trust_add_warns_about_a_past_expiry(tmp_path: Path, pub: Path) -> None:
+    done = CliRunner().invoke(
+        app,
+        [
+            "trust",
+            "add",
+            "old",
+            str(pub),
+            "--policy",
+            str(tmp_path / "p.toml"),
+            "--expires",
+            "2020-01-01",
+        ],
+    )
+    assert done.exit_code == 0
+    assert "--expires 2020-01-01 is in the past" in done.output
