@@ -11,6 +11,7 @@ import re
 from provenance.audit.chain import ChainReport
 from provenance.audit.models import Entry
 from provenance.audit.stats import TIERS, Summary
+from provenance.text import printable
 
 
 def pct(rate: float | None) -> str:
@@ -69,7 +70,8 @@ def render_text(s: Summary) -> str:
             f"{c.tiers['ci']:>2}  {c.tiers['reproduced']:>10}  {c.last_result} {c.last_time}"
             for c in s.checks
         ]
-    return "\n".join(out) + "\n"
+    # Check names and actors come from the ledger (and so from flakes): escape controls.
+    return "\n".join(printable(line) for line in out) + "\n"
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")

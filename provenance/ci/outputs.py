@@ -14,10 +14,13 @@ from provenance.ci.report import GateReport
 from provenance.review.compare import Review
 from provenance.review.deltas import Delta
 from provenance.review.results import TestSet
+from provenance.text import printable
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    # Whitespace runs (a multi-line nix error) collapse; other control characters, which
+    # come from check names and notes, are shown escaped (provenance/text.py).
+    return printable(" ".join(text.split()))
 
 
 def github_output(report: GateReport) -> str:
@@ -99,21 +102,24 @@ def review_markdown(review: Review) -> list[str]:
 
 def text(report: GateReport) -> str:
     """The human verdict for stderr."""
-    lines = [f"gate: skip={'true' if report.skip else 'false'}: {report.reason}"]
+    p = printable
+    lines = [f"gate: skip={'true' if report.skip else 'false'}: {p(report.reason)}"]
     for c in report.checks:
-        lines.append(f"  {'PASS' if c.passed else 'RUN '} {c.name}: {c.reason}")
+        lines.append(f"  {'PASS' if c.passed else 'RUN '} {p(c.name)}: {p(c.reason)}")
     if report.review is not None:
         r = report.review
-        lines.append(f"  base {r.base.ref} (merge base {r.base.merge_base[:12]}): {r.reason()}")
+        lines.append(
+            f"  base {p(r.base.ref)} (merge base {r.base.merge_base[:12]}): {p(r.reason())}"
+        )
         for i in r.items:
             who = ", ".join(r.approved_by(i))
-            state = "BLOCKS" if r.blocks(i) else f"approved by {who}" if who else "allowed"
-            lines.append(f"    {i.describe()} [{state}]")
-        lines += [f"    doubt: {d}" for d in r.doubts]
-        lines += [f"    approval not counted: {d}" for d in r.ignored]
-    lines += [f"warning: {w}" for w in report.warnings]
+            state = "BLOCKS" if r.blocks(i) else f"approved by {p(who)}" if who else "allowed"
+            lines.append(f"    {p(i.describe())} [{state}]")
+        lines += [f"    doubt: {p(d)}" for d in r.doubts]
+        lines += [f"    approval not counted: {p(d)}" for d in r.ignored]
+    lines += [f"warning: {p(w)}" for w in report.warnings]
     if report.notes or report.trust:
-        lines.append(f"  notes: {report.notes}; trust: {report.trust}")
+        lines.append(f"  notes: {p(report.notes)}; trust: {p(report.trust)}")
     return "\n".join(lines)
 
 

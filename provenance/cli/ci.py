@@ -14,12 +14,13 @@ from provenance.cli.common import (
     JsonOut,
     StderrReporter,
     Verbose,
+    emit_json,
+    fail,
     guard,
     record,
     review_rules,
     setup_logging,
 )
-from provenance.errors import ExitCode
 
 notes_app = typer.Typer(
     help="Move the attestation notes (refs/notes/provenance) to and from a remote.",
@@ -73,16 +74,20 @@ def gate(
         typer.Option(
             "--policy-ref",
             help="Read provenance.toml from this trusted ref: a full ref name or a remote-tracking"
-            " branch nothing else is named like [default: refs/remotes/origin/<target branch>"
-            " from $GITHUB_BASE_REF, $CI_MERGE_REQUEST_TARGET_BRANCH_NAME or $CI_DEFAULT_BRANCH].",
+            " branch nothing else is named like.",
+            show_default="refs/remotes/origin/<target branch> from $GITHUB_BASE_REF,"
+            " $CI_MERGE_REQUEST_TARGET_BRANCH_NAME or $CI_DEFAULT_BRANCH",
         ),
     ] = None,
     require: Annotated[
         list[str] | None,
-        typer.Option("--require", help="Check that must be proven (repeatable) [default: all]."),
+        typer.Option(
+            "--require", help="Check that must be proven (repeatable).", show_default="all"
+        ),
     ] = None,
     remote: Annotated[
-        str | None, typer.Option("--remote", help="Remote to fetch notes from [default: origin].")
+        str | None,
+        typer.Option("--remote", help="Remote to fetch notes from.", show_default="origin"),
     ] = None,
     no_fetch: Annotated[bool, typer.Option("--no-fetch", help="Use the local notes only.")] = False,
     search_depth: Annotated[
@@ -124,19 +129,17 @@ def gate(
     keys_given = list(trusted_key or [])
     given = sum(bool(x) for x in (keys_given, policy, policy_ref))
     if given > 1:
-        typer.echo("error: pass one of --trusted-key, --policy, --policy-ref", err=True)
-        raise typer.Exit(ExitCode.USAGE)
+        fail("pass one of --trusted-key, --policy, --policy-ref")
     trust = guard(lambda: g.resolve_trust(flake_dir, keys_given, policy))
     rules = review_rules(policy) if base is not None and policy is not None else None
     if trust is None and policy_ref is None:
         branch = g.target_branch(os.environ)
         if branch is None:
-            typer.echo(
-                "error: no trust given (pass --trusted-key PUB, --policy FILE or --policy-ref REF;"
-                " on CI the target branch is used when the CI names it)",
-                err=True,
+            fail(
+                "no trust given",
+                "pass --trusted-key PUB, --policy FILE or --policy-ref REF;"
+                " on CI the target branch is used when the CI names it",
             )
-            raise typer.Exit(ExitCode.USAGE)
         # The full name: a tag or local branch called origin/<branch> cannot shadow it.
         policy_ref = f"refs/remotes/{remote or 'origin'}/{branch}"
     req = g.GateRequest(
@@ -166,7 +169,7 @@ def gate(
     for problem in g.write_ci_files(report):
         typer.echo(f"warning: {problem}", err=True)
     if json_out:
-        typer.echo(g.to_json(report))
+        emit_json(report.as_json())
     typer.echo(g.text(report), err=True)
 
 

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from provenance.cli.common import JsonOut, emit_json, guard
-from provenance.errors import ExitCode
+from provenance.cli.common import JsonOut, emit_json, fail, guard
+from provenance.text import printable
 
 
 def keygen(
@@ -21,8 +21,8 @@ def keygen(
         str | None,
         typer.Option(
             "--name",
-            help="File names NAME.key and NAME.pub, so signers are told apart by name "
-            "(default: provenance.key and provenance.pub).",
+            help="File names NAME.key and NAME.pub, so signers are told apart by name.",
+            show_default="provenance",
         ),
     ] = None,
     json_out: JsonOut = False,
@@ -71,8 +71,7 @@ def trust_add(
     try:
         day = dt.date.fromisoformat(expires) if expires else None
     except ValueError:
-        typer.echo(f"error: --expires {expires!r} is not a YYYY-MM-DD date", err=True)
-        raise typer.Exit(ExitCode.USAGE) from None
+        fail(f"--expires {expires!r} is not a YYYY-MM-DD date")
     if reviewer:
         from provenance.review import policy as review_policy  # noqa: PLC0415
 
@@ -114,7 +113,7 @@ def trust_list(policy: PolicyFile = Path("provenance.toml"), json_out: JsonOut =
     for r in rows:
         until = f"  until {r['expires']}" if r["expires"] else ""
         state = "" if r["active"] else "  (expired: does not count)"
-        typer.echo(f"{r['name']}  {str(r['keyid'])[:16]}...{until}{state}", err=True)
+        typer.echo(printable(f"{r['name']}  {str(r['keyid'])[:16]}...{until}{state}"), err=True)
     typer.echo(f"threshold: {loaded.threshold} of {len(rows)} key(s)", err=True)
 
 

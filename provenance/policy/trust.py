@@ -127,7 +127,7 @@ def _read_policy(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as e:
         msg = f"cannot read policy file {path}: {e}"
         raise UsageError(msg) from None
-    except tomllib.TOMLDecodeError as e:
+    except ValueError as e:  # TOMLDecodeError, or a number over 4300 digits long
         msg = f"policy file {path} is not valid TOML: {e}"
         raise UsageError(msg) from None
     except RecursionError:

@@ -153,6 +153,7 @@ def _write_vsa(
             input_sha256=r.sha256,
             passed=r.status == PASSED,
             levels=levels,
+            dependencies=r.dependencies.as_json() if r.dependencies else None,
         )
         lines.append(dsse.sign(stmt.dump_bytes(), [req.signer]).to_json())
     if not lines:
@@ -184,6 +185,9 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
     if (req.in_place or req.store is not None) and not req.rebuild:
         msg = "--in-place and --store only apply to --rebuild"
         raise UsageError(msg)
+    if (req.caches.urls or req.caches.keys) and not req.rebuild:
+        msg = "--substituters and --trusted-public-keys only apply to --rebuild"
+        raise UsageError(msg, "they say where a rebuild may take its dependencies from")
     flake_dir = req.flake_dir.resolve()
     if not (flake_dir / "flake.nix").is_file():
         msg = f"{req.flake_dir} is not a flake (no flake.nix)"
@@ -222,9 +226,9 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
     if req.rebuild:
         bound = [a for a in atts if a.claim and not a.failed and not a.skipped]
         if bound and req.in_place:
-            rebuild_in_place(bound, nix, reporter)
+            rebuild_in_place(bound, nix, reporter, req.caches)
         elif bound:
-            rebuild_fresh(bound, nix, req.store, reporter)
+            rebuild_fresh(bound, nix, req.store, reporter, req.caches)
 
     # Lines on ancestors' notes that bind to nothing here are history, not evidence: counted,
     # not listed one by one (a long-attested history would bury the report).

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provenance.attest.realise import Dependencies
+from provenance.cache.substituters import Caches
 from provenance.formats import dsse
 from provenance.formats.claims import (
     ProvenanceClaim,
@@ -21,6 +23,7 @@ from provenance.formats.keys import Signer
 from provenance.policy.trust import TrustPolicy
 from provenance.review.compare import Review
 from provenance.review.policy import ReviewPolicy
+from provenance.text import printable
 from provenance.verify import diff
 
 AUTHENTIC, BOUND, REPRODUCED = "authentic", "bound", "reproduced"
@@ -38,6 +41,9 @@ class VerifyRequest:
     rebuild: bool = False
     in_place: bool = False  # rebuild with `nix build --rebuild` in the local store
     store: Path | None = None  # fresh store root for the rebuild (default: a temp dir)
+    caches: Caches = field(
+        default_factory=Caches
+    )  # extra caches the rebuild may take dependencies from
     signer: Signer | None = None  # sign a verification summary
     vsa_output: Path | None = None
     attach_note: bool = True
@@ -94,9 +100,11 @@ class AttestationReport:
     signers: tuple[str, ...] = ()
     subjects: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (out, sha256)
     diffs: tuple[OutputDiff, ...] = ()
+    dependencies: Dependencies | None = None  # level 3: where the rebuild's inputs came from
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "dependencies": self.dependencies.as_json() if self.dependencies else None,
             "source": self.source,
             "sha256": self.sha256,
             "status": self.status,
@@ -217,11 +225,16 @@ class VerifyReport:
             out += [f"     approval not counted: {d}" for d in r.ignored]
         verdict = "verified" if self.passed else "verification FAILED"
         reached = ", ".join(self.requested)
-        out.append(
-            f"{verdict}: {len(self.attestations)} attestation(s), "
-            f"levels {reached}, rev {self.rev[:12]}"
-        )
-        return out
+        # Counted by outcome: a skipped line (another key, another commit) was not verified.
+        counts = {
+            s: sum(a.status == s for a in self.attestations) for s in (PASSED, FAILED, SKIPPED)
+        }
+        tally = f"{counts[PASSED]} attestation(s) verified"
+        tally += f", {counts[FAILED]} failed" if counts[FAILED] else ""
+        tally += f", {counts[SKIPPED]} skipped" if counts[SKIPPED] else ""
+        out.append(f"{verdict}: {tally}, levels {reached}, rev {self.rev[:12]}")
+        # Names, reasons and paths come from the flake and the notes: no raw control characters.
+        return [printable(line) for line in out]
 
 
 # -- working state of one attestation ---------------------------------------------------
@@ -242,6 +255,7 @@ class Attestation:
     failed_result: str | None = None  # drvPath of a trusted test-result that says FAILED
     check: str | None = None  # the check a FAILED test-result is about
     diffs: list[OutputDiff] = field(default_factory=list)
+    dependencies: Dependencies | None = None
 
     def ok(self, level: str, name: str, detail: str) -> None:
         self.steps.append(Step(level, name, True, detail))
@@ -284,4 +298,5 @@ class Attestation:
             signers=self.signers,
             subjects={p: (c.output_names[p], d) for p, d in c.subjects.items()} if c else {},
             diffs=tuple(self.diffs),
+            dependencies=self.dependencies,
         )
