@@ -101,7 +101,8 @@ def gate(
         typer.Option(
             "--base",
             help="Compare tests and protected paths with this trusted ref (the target branch, as"
-            " a full ref name); unapproved weakenings make CI run [default: no comparison].",
+            " a full ref name); unapproved weakenings make CI run.",
+            show_default="no comparison",
         ),
     ] = None,
     json_out: JsonOut = False,
@@ -119,7 +120,7 @@ def gate(
     $GITHUB_STEP_SUMMARY when those are set.
 
     With --base, tests removed, newly skipped or failing, a removed check and changes to
-    protected paths (the base's [review] policy) need a trusted reviewer's approval
+    protected paths (the review table of the base's provenance.toml) need a reviewer's approval
     (`provenance approve`) before CI may skip: docs/review.md.
     """
     setup_logging(verbose)

@@ -52,14 +52,17 @@ def approve(
     rev: Annotated[str, typer.Argument(help="The commit whose changes you accept.")] = "HEAD",
     key: Annotated[
         Path | None,
-        typer.Option("--key", help="Your reviewer signing key (a key of [review.reviewers])."),
+        typer.Option(
+            "--key", help="Your reviewer signing key (one of review.reviewers in provenance.toml)."
+        ),
     ] = None,
     base: Annotated[
         str | None,
         typer.Option(
             "--base",
-            help="The branch the change is headed for [default: refs/remotes/origin/<target"
-            " branch> when CI names one, else refs/remotes/origin/HEAD].",
+            help="The branch the change is headed for.",
+            show_default="refs/remotes/origin/<target branch> when CI names one,"
+            " else refs/remotes/origin/HEAD",
         ),
     ] = None,
     reason: Annotated[
@@ -74,7 +77,9 @@ def approve(
     ] = None,
     policy: Annotated[
         Path | None,
-        typer.Option("--policy", help="Trust policy file [default: the repo's provenance.toml]."),
+        typer.Option(
+            "--policy", help="Trust policy file.", show_default="the repo's provenance.toml"
+        ),
     ] = None,
     no_note: Annotated[
         bool, typer.Option("--no-note", help="Print it; attach no git note.")
@@ -141,7 +146,9 @@ def show(
     ] = None,
     policy: Annotated[
         Path | None,
-        typer.Option("--policy", help="Trust policy file [default: the repo's provenance.toml]."),
+        typer.Option(
+            "--policy", help="Trust policy file.", show_default="the repo's provenance.toml"
+        ),
     ] = None,
     json_out: JsonOut = False,
 ) -> None:

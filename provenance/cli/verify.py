@@ -93,7 +93,8 @@ def verify(
         typer.Option(
             "--base",
             help="Also compare tests and protected paths with this branch; unapproved"
-            " weakenings fail verification [default: no comparison].",
+            " weakenings fail verification.",
+            show_default="no comparison",
         ),
     ] = None,
     json_out: JsonOut = False,
