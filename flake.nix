@@ -58,7 +58,7 @@
         tests = import ./nix/pytest.nix { inherit pkgs lib; } {
           name = "provenance-tests";
           src = builtins.path { path = ./.; name = "provenance-src"; filter = p: _: baseNameOf p != ".venv"; };
-          pythonPackages = ps: deps ps ++ [ ps.securesystemslib ps.protobuf ];
+          pythonPackages = ps: deps ps ++ [ ps.securesystemslib ps.protobuf ps.hypothesis ];
           pytestFlags = [ "-m" "not nix" "-p" "no:cacheprovider" "--ignore=tests/integration" "tests" ];
           extraPath = [ pkgs.git pkgs.pkgsStatic.busybox ];
         };

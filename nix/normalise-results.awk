@@ -6,10 +6,13 @@
 # tests/fixtures/reports/.
 #
 #   awk -v format=junit|tap|summary -f normalise-results.awk REPORT
+#   ... | LC_ALL=C sort | awk -F '\t' -v format=F -v render=json -f normalise-results.awk
 #
 # Output (stdout), one line per test, unsorted (the caller sorts with LC_ALL=C):
 #   T<TAB>id<TAB>outcome        outcome: passed | failed | skipped
 # plus, for format=summary, one line "C<TAB>passed<TAB>failed<TAB>skipped".
+# With render=json it reads those lines back (the C line first, then the sorted T lines)
+# and writes results.json; exit 1 when a test failed (see "results.json" below).
 # Exit 2: the report cannot be read safely or completely (DTD/entity declarations,
 # truncated XML, a TAP plan that does not match, a failure nothing counts) or has no
 # results. In doubt, the check fails.
@@ -506,6 +509,39 @@ function summary_end(    i, kept, p, f, s, why) {
     print "C\t" p "\t" f "\t" s
 }
 
+# -- results.json (render=json) ---------------------------------------------------------
+
+# A JSON string's body: `"` and `\` escaped by concatenation, never by a gsub replacement,
+# whose backslashes mean different things to different awks: busybox 1.35 reads the
+# replacement "\\\\" as two backslashes and "\\\"" as `\"`; busybox 1.37 (POSIX) reads
+# them as one backslash and a bare `"`, so it wrote the id `a"b` as "a"b": invalid JSON.
+# The ids hold no control characters (clean() dropped them): these two are all to escape.
+function json_string(s,    out) {
+    out = ""
+    while (match(s, /["\\]/)) {
+        out = out substr(s, 1, RSTART - 1) "\\" substr(s, RSTART, 1)
+        s = substr(s, RSTART + 1)
+    }
+    return out s
+}
+
+function render_line() {
+    if ($1 == "C") { cp = $2; cf = $3; cs = $4; counted = 1; return }
+    if (!counted) { if ($3 == "passed") cp++; else if ($3 == "failed") cf++; else cs++ }
+    if (n++) body = body ",\n"
+    body = body "{\"id\":\"" json_string($2) "\",\"outcome\":\"" $3 "\"}"
+}
+
+function render_end() {
+    printf "{\"schema\":\"provenance-test-results/v1\",\"format\":\"%s\",", format
+    printf "\"counts\":{\"passed\":%d,\"failed\":%d,\"skipped\":%d},\"tests\":[\n", cp, cf, cs
+    if (n) printf "%s\n", body
+    printf "]}\n"
+    # Prefixed: a bare "N passed, N failed" line would read as a second summary in the log.
+    print "mkTestCheck: normalised: " cp + 0 " passed, " cf + 0 " failed, " cs + 0 " skipped" > "/dev/stderr"
+    exit (cf > 0) ? 1 : 0
+}
+
 BEGIN {
     n = 0
     skipblock = ""
@@ -520,18 +556,22 @@ BEGIN {
     tap_closed_at = -1
     tap_closed_tally = 0
     tap_reset()
-    if (format == "junit") RS = "<"
+    if (render == "json") FS = "\t"
+    else if (render != "") fail("unknown render " render)
+    else if (format == "junit") RS = "<"
     else if (format != "tap" && format != "summary") fail("unknown format " format)
 }
 
 {
-    if (format == "junit") junit($0)
+    if (render != "") render_line()
+    else if (format == "junit") junit($0)
     else if (format == "tap") { sub(/\r$/, ""); tap($0) }
     else summary($0)
 }
 
 END {
     if (bad != "") exit 2
+    if (render != "") render_end()
     if (format == "junit") {
         if (skipblock != "") fail("an unterminated comment or CDATA section: the XML is truncated")
         if (depth != 0) fail("<" stack[depth] "> is never closed: the XML is truncated")

@@ -51,7 +51,8 @@ SELF=$(readlink -f "$0")
 NIX_MATRIX_DIR=${NIX_MATRIX_DIR:-/var/cache/provenance-nix-matrix}
 TIMINGS=${NIX_MATRIX_TIMINGS:-$NIX_MATRIX_DIR/timings.log}
 TEST_USER=provenance-user
-BASE_PACKAGES="nix-bin busybox-static git python3 python3-venv file ca-certificates"
+# nginx: the HTTP binary cache of tests/integration/test_cache.py (issue 14).
+BASE_PACKAGES="nix-bin busybox-static git python3 python3-venv file ca-certificates nginx"
 # sid's (and a snapshot mirror's) Release files carry Valid-Until; a mirror that lags, or a
 # clock that runs ahead, makes apt refuse them. The signatures are still checked.
 APT_OPTS=(-o Acquire::Check-Valid-Until=false)
@@ -259,6 +260,10 @@ provision_network() {
     mkdir -p "$ROOT/usr/local/share/ca-certificates"
     cp -L /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/" 2>/dev/null || true
   fi
+  # No package may start a service in the root: it shares the host's network (nginx's would
+  # take port 80). The cache tests start nginx themselves, on free loopback ports.
+  printf '#!/bin/sh\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
+  chmod 755 "$ROOT/usr/sbin/policy-rc.d"
   # apt inside (scripts/install-test-deps.sh runs a plain `apt-get update`): same Valid-Until relief.
   printf 'Acquire::Check-Valid-Until "false";\n' >"$ROOT/etc/apt/apt.conf.d/99nix-matrix"
   # pip: certificate bundle and timeout; the host's local wheel dirs do not exist inside.

@@ -15,11 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from provenance.doors.nix import current_system
+from provenance.doors.nix import Nix, current_system
 from provenance.example import find_static_busybox
 from provenance.formats import keys
+from provenance.policy.nixenv import decline_hook, installable
+from provenance.verify.reproduce import unsafe_parent
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# The dev shell's builder, one copy: the built-in example's (the fixture flake uses it too).
+DEV_ENV = Path(__file__).parent.parent / "provenance" / "data" / "example" / "dev" / "dev-env.sh"
 NIX_CONFIG = "\n".join(
     [
         "experimental-features = nix-command flakes",
@@ -89,6 +93,32 @@ def nix(*args: str) -> str:
     return run(["nix", "--extra-experimental-features", "nix-command flakes", *args]).stdout.strip()
 
 
+_NIX = Nix()  # asks `nix --version` once, when first needed
+
+
+def nix_version() -> str:
+    """The version of the nix on PATH ("2.8.0")."""
+    return _NIX.version()
+
+
+def drv_outputs(drv: str) -> str:
+    """`drv`'s outputs as a `nix build` installable on the nix on PATH: a bare `X.drv`
+    names the .drv file itself from 2.13 (building nothing), `X.drv^*` is refused by 2.8."""
+    return installable(drv, nix_version())
+
+
+def chroot_store(store: Path | str) -> list[str]:
+    """`--store` options for a chroot store that set-up code builds in. From Nix 2.30 a
+    store under /tmp (every tmp_path) cannot build without a build-dir outside it: the
+    one `provenance verify --rebuild` would pick (reproduce.build_dir_options)."""
+    args = ["--store", str(store)]
+    if unsafe_parent(Path(store)) is not None and _NIX.version_tuple() >= (2, 30):
+        builds = Path(decline_hook()).parent / "test-builds"
+        builds.mkdir(mode=0o700, exist_ok=True)
+        args += ["--option", "build-dir", str(builds)]
+    return args
+
+
 def path_info_nar_hash(raw: object, path: str) -> str:
     """The narHash of `path` in `nix path-info --json` output: a list on 2.8, an object
     keyed by path since 2.19."""
@@ -108,6 +138,8 @@ def make_flake(dest: Path, *, extra_checks: str | None = None, commit: bool = Tr
         (dest / "extra-checks.nix").write_text(extra_checks)
     (dest / "tools" / "bin").mkdir(parents=True)
     shutil.copy2(find_static_busybox(), dest / "tools" / "bin" / "busybox")
+    (dest / "dev").mkdir()
+    shutil.copy2(DEV_ENV, dest / "dev" / "dev-env.sh")
     run(["git", "init", "-q"], cwd=dest)
     run(["git", "add", "-A"], cwd=dest)
     if commit:

@@ -53,13 +53,15 @@ def _identity(payload: bytes) -> Identity | None:
     pred = pred if isinstance(pred, dict) else {}
     ptype = stmt.get("predicateType")
     if ptype == SLSA_PROVENANCE_V1:
-        ext = (pred.get("buildDefinition") or {}).get("externalParameters") or {}
+        definition = pred.get("buildDefinition")  # any JSON: this key may have signed junk
+        ext = definition.get("externalParameters") if isinstance(definition, dict) else None
         attribute = ext.get("attribute") if isinstance(ext, dict) else None
         source = ext.get("source") if isinstance(ext, dict) else None
         dirty = not (isinstance(source, dict) and source.get("dirty") is False)
     elif ptype == TEST_RESULT_V01:
         attribute, dirty = None, True
-        for entry in pred.get("configuration") or []:
+        configuration = pred.get("configuration")
+        for entry in configuration if isinstance(configuration, list) else []:
             notes = entry.get("annotations") if isinstance(entry, dict) else None
             if not isinstance(notes, dict):
                 continue

@@ -11,13 +11,20 @@ repeated `provenance build` stays a few git calls. It also finds this commit's l
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from provenance.attest.report import CheckResult
 from provenance.doors.git import Git
 from provenance.doors.notes import DEFAULT_SEARCH_DEPTH, history_notes
 from provenance.errors import AttestationError, VerificationError
 from provenance.formats import dsse
-from provenance.formats.claims import load_statement, parse_provenance, test_result_binding
+from provenance.formats.claims import (
+    load_statement,
+    log_sha256,
+    parse_provenance,
+    test_result_binding,
+    test_result_counts,
+)
 from provenance.formats.keys import Signer
 from provenance.policy.definition import Definitions
 from provenance.policy.environment import EnvironmentPolicy, recorded_problem
@@ -29,6 +36,8 @@ class OwnLines:
 
     provenance: dict[str, list[tuple[str, CheckResult]]] = field(default_factory=dict)
     test_results: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
+    # What each test-result line signs, for `build --json` on a cache hit: line -> counts.
+    test_counts: dict[str, dict[str, Any]] = field(default_factory=dict)
     cosigned: set[str] = field(default_factory=set)  # lines another key signed too
     # Ancestors' lines for the same drvPath, not reused because what defines the checks
     # changed since: check name -> (that commit, the changed paths).
@@ -130,6 +139,8 @@ def _scan_note(
                 if name is not None:
                     seen.add(line)
                     own.test_results.setdefault(name, []).append((line, bound[1]))
+                    if (counts := test_result_counts(stmt)) is not None:
+                        own.test_counts[line] = counts
                 continue
             claim = parse_provenance(stmt)
         except (AttestationError, VerificationError):
@@ -146,7 +157,15 @@ def _scan_note(
             claim.output_names[p]: {"path": p, "sha256": d} for p, d in claim.subjects.items()
         }
         via = None if claim.commit == commit else claim.commit
-        result = CheckResult(name, claim.drv_path, "cached", outputs, claim.output_check, via=via)
+        result = CheckResult(
+            name,
+            claim.drv_path,
+            "cached",
+            outputs,
+            claim.output_check,
+            log_sha256=log_sha256(stmt),  # as signed in the reused statement
+            via=via,
+        )
         own.provenance.setdefault(name, []).append((line, result))
 
 

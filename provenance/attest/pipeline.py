@@ -26,6 +26,7 @@ request and report types are report.py, re-exported here for callers
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import replace
 from pathlib import Path
 
 from provenance.attest import bundles, realise
@@ -156,6 +157,10 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
         line, hit = hits[n]
         reused = [line, *own.companions(n, hit.via or commit)]
         lines += reused
+        # The reused test-result statement's counts, so a cache hit reports what was proven.
+        counts = [own.test_counts[ln] for ln in reused if ln in own.test_counts]
+        if counts:
+            results[n] = replace(hit, tests=counts[0])
         if hit.via:
             ancestors.update(reused)
     if todo:

@@ -12,9 +12,11 @@ substituters. Used by `build` (attest.py) and both rebuild paths of `verify --re
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from provenance.doors.nix import BuildResult, Nix
+from provenance.doors.nixlog import SubstitutionLog, substitution
 from provenance.errors import NixError, RefusedError
 from provenance.policy.nixenv import (
     BuildEnvironment,
@@ -32,6 +34,91 @@ REBUILT = "rebuilt-and-compared"  # it was already valid; nix --rebuild reproduc
 OnLine = Callable[[str], None] | None
 
 
+@dataclass(frozen=True)
+class Dependencies:
+    """Where a build's dependencies came from, read from nix's own lines, never guessed.
+
+    A path counts as substituted when nix said it copied it from a cache, did not reject
+    it, and the store then holds it as not built here (`ultimate` false); a refused
+    substitute (signed by no trusted key, or a NAR that does not match its hash) is named
+    with its cache, and what nix built instead is listed as built.
+    """
+
+    substituted: Mapping[str, str] = field(default_factory=dict)  # store path -> cache URL
+    built: tuple[str, ...] = ()  # dependency derivations nix built here
+    refused: Mapping[str, str] = field(default_factory=dict)  # store path -> cache and why
+    unreachable: Mapping[str, str] = field(default_factory=dict)  # cache URL -> nix's error
+    caches: tuple[str, ...] = ()  # the caches the dependency step read
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "caches": list(self.caches),
+            "substituted": [{"path": p, "from": u} for p, u in sorted(self.substituted.items())],
+            "built": sorted(self.built),
+            "refused": [{"path": p, "reason": r} for p, r in sorted(self.refused.items())],
+            "unreachable": [{"url": u, "error": e} for u, e in sorted(self.unreachable.items())],
+        }
+
+    def summary(self) -> str:
+        by_cache: dict[str, int] = {}
+        for url in self.substituted.values():
+            by_cache[url] = by_cache.get(url, 0) + 1
+        parts = [f"{n} substituted from {u}" for u, n in sorted(by_cache.items())]
+        parts.append(f"{len(self.built)} built here")
+        parts += [f"refused {p}: {why}" for p, why in sorted(self.refused.items())]
+        parts += [
+            f"cache {u} unreachable ({e}): built instead"
+            for u, e in sorted(self.unreachable.items())
+        ]
+        return "dependencies: " + "; ".join(parts)
+
+
+def _dependencies(
+    nix: Nix, drv: str, logs: list[SubstitutionLog], caches: tuple[str, ...]
+) -> Dependencies:
+    started: dict[str, str] = {}
+    refused: dict[str, str] = {}
+    built: list[str] = []
+    for log in logs:
+        started.update(log.substituted)
+        refused.update({p: f"{u}: signed by no trusted key" for p, u in log.unsigned.items()})
+        refused.update({p: f"{u}: its NAR does not match its hash" for p, u in log.corrupt.items()})
+        built += [d for d in log.built if d != drv]
+    valid = nix.path_info(started) if started else {}
+    substituted = {p: u for p, u in started.items() if p in valid and not valid[p].ultimate}
+    return Dependencies(substituted, tuple(dict.fromkeys(built)), refused, caches=caches)
+
+
+def built_dependencies(stderr: str, drv: str) -> Dependencies:
+    """For a `--rebuild`, which substitutes nothing: the dependencies nix built."""
+    return Dependencies(built=tuple(d for d in substitution(stderr).built if d != drv))
+
+
+def build_traced(
+    nix: Nix,
+    env: BuildEnvironment,
+    drv: str,
+    inputs: Iterable[str],
+    version: str,
+    on_line: OnLine = None,
+) -> tuple[BuildResult, Dependencies]:
+    """Build the outputs of `drv` (not `--rebuild`); NixError when the build fails.
+
+    The caller still asks `saw_build(result.stderr, drv)`: exit 0 alone proves nothing.
+    """
+    deps = sorted(inputs)
+    logs: list[SubstitutionLog] = []
+    caches = env.substituters if deps else ()
+    if caches:
+        # Dependencies first, with the user's substituters; then the derivation itself,
+        # which must not come from a cache.
+        wanted = [installable(d, version) for d in deps]
+        logs.append(nix.realise(wanted, options=env.dependency_options, on_line=on_line))
+    result = nix.build(installable(drv, version), options=env.options, on_line=on_line)
+    logs.append(substitution(result.stderr))
+    return result, _dependencies(nix, drv, logs, caches)
+
+
 def build_here(
     nix: Nix,
     env: BuildEnvironment,
@@ -40,16 +127,8 @@ def build_here(
     version: str,
     on_line: OnLine = None,
 ) -> BuildResult:
-    """Build the outputs of `drv` (not `--rebuild`); NixError when the build fails.
-
-    The caller still asks `saw_build(result.stderr, drv)`: exit 0 alone proves nothing.
-    """
-    deps = sorted(inputs)
-    if deps and env.substituters:
-        # Dependencies first, with the user's substituters; then the derivation itself,
-        # which must not come from a cache.
-        nix.realise([installable(d, version) for d in deps], options=env.dependency_options)
-    return nix.build(installable(drv, version), options=env.options, on_line=on_line)
+    """`build_traced` without the record of where dependencies came from."""
+    return build_traced(nix, env, drv, inputs, version, on_line)[0]
 
 
 def rebuild_here(

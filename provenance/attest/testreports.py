@@ -129,7 +129,8 @@ def _local(tag: object) -> str:
 
 def _mentions_failures(el: ET.Element) -> bool:
     return any(
-        _COUNT.fullmatch(v := el.get(a, "")) is not None and int(v) > 0
+        # "> 0" without int(): a count of 5000 digits is over Python's int-from-text limit
+        _COUNT.fullmatch(v := el.get(a, "")) is not None and v.strip("0") != ""
         for a in ("failures", "errors")
     )
 
@@ -143,7 +144,7 @@ def parse_junit(data: bytes) -> list[TestCase]:
         raise AttestationError(msg)
     try:
         root = ET.fromstring(data)  # noqa: S314 - no DTD (checked above), size bounded
-    except ET.ParseError as e:
+    except (ET.ParseError, LookupError) as e:  # LookupError: an encoding Python lacks
         msg = f"the JUnit report is not well-formed XML ({e}): truncated or corrupt"
         raise AttestationError(msg) from None
     cases: list[TestCase] = []
@@ -179,7 +180,11 @@ def parse_junit(data: bytes) -> list[TestCase]:
             raise AttestationError(msg)
         return failing
 
-    walk(root)
+    try:
+        walk(root)
+    except RecursionError:  # suites within suites thousands deep: no runner writes that
+        msg = "the JUnit report nests too deeply to be read"
+        raise AttestationError(msg) from None
     return cases
 
 
@@ -278,8 +283,12 @@ class TapStream:
 def parse_tap(text: str) -> list[TestCase]:
     """Leaf results of a complete TAP 13/14 stream (one top-level plan that matches)."""
     stream = TapStream()
-    for raw in text.split("\n"):
-        stream.feed(raw.removesuffix("\r"))
+    try:
+        for raw in text.split("\n"):
+            stream.feed(raw.removesuffix("\r"))
+    except ValueError:  # int() of a plan over 4300 digits long
+        msg = "the TAP report holds a number too long to be a test count"
+        raise AttestationError(msg) from None
     if why := stream.problem():
         msg = f"the TAP report is incomplete: {why}"
         raise AttestationError(msg)
@@ -300,6 +309,7 @@ def parse_results_json(data: bytes, source: str = "") -> TestResults:
         tests = tuple(TestCase(str(t["id"]), str(t["outcome"])) for t in obj["tests"])
         if any(t.outcome not in ("passed", "failed", "skipped") for t in tests):
             raise ValueError
+        "".join(t.id for t in tests).encode()  # a lone surrogate ("\ud800") cannot be signed
         passed, failed, skipped = (int(counts[k]) for k in ("passed", "failed", "skipped"))
         if min(passed, failed, skipped) < 0:
             raise ValueError
@@ -307,7 +317,7 @@ def parse_results_json(data: bytes, source: str = "") -> TestResults:
             sum(1 for t in tests if t.outcome == o) for o in ("passed", "failed", "skipped")
         ]:
             raise ValueError
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError):
         msg = f"{source or RESULTS_FILE} is not a {RESULTS_SCHEMA} document"
         raise AttestationError(msg) from None
     return TestResults(str(obj["format"]), tests, passed, failed, skipped, source, sha256_hex(data))

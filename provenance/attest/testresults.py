@@ -130,7 +130,7 @@ def declared_reports(drv_path: str) -> list[str]:
         # __structuredAttrs: the attributes are one JSON document in the __json entry.
         try:
             value = json.loads(_unescape(m.group(1))).get(DECLARE_ATTR)
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             msg = f"{drv_path}: its __json attributes are not a JSON object"
             raise AttestationError(msg) from None
         if isinstance(value, str):

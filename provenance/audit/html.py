@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 
 from provenance.audit.render import chain_line, pct
 from provenance.audit.stats import TIERS, RunPoint, Summary, parse_time
+from provenance.audit.views import CommitView
+from provenance.audit.vocab import PASSING
 
 MAX_POINTS = 400  # a plot shows at most this many points; more runs are averaged into bins
 _W, _H, _PAD_L, _PAD_R, _PAD_T, _PAD_B = 560, 220, 52, 16, 14, 34
@@ -80,39 +82,51 @@ def _fmt_ms(ms: float) -> str:
     return f"{ms / 1000:.1f} s" if ms >= 1000 else f"{ms:.0f} ms"
 
 
+Series = tuple[str, str, str, Sequence[tuple[str, float]]]  # key, label, colour, points
+
+
 def _plot(
     title: str,
     pid: str,
-    points: Sequence[tuple[str, float]],
+    series: Sequence[Series],
     *,
     y_max: float,
     y_label: Callable[[float], str],
     y_ticks: Sequence[float],
     unit: str,
 ) -> str:
-    """A time-series SVG: x = time of the run, y = value; dots and a line."""
+    """A time-series SVG: x = time of the run, y = value; dots and a line per series.
+
+    Each series is drawn apart (its own line and colour, a legend when there are several),
+    and the svg carries `data-<key>` = its number of runs, so a test can read them back.
+    """
     head = f'<div class="plot" id="{pid}"><h3>{_e(title)}</h3>'
-    if not points:
+    drawn = [
+        (key, label, colour, sorted((_epoch(t), v) for t, v in pts))
+        for key, label, colour, pts in series
+    ]
+    total = sum(len(xs) for *_, xs in drawn)
+    if not total:
         return head + '<p class="empty">no runs to plot</p></div>'
-    xs = [(_epoch(t), v) for t, v in points]
-    xs.sort()
-    data = _bins(xs)
-    x0, x1 = data[0][0], data[-1][0]
+    binned = [(key, label, colour, xs, _bins(xs)) for key, label, colour, xs in drawn if xs]
+    x0 = min(data[0][0] for *_, data in binned)
+    x1 = max(data[-1][0] for *_, data in binned)
     span = (x1 - x0) or 1.0
     iw, ih = _W - _PAD_L - _PAD_R, _H - _PAD_T - _PAD_B
     single = x1 == x0
 
-    def px(x: float, i: int) -> float:
+    def px(x: float, i: int, n: int) -> float:
         if single:  # every run in one instant: spread them by order instead
-            return _PAD_L + iw * (i + 0.5) / len(data)
+            return _PAD_L + iw * (i + 0.5) / n
         return _PAD_L + iw * (x - x0) / span
 
     def py(y: float) -> float:
         return _PAD_T + ih * (1 - min(y, y_max) / (y_max or 1.0))
 
+    counts = "".join(f' data-{_e(key)}="{len(xs)}"' for key, _, _, xs in drawn)
     parts = [
         f'<svg viewBox="0 0 {_W} {_H}" width="100%" role="img" '
-        f'aria-label="{_e(title)}" data-points="{len(xs)}">'
+        f'aria-label="{_e(title)}" data-points="{total}"{counts}>'
     ]
     for t in y_ticks:
         y = py(t)
@@ -122,19 +136,27 @@ def _plot(
         parts.append(
             f'<text x="{_PAD_L - 6}" y="{y + 4:.1f}" text-anchor="end">{_e(y_label(t))}</text>'
         )
-    coords = [(px(x, i), py(y)) for i, (x, y) in enumerate(data)]
-    parts.append(
-        '<polyline fill="none" stroke="#0969da" stroke-width="1.5" points="'
-        + " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
-        + '"/>'
-    )
-    if len(data) <= 120:
-        for (x, y), (t, v) in zip(coords, data, strict=True):
-            when = dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-            shown = _fmt_ms(v) if unit == "ms" else f"{v:.0f}%"
+    for key, label, colour, _, data in binned:
+        coords = [(px(x, i, len(data)), py(y)) for i, (x, y) in enumerate(data)]
+        parts.append(
+            f'<polyline class="series-{_e(key)}" fill="none" stroke="{colour}" '
+            'stroke-width="1.5" points="' + " ".join(f"{x:.1f},{y:.1f}" for x, y in coords) + '"/>'
+        )
+        if len(data) <= 120:
+            for (x, y), (t, v) in zip(coords, data, strict=True):
+                when = dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+                shown = _fmt_ms(v) if unit == "ms" else f"{v:.0f}%"
+                parts.append(
+                    f'<circle class="series-{_e(key)}" cx="{x:.1f}" cy="{y:.1f}" r="3" '
+                    f'fill="{colour}"><title>{_e(label)} {_e(when)}: {_e(shown)}</title></circle>'
+                )
+    if len(series) > 1:
+        for n, (key, label, colour, xs) in enumerate(drawn):
+            lx = _PAD_L + 8 + n * 150
             parts.append(
-                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#0969da">'
-                f"<title>{_e(when)}: {_e(shown)}</title></circle>"
+                f'<rect x="{lx}" y="{_PAD_T}" width="10" height="10" fill="{colour}"/>'
+                f'<text class="legend-{_e(key)}" x="{lx + 14}" y="{_PAD_T + 9}">'
+                f"{_e(label)} ({len(xs)})</text>"
             )
     base = _H - _PAD_B
     parts.append(
@@ -146,7 +168,7 @@ def _plot(
     parts.append(f'<text x="{_W - _PAD_R}" y="{base + 16}" text-anchor="end">{_e(last)} UTC</text>')
     parts.append(
         f'<text x="{_PAD_L + iw / 2:.0f}" y="{base + 28}" text-anchor="middle">'
-        f"{len(xs)} run(s){' (averaged)' if len(xs) > MAX_POINTS else ''}</text>"
+        f"{total} run(s){' (averaged)' if total > MAX_POINTS else ''}</text>"
     )
     parts.append("</svg></div>")
     return head + "".join(parts)
@@ -157,7 +179,7 @@ def _rate_plot(points: Sequence[RunPoint]) -> str:
     return _plot(
         "Pass rate per run",
         "plot-pass-rate",
-        series,
+        [("runs", "runs", "#0969da", series)],
         y_max=100.0,
         y_label=lambda t: f"{t:.0f}%",
         y_ticks=(0, 25, 50, 75, 100),
@@ -177,16 +199,16 @@ def _nice_ticks(peak: float) -> tuple[float, list[float]]:
 
 
 def _duration_plot(points: Sequence[RunPoint]) -> str:
-    series = [
-        (p.time, float(p.duration_ms))
-        for p in points
-        if p.command == "build" and p.duration_ms is not None
-    ]
-    top, ticks = _nice_ticks(max((v for _, v in series), default=0.0))
+    """Real builds and cache hits apart: a cache hit takes a second and builds nothing, and
+    mixed in one line it would hide how long the checks really take."""
+    builds = [p for p in points if p.command == "build" and p.duration_ms is not None]
+    real = [(p.time, float(p.duration_ms or 0)) for p in builds if not p.cache_hit]
+    hits = [(p.time, float(p.duration_ms or 0)) for p in builds if p.cache_hit]
+    top, ticks = _nice_ticks(max((v for _, v in real + hits), default=0.0))
     return _plot(
         "Build duration",
         "plot-duration",
-        series,
+        [("builds", "builds", "#0969da", real), ("cache-hits", "cache hits", "#bf8700", hits)],
         y_max=top,
         y_label=_fmt_ms,
         y_ticks=ticks,
@@ -212,6 +234,72 @@ def _result(result: str, dirty: bool | None = False) -> str:
     return f'<span class="{cls}">{_e(result)}</span>'
 
 
+def _proven(v: CommitView) -> str:
+    return '<td class="pass">proven</td>' if v.proven else '<td class="fail">not proven</td>'
+
+
+def _checks(v: CommitView) -> str:
+    return ", ".join(f"{_e(n)}: {_result(r)}" for n, r in v.checks.items()) or "-"
+
+
+def _by(v: CommitView) -> str:
+    return "<br>".join(_e(p) for p in v.provers) or '<span class="empty">nobody (gate only)</span>'
+
+
+def _main_banner(s: Summary) -> list[str]:
+    """The answer first: is main (or master) proven at its newest recorded commit, by whom."""
+    main = next((b for b in s.branches if b.branch in ("main", "master")), None)
+    if main is None:
+        return []
+    v = main.head
+    cls, word = ("ok", "proven") if v.proven else ("bad", "NOT proven")
+    who = "; ".join(v.provers) or "nobody recorded here"
+    passing = sum(r in PASSING for r in v.checks.values())
+    return [
+        f'<div class="banner {cls}" id="main-proven"><b>{_e(main.branch)}</b> at '
+        f'<span class="mono">{_e(v.commit[:12])}</span> is {word} ({passing} of '
+        f"{len(v.checks)} check(s)), by {_e(who)}</div>"
+    ]
+
+
+def _views(s: Summary) -> list[str]:
+    """Per branch (its newest recorded commit), then per commit: state, checks, provers."""
+    out: list[str] = []
+    out.append("<h2>Branches</h2>")
+    if s.branches:
+        out.append(
+            '<table id="branches"><tr><th>branch</th><th>newest commit</th><th>state</th>'
+            "<th>checks</th><th>proven by</th><th>tier</th><th>last run</th></tr>"
+        )
+        for b in s.branches:
+            v = b.head
+            out.append(
+                f'<tr data-branch="{_e(b.branch)}"><td class="mono">{_e(b.branch)}</td>'
+                f'<td class="mono">{_e(v.commit[:12])}</td>{_proven(v)}<td>{_checks(v)}</td>'
+                f"<td>{_by(v)}</td><td>{_e(v.tier)}</td>"
+                f'<td class="mono">{_e(v.last_time)}</td></tr>'
+            )
+        out.append("</table>")
+    else:
+        out.append('<p class="empty">no run recorded a branch</p>')
+    out.append(f"<h2>Commits ({len(s.commit_views)} most recent)</h2>")
+    if s.commit_views:
+        out.append(
+            '<table id="commits"><tr><th>commit</th><th>branches</th><th>state</th>'
+            '<th>checks</th><th>proven by</th><th class="n">builds</th>'
+            '<th class="n">cache hits</th><th>last run</th></tr>'
+        )
+        for v in s.commit_views:
+            out.append(
+                f'<tr data-commit="{_e(v.commit)}"><td class="mono">{_e(v.commit[:12])}</td>'
+                f"<td>{_e(', '.join(v.branches) or '-')}</td>{_proven(v)}<td>{_checks(v)}</td>"
+                f'<td>{_by(v)}</td><td class="n">{v.builds}</td>'
+                f'<td class="n">{v.cache_hits}</td><td class="mono">{_e(v.last_time)}</td></tr>'
+            )
+        out.append("</table>")
+    return out
+
+
 def render(s: Summary, generated: str | None = None) -> str:
     """The whole page as a string (UTF-8 when written)."""
     when = generated or dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -234,6 +322,7 @@ def render(s: Summary, generated: str | None = None) -> str:
             f'<div class="banner {cls}" id="chain"><b>Hash chain:</b> '
             f"{_e(chain_line(s.chain))}</div>"
         )
+    out += _main_banner(s)
     out.append('<div class="cards">')
     out += [
         _card("Runs", s.runs, "runs"),
@@ -250,6 +339,7 @@ def render(s: Summary, generated: str | None = None) -> str:
     out.append(f'<p class="sub">Commands: {_e(cmds)} · actors: {_e(actors)}</p>')
     out.append('<h2>Over time</h2><div class="plots">')
     out += [_rate_plot(s.points), _duration_plot(s.points), "</div>"]
+    out += _views(s)
 
     if s.parts:
         out.append(

@@ -68,6 +68,7 @@ __all__ = [
     "Tier",
     "actor",
     "append",
+    "branch",
     "build_checks",
     "bundle_record",
     "canonical",
@@ -124,6 +125,29 @@ def highest_tier(checks: Iterable[CheckRecord | Mapping[str, Any]], default: Tie
     ]
     tiers = [tier for tier, result in pairs if result in PASSING]
     return max(tiers, key=TIER_RANK.__getitem__) if tiers else default
+
+
+# Where CI names the branch a run is about: a pull request's source branch first (GitHub
+# checks out a merge commit whose HEAD is detached), then the pushed branch.
+_BRANCH_VARS = (
+    "GITHUB_HEAD_REF",
+    "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME",
+    "GITHUB_REF_NAME",
+    "CI_COMMIT_BRANCH",
+)
+
+
+def branch(git: Any, environ: Mapping[str, str] | None = None) -> str | None:
+    """The branch the run is about: the one CI names, else the one HEAD is on, else None."""
+    env = os.environ if environ is None else environ
+    for var in _BRANCH_VARS:
+        value = env.get(var, "").strip()
+        if value:
+            return value
+    try:
+        return git.current_branch()  # type: ignore[no-any-return]
+    except ProvenanceError:
+        return None
 
 
 def actor(keyid: str | None = None) -> dict[str, str]:
@@ -226,6 +250,9 @@ def record(
         }
         if commit is not None:
             draft["commit"] = commit
+        on = branch(git)
+        if on:
+            draft["branch"] = on
         if dirty:
             draft["dirty"] = True
         if duration_ms is not None:

@@ -11,6 +11,7 @@ import re
 from provenance.audit.chain import ChainReport
 from provenance.audit.models import Entry
 from provenance.audit.stats import TIERS, Summary
+from provenance.text import printable
 
 
 def pct(rate: float | None) -> str:
@@ -69,7 +70,8 @@ def render_text(s: Summary) -> str:
             f"{c.tiers['ci']:>2}  {c.tiers['reproduced']:>10}  {c.last_result} {c.last_time}"
             for c in s.checks
         ]
-    return "\n".join(out) + "\n"
+    # Check names and actors come from the ledger (and so from flakes): escape controls.
+    return "\n".join(printable(line) for line in out) + "\n"
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
@@ -119,6 +121,15 @@ def render_markdown(s: Summary, *, actors: bool = False) -> str:
             f"| {md(p.label)} | {p.runs} | {pct(p.pass_rate)} | {p.tiers['reproduced']} | "
             f"{'valid' if p.chain and p.chain.ok else 'BROKEN'} |"
             for p in s.parts
+        ]
+        lines.append("")
+    if s.branches:
+        lines += ["| branch | newest commit | state | proven by |", "|---|---|---|---|"]
+        lines += [
+            f"| {md(b.branch)} | {md(b.head.commit[:12])} | "
+            f"{'proven' if b.head.proven else 'not proven'} | "
+            f"{md('; '.join(p.label(actor=actors) for p in b.head.prover_list) or '-')} |"
+            for b in s.branches
         ]
         lines.append("")
     if s.checks:

@@ -15,6 +15,14 @@ from typing import Any
 
 from provenance.audit.chain import ChainReport
 from provenance.audit.models import CheckRecord, Entry
+from provenance.audit.views import (
+    BranchView,
+    CommitView,
+    branch_views,
+    commit_views,
+    is_cache_hit,
+    recent_commits,
+)
 from provenance.audit.vocab import FAILING, PASSING, RATED_PASS
 
 TIERS = ("local", "ci", "reproduced")
@@ -57,6 +65,7 @@ class RunPoint:
     command: str
     pass_rate: float | None
     duration_ms: int | None
+    cache_hit: bool = False  # a build that built nothing: kept apart in the duration plot
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,8 @@ class Summary:
     recent: tuple[Entry, ...]
     points: tuple[RunPoint, ...]
     parts: tuple[Summary, ...] = ()  # per-ledger summaries of an aggregate
+    branches: tuple[BranchView, ...] = ()  # is main proven, and by whom (views.py)
+    commit_views: tuple[CommitView, ...] = ()  # the most recently recorded commits
     dirty_runs: int = 0  # builds of uncommitted changes: shown, never counted as proof
 
     @property
@@ -117,6 +128,8 @@ class Summary:
                 for c in self.checks
             ],
             "parts": [p.as_json() for p in self.parts],
+            "branches": [b.as_json() for b in self.branches],
+            "recentCommits": [c.as_json() for c in self.commit_views],
         }
 
 
@@ -156,6 +169,7 @@ def summarize(
             if e.time >= s.last_time:
                 s.last_result, s.last_time = c.result, e.time
     ordered = sorted(entries, key=lambda e: (e.time, e.seq))
+    views = commit_views(entries)
     return Summary(
         label=label,
         chain=chain,
@@ -172,12 +186,14 @@ def summarize(
         tiers={t: tiers.get(t, 0) for t in TIERS},
         recent=tuple(reversed(ordered[-RECENT:])),
         points=tuple(
-            RunPoint(e.seq, e.time, e.command, _run_rate(e.checks), e.duration_ms)
+            RunPoint(e.seq, e.time, e.command, _run_rate(e.checks), e.duration_ms, is_cache_hit(e))
             for e in ordered
             if not e.dirty
         ),
         parts=tuple(parts),
         dirty_runs=sum(bool(e.dirty) for e in entries),
+        branches=tuple(branch_views(entries, views)),
+        commit_views=tuple(recent_commits(views)),
     )
 
 

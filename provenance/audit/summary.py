@@ -106,7 +106,12 @@ def aggregate(paths: Sequence[Path]) -> Summary:
     parts: list[Summary] = []
     everything: list[Entry] = []
     for p in paths:
-        entries, chain = load(resolve(p))
+        try:
+            entries, chain = load(resolve(p))
+        except UsageError as e:
+            # load's hint names --ledger, which aggregate does not have: it takes paths.
+            hint = "run `provenance build` in that repository first, or name the ledger file"
+            raise UsageError(e.message, hint) from None
         with _gc_paused():
             parts.append(summarize(entries, str(p), chain))
         everything.extend(entries)

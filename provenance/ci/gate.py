@@ -24,7 +24,11 @@ How it decides (docs/ci.md has the long form):
    when nothing that defines the checks differs between it and REV (definition.py): the
    drvPath pins every input of the check (tests, dependencies, toolchain), the
    definition pins what the check is;
-4. `skip` is true only when every required check passes.
+4. with `--base REF`: the tests of each check and the protected paths are compared with
+   the merge base of REV and REF, and every weakening the base's `[review]` policy names
+   must be approved by a trusted reviewer (review/compare.py; docs/review.md);
+5. `skip` is true only when every required check passes and (with --base) nothing
+   unapproved or unknown stands against the base.
 
 Fail safe: `gate()` never raises. Any error (nix missing, git failing, a corrupt note,
 a bug) becomes `skip=False` with the error as the reason, so CI simply runs. Bad usage
@@ -54,6 +58,8 @@ from provenance.formats.uris import git_file_flake
 from provenance.policy.definition import Definitions
 from provenance.policy.trust import TrustPolicy, from_key_files, load_policy
 from provenance.policy.trusted_ref import policy_from_ref
+from provenance.review.compare import Review, Scope, compare, resolve_base
+from provenance.review.policy import from_commit
 
 __all__ = [
     "CheckVerdict",
@@ -181,17 +187,30 @@ def _gate(req: GateRequest, nix: Nix) -> GateReport:
     outputs = {n: c.outputs for n, c in evaluated.items()}
     ctx = Context(system, commit, tuple(window), evidence, policy, definitions, outputs)
     verdicts = tuple(judge(n, drvs[n], ctx) for n in sorted(drvs))
+    review: Review | None = None
+    if req.base is not None:
+        # The deltas against the base: a change that weakens its tests gets a new drvPath
+        # and an honest attestation, so the drvPath alone cannot catch it (review/).
+        base = resolve_base(git, req.base, commit, trusted=True)
+        rules = req.review_policy or from_commit(git, base.commit, subdir, base.ref)
+        wanted = tuple(required) if required else None
+        scope = Scope(git, top, subdir, commit, system, evaluated, wanted, req.search_depth)
+        review = compare(scope, base, nix, policy, rules)
     failed = [v for v in verdicts if not v.passed]
     if failed:
         more = f" (+{len(failed) - 1} more check(s) not proven)" if len(failed) > 1 else ""
         reason = f"{failed[0].name}: {failed[0].reason}{more}"
+    elif review is not None and not review.ok:
+        reason = review.reason()
     else:
         reused = sorted({v.commit for v in verdicts if v.commit and v.commit != commit})
         reason = f"all {len(verdicts)} check(s) attested by trusted keys for their exact drvPaths"
         if reused:
             reason += "; reused the attestation of commit " + ", ".join(reused)
+        if review is not None:
+            reason += f"; {review.reason()}"
     return GateReport(
-        skip=not failed,
+        skip=not failed and (review is None or review.ok),
         reason=reason,
         rev=req.rev,
         commit=commit,
@@ -200,4 +219,5 @@ def _gate(req: GateRequest, nix: Nix) -> GateReport:
         trust=trust_src,
         search_depth=req.search_depth,
         warnings=tuple(warnings),
+        review=review,
     )

@@ -11,10 +11,16 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from provenance.ci.report import GateReport
+from provenance.review.compare import Review
+from provenance.review.deltas import Delta
+from provenance.review.results import TestSet
+from provenance.text import printable
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    # Whitespace runs (a multi-line nix error) collapse; other control characters, which
+    # come from check names and notes, are shown escaped (provenance/text.py).
+    return printable(" ".join(text.split()))
 
 
 def github_output(report: GateReport) -> str:
@@ -41,6 +47,8 @@ def step_summary(report: GateReport) -> str:
             mark = "pass" if c.passed else "not proven"
             out.append(f"| {_md(c.name)} | {mark} | {drv} | {at} | {_md(c.reason)} |")
         out.append("")
+    if report.review is not None:
+        out += review_markdown(report.review)
     out.append(
         f"Notes: {report.notes or 'n/a'}. Trust: {report.trust or 'n/a'}. "
         f"Search depth: {report.search_depth} commit(s)."
@@ -49,14 +57,69 @@ def step_summary(report: GateReport) -> str:
     return "\n".join(out) + "\n"
 
 
+def _counts(t: TestSet | None) -> str:
+    if t is None:
+        return "not attested"
+    text = f"{t.passed} passed, {t.failed} failed, {t.skipped} skipped"
+    return text if t.listed else f"{text} (counts only)"
+
+
+def review_markdown(review: Review) -> list[str]:
+    """The PR summary's table of test deltas and protected-path changes against the base."""
+    b = review.base
+    out = [
+        f"#### Against the base `{_md(b.ref)}` (merge base `{b.merge_base[:12]}`): "
+        + ("nothing stands in the way" if review.ok else "run"),
+        "",
+    ]
+    changed = [t for t in review.tests if t.base_drv != t.drv]
+    if changed:
+        out += ["| check | tests on the base | tests on the change |", "|---|---|---|"]
+        out += [f"| {_md(t.name)} | {_counts(t.base)} | {_counts(t.change)} |" for t in changed]
+        out.append("")
+    if review.items:
+        out += ["| check or path | change | approved by | blocks the skip |", "|---|---|---|---|"]
+        for i in review.items:
+            if isinstance(i, Delta):
+                what = i.describe().split(": ", 1)[1]
+                where = _md(i.check)
+            else:
+                what = f"{i.kind} (protected: `{_md(i.pattern)}`)"
+                where = f"`{_md(i.path)}`"
+            who = ", ".join(review.approved_by(i)) or "-"
+            out.append(
+                f"| {where} | {_md(what)} | {_md(who)} | {'yes' if review.blocks(i) else 'no'} |"
+            )
+        out.append("")
+    else:
+        out += ["No test deltas and no protected-path changes.", ""]
+    out += [f"> doubt: {_md(d)}" for d in review.doubts]
+    out += [f"> approval not counted: {_md(d)}" for d in review.ignored]
+    out.append(f"Review policy: {_md(review.policy.source)}.")
+    out.append("")
+    return out
+
+
 def text(report: GateReport) -> str:
     """The human verdict for stderr."""
-    lines = [f"gate: skip={'true' if report.skip else 'false'}: {report.reason}"]
+    p = printable
+    lines = [f"gate: skip={'true' if report.skip else 'false'}: {p(report.reason)}"]
     for c in report.checks:
-        lines.append(f"  {'PASS' if c.passed else 'RUN '} {c.name}: {c.reason}")
-    lines += [f"warning: {w}" for w in report.warnings]
+        lines.append(f"  {'PASS' if c.passed else 'RUN '} {p(c.name)}: {p(c.reason)}")
+    if report.review is not None:
+        r = report.review
+        lines.append(
+            f"  base {p(r.base.ref)} (merge base {r.base.merge_base[:12]}): {p(r.reason())}"
+        )
+        for i in r.items:
+            who = ", ".join(r.approved_by(i))
+            state = "BLOCKS" if r.blocks(i) else f"approved by {p(who)}" if who else "allowed"
+            lines.append(f"    {p(i.describe())} [{state}]")
+        lines += [f"    doubt: {p(d)}" for d in r.doubts]
+        lines += [f"    approval not counted: {p(d)}" for d in r.ignored]
+    lines += [f"warning: {p(w)}" for w in report.warnings]
     if report.notes or report.trust:
-        lines.append(f"  notes: {report.notes}; trust: {report.trust}")
+        lines.append(f"  notes: {p(report.notes)}; trust: {p(report.trust)}")
     return "\n".join(lines)
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from provenance.doors.notes import DEFAULT_SEARCH_DEPTH
 from provenance.policy.trust import TrustPolicy
+from provenance.review.compare import Review
+from provenance.review.policy import ReviewPolicy
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,8 @@ class GateRequest:
     remote: str | None = None  # None: `origin`, or the only remote
     fetch: bool = True
     search_depth: int = DEFAULT_SEARCH_DEPTH
+    base: str | None = None  # compare tests and protected paths with this trusted ref
+    review_policy: ReviewPolicy | None = None  # from --policy FILE; None: the base's own
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ class GateReport:
     trust: str = ""  # where the trust came from
     search_depth: int = DEFAULT_SEARCH_DEPTH
     warnings: tuple[str, ...] = ()
+    review: Review | None = None  # with --base: the deltas against it (review/compare.py)
     errored: bool = False  # the gate failed safe on an error (skip is false for that reason)
 
     @property
@@ -83,4 +88,5 @@ class GateReport:
             "searchDepth": self.search_depth,
             "warnings": list(self.warnings),
             "checks": [c.as_json() for c in self.checks],
+            "review": self.review.as_json() if self.review else None,
         }

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from provenance.cli.common import JsonOut, emit_json, guard
+from provenance.cli.common import JsonOut, emit_json, fail, guard
 from provenance.errors import ExitCode
+from provenance.text import printable
 
 audit_app = typer.Typer(
     help="Read the audit ledger (.provenance/ledger.jsonl): verify, summarise, report, gate.",
@@ -18,7 +19,9 @@ audit_app = typer.Typer(
 
 LedgerOpt = Annotated[
     Path | None,
-    typer.Option("--ledger", help="Ledger [default: <git toplevel>/.provenance/ledger.jsonl]."),
+    typer.Option(
+        "--ledger", help="Ledger file.", show_default="<git toplevel>/.provenance/ledger.jsonl"
+    ),
 ]
 
 
@@ -88,8 +91,7 @@ def _write_reports(s: Any, html_out: Path | None, markdown: bool, actors: bool =
     from provenance.formats import bundle  # noqa: PLC0415
 
     if html_out is None and not markdown:
-        typer.echo("error: nothing to write (pass --html FILE and/or --markdown)", err=True)
-        raise typer.Exit(ExitCode.USAGE)
+        fail("nothing to write", "pass --html FILE and/or --markdown")
     if html_out is not None:
         page = report_html.render(s).encode()
         guard(lambda: bundle.write_atomic(html_out, page))
@@ -191,5 +193,5 @@ def audit_check(
     if json_out:
         emit_json(result.as_json())
     for r in result.rules:
-        typer.echo(f"{'PASS' if r.ok else 'FAIL'}: {r.rule}: {r.detail}", err=True)
+        typer.echo(printable(f"{'PASS' if r.ok else 'FAIL'}: {r.rule}: {r.detail}"), err=True)
     guard(result.raise_if_failed)

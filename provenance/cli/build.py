@@ -14,11 +14,11 @@ from provenance.cli.common import (
     StderrReporter,
     Verbose,
     emit_json,
+    fail,
     guard,
     record_build,
     setup_logging,
 )
-from provenance.errors import ExitCode
 
 
 def build(
@@ -37,7 +37,8 @@ def build(
         typer.Option(
             "--output",
             "-o",
-            help="Bundle path [default: FLAKE_DIR/.provenance/COMMIT.KEYID.intoto.jsonl].",
+            help="Bundle path.",
+            show_default="FLAKE_DIR/.provenance/COMMIT.KEYID.intoto.jsonl",
         ),
     ] = None,
     force: Annotated[
@@ -80,7 +81,8 @@ def build(
     Each check's outputs become subjects (hex NAR SHA-256) of an in-toto Statement with
     an SLSA Provenance v1 predicate, signed in a DSSE envelope. The bundle (.intoto.jsonl)
     is written atomically and unioned into the git note refs/notes/provenance on HEAD.
-    A check this key already attested for the same drvPath on HEAD is a cache hit.
+    A check this key already attested for the same drvPath on HEAD or one of its 49
+    ancestors (a README-only commit keeps the drvPath) is a cache hit: reused, not rebuilt.
     """
     setup_logging(verbose)
     if service is not None:
@@ -94,8 +96,7 @@ def build(
     from provenance.formats import keys  # noqa: PLC0415
 
     if key is None:
-        typer.echo("error: no signing key (pass --key PATH or set PROVENANCE_KEY)", err=True)
-        raise typer.Exit(ExitCode.USAGE)
+        fail("no signing key", "pass --key PATH or set PROVENANCE_KEY")
     reporter = StderrReporter(quiet=quiet)
     signer = guard(lambda: keys.load_signer(key))
     req = attest.BuildRequest(
@@ -129,7 +130,7 @@ def build(
 def example(
     workdir: Annotated[
         Path | None,
-        typer.Option("--workdir", help="Where to put the example [default: a temp dir]."),
+        typer.Option("--workdir", help="Where to put the example.", show_default="a temp dir"),
     ] = None,
     json_out: JsonOut = False,
 ) -> None:

@@ -10,8 +10,17 @@ from typing import Annotated
 
 import typer
 
-from provenance.cli.common import JsonOut, StderrReporter, Verbose, guard, record, setup_logging
-from provenance.errors import ExitCode
+from provenance.cli.common import (
+    JsonOut,
+    StderrReporter,
+    Verbose,
+    emit_json,
+    fail,
+    guard,
+    record,
+    review_rules,
+    setup_logging,
+)
 
 notes_app = typer.Typer(
     help="Move the attestation notes (refs/notes/provenance) to and from a remote.",
@@ -65,16 +74,20 @@ def gate(
         typer.Option(
             "--policy-ref",
             help="Read provenance.toml from this trusted ref: a full ref name or a remote-tracking"
-            " branch nothing else is named like [default: refs/remotes/origin/<target branch>"
-            " from $GITHUB_BASE_REF, $CI_MERGE_REQUEST_TARGET_BRANCH_NAME or $CI_DEFAULT_BRANCH].",
+            " branch nothing else is named like.",
+            show_default="refs/remotes/origin/<target branch> from $GITHUB_BASE_REF,"
+            " $CI_MERGE_REQUEST_TARGET_BRANCH_NAME or $CI_DEFAULT_BRANCH",
         ),
     ] = None,
     require: Annotated[
         list[str] | None,
-        typer.Option("--require", help="Check that must be proven (repeatable) [default: all]."),
+        typer.Option(
+            "--require", help="Check that must be proven (repeatable).", show_default="all"
+        ),
     ] = None,
     remote: Annotated[
-        str | None, typer.Option("--remote", help="Remote to fetch notes from [default: origin].")
+        str | None,
+        typer.Option("--remote", help="Remote to fetch notes from.", show_default="origin"),
     ] = None,
     no_fetch: Annotated[bool, typer.Option("--no-fetch", help="Use the local notes only.")] = False,
     search_depth: Annotated[
@@ -83,6 +96,15 @@ def gate(
             "--search-depth", min=1, help="Commits searched for the same drvPath, REV included."
         ),
     ] = 50,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base",
+            help="Compare tests and protected paths with this trusted ref (the target branch, as"
+            " a full ref name); unapproved weakenings make CI run.",
+            show_default="no comparison",
+        ),
+    ] = None,
     json_out: JsonOut = False,
     verbose: Verbose = False,
 ) -> None:
@@ -96,6 +118,10 @@ def gate(
     Only bad usage exits 2 (no trust given; an unreadable key or policy; a key or policy
     inside the tree under test). Writes skip= and reason= to $GITHUB_OUTPUT and a table to
     $GITHUB_STEP_SUMMARY when those are set.
+
+    With --base, tests removed, newly skipped or failing, a removed check and changes to
+    protected paths (the review table of the base's provenance.toml) need a reviewer's approval
+    (`provenance approve`) before CI may skip: docs/review.md.
     """
     setup_logging(verbose)
     from provenance.ci import gate as g  # noqa: PLC0415
@@ -104,18 +130,17 @@ def gate(
     keys_given = list(trusted_key or [])
     given = sum(bool(x) for x in (keys_given, policy, policy_ref))
     if given > 1:
-        typer.echo("error: pass one of --trusted-key, --policy, --policy-ref", err=True)
-        raise typer.Exit(ExitCode.USAGE)
+        fail("pass one of --trusted-key, --policy, --policy-ref")
     trust = guard(lambda: g.resolve_trust(flake_dir, keys_given, policy))
+    rules = review_rules(policy) if base is not None and policy is not None else None
     if trust is None and policy_ref is None:
         branch = g.target_branch(os.environ)
         if branch is None:
-            typer.echo(
-                "error: no trust given (pass --trusted-key PUB, --policy FILE or --policy-ref REF;"
-                " on CI the target branch is used when the CI names it)",
-                err=True,
+            fail(
+                "no trust given",
+                "pass --trusted-key PUB, --policy FILE or --policy-ref REF;"
+                " on CI the target branch is used when the CI names it",
             )
-            raise typer.Exit(ExitCode.USAGE)
         # The full name: a tag or local branch called origin/<branch> cannot shadow it.
         policy_ref = f"refs/remotes/{remote or 'origin'}/{branch}"
     req = g.GateRequest(
@@ -127,6 +152,8 @@ def gate(
         remote=remote,
         fetch=not no_fetch,
         search_depth=search_depth,
+        base=base,
+        review_policy=rules,
     )
     started = time.monotonic()
     report = g.gate(req, Nix(default_nix_bin()))
@@ -143,7 +170,7 @@ def gate(
     for problem in g.write_ci_files(report):
         typer.echo(f"warning: {problem}", err=True)
     if json_out:
-        typer.echo(g.to_json(report))
+        emit_json(report.as_json())
     typer.echo(g.text(report), err=True)
 
 

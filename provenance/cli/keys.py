@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from provenance.cli.common import JsonOut, emit_json, guard
-from provenance.errors import ExitCode
+from provenance.cli.common import JsonOut, emit_json, fail, guard
+from provenance.text import printable
 
 
 def keygen(
@@ -21,8 +21,8 @@ def keygen(
         str | None,
         typer.Option(
             "--name",
-            help="File names NAME.key and NAME.pub, so signers are told apart by name "
-            "(default: provenance.key and provenance.pub).",
+            help="File names NAME.key and NAME.pub, so signers are told apart by name.",
+            show_default="provenance",
         ),
     ] = None,
     json_out: JsonOut = False,
@@ -55,6 +55,13 @@ def trust_add(
         str | None,
         typer.Option("--expires", help="Stop trusting the key after this date (YYYY-MM-DD)."),
     ] = None,
+    reviewer: Annotated[
+        bool,
+        typer.Option(
+            "--reviewer",
+            help="A reviewer key (review.reviewers, for `provenance approve`), not a build key.",
+        ),
+    ] = False,
     service: Annotated[
         bool,
         typer.Option(
@@ -70,8 +77,13 @@ def trust_add(
     try:
         day = dt.date.fromisoformat(expires) if expires else None
     except ValueError:
-        typer.echo(f"error: --expires {expires!r} is not a YYYY-MM-DD date", err=True)
-        raise typer.Exit(ExitCode.USAGE) from None
+        fail(f"--expires {expires!r} is not a YYYY-MM-DD date")
+    if reviewer:
+        from provenance.review import policy as review_policy  # noqa: PLC0415
+
+        entry = guard(lambda: review_policy.add_reviewer(policy, name, pub, day))
+        typer.echo(f"{policy}: {name} may approve (keyid {entry.key.keyid[:16]}...)", err=True)
+        return
     entry = guard(lambda: trust.add_key(policy, name, pub, day, service=service))
     typer.echo(f"{policy}: trusting {name} (keyid {entry.key.keyid[:16]}...)", err=True)
     if day is not None and day < dt.datetime.now(dt.UTC).date():
@@ -107,7 +119,7 @@ def trust_list(policy: PolicyFile = Path("provenance.toml"), json_out: JsonOut =
     for r in rows:
         until = f"  until {r['expires']}" if r["expires"] else ""
         state = "" if r["active"] else "  (expired: does not count)"
-        typer.echo(f"{r['name']}  {str(r['keyid'])[:16]}...{until}{state}", err=True)
+        typer.echo(printable(f"{r['name']}  {str(r['keyid'])[:16]}...{until}{state}"), err=True)
     typer.echo(f"threshold: {loaded.threshold} of {len(rows)} key(s)", err=True)
 
 

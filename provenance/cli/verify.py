@@ -13,8 +13,10 @@ from provenance.cli.common import (
     StderrReporter,
     Verbose,
     emit_json,
+    fail,
     guard,
     record,
+    review_rules,
     setup_logging,
 )
 from provenance.errors import ExitCode
@@ -23,7 +25,9 @@ from provenance.errors import ExitCode
 def verify(
     bundles: Annotated[
         list[Path] | None,
-        typer.Argument(help="Bundles (.intoto.jsonl) to verify [default: the git note on --rev]."),
+        typer.Argument(
+            help="Bundles (.intoto.jsonl) to verify.", show_default="the git note on --rev"
+        ),
     ] = None,
     trusted_key: Annotated[
         list[Path] | None,
@@ -31,7 +35,9 @@ def verify(
     ] = None,
     policy: Annotated[
         Path | None,
-        typer.Option("--policy", help="Trust policy file [default: the repo's provenance.toml]."),
+        typer.Option(
+            "--policy", help="Trust policy file.", show_default="the repo's provenance.toml"
+        ),
     ] = None,
     flake: Annotated[
         Path, typer.Option("--flake", help="Flake directory in the git repo.")
@@ -47,11 +53,27 @@ def verify(
     ] = False,
     store: Annotated[
         Path | None,
-        typer.Option("--store", help="Fresh store root for --rebuild [default: a temp dir]."),
+        typer.Option("--store", help="Fresh store root for --rebuild.", show_default="a temp dir"),
     ] = None,
     in_place: Annotated[
         bool, typer.Option("--in-place", help="Rebuild in the local store (nix --rebuild).")
     ] = False,
+    substituters: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--substituters",
+            help="A binary cache the rebuild may take dependencies from, never the attested "
+            "derivation (repeatable). Default: only those in your Nix config.",
+        ),
+    ] = None,
+    trusted_public_keys: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trusted-public-keys",
+            help="A Nix public key (NAME:BASE64) whose signatures make a substitute "
+            "acceptable (repeatable); unsigned paths are refused.",
+        ),
+    ] = None,
     sign_with: Annotated[
         Path | None,
         typer.Option("--sign-with", help="Sign an SLSA Verification Summary with this key."),
@@ -59,10 +81,22 @@ def verify(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="VSA bundle [default: FLAKE/.provenance/REV.vsa.intoto.jsonl]."
+            "--output",
+            "-o",
+            help="VSA bundle.",
+            show_default="FLAKE/.provenance/REV.vsa.intoto.jsonl",
         ),
     ] = None,
     no_note: Annotated[bool, typer.Option("--no-note", help="Attach no VSA git note.")] = False,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base",
+            help="Also compare tests and protected paths with this branch; unapproved"
+            " weakenings fail verification.",
+            show_default="no comparison",
+        ),
+    ] = None,
     json_out: JsonOut = False,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Only failures and the verdict.")
@@ -78,15 +112,21 @@ def verify(
     4 nix/git failure. See docs/verify.md.
     """
     setup_logging(verbose)
+    from provenance.cache.substituters import Caches  # noqa: PLC0415
     from provenance.doors.nix import Nix, default_nix_bin  # noqa: PLC0415
     from provenance.formats import keys  # noqa: PLC0415
     from provenance.policy import resolve as policy_mod  # noqa: PLC0415
     from provenance.verify import pipeline as verify_mod  # noqa: PLC0415
 
+    if output is not None and sign_with is None:
+        # -o names the VSA bundle, which only --sign-with produces: ignoring it silently would
+        # leave the user looking for a file that was never written.
+        fail("--output is the VSA bundle, written only with --sign-with", "pass --sign-with KEY")
     reporter = StderrReporter(quiet=quiet)
     search = [flake.resolve()]
     trust = guard(lambda: policy_mod.resolve(list(trusted_key or []), policy, search))
     signer = guard(lambda: keys.load_signer(sign_with)) if sign_with else None
+    caches = guard(lambda: Caches.of(substituters or [], trusted_public_keys or []))
     req = verify_mod.VerifyRequest(
         flake_dir=flake,
         policy=trust,
@@ -96,9 +136,12 @@ def verify(
         rebuild=rebuild,
         in_place=in_place,
         store=store,
+        caches=caches,
         signer=signer,
         vsa_output=output,
         attach_note=not no_note,
+        base=base,
+        review_policy=review_rules(policy) if base is not None and policy is not None else None,
     )
     started = time.monotonic()
     report = guard(lambda: verify_mod.verify(req, Nix(default_nix_bin()), reporter))

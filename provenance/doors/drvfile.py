@@ -49,7 +49,7 @@ def read_drv_closure_flags(
         try:
             with open(physical(path), encoding="utf-8", errors="replace") as f:
                 text = f.read()
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL in a path named by the file
             return None
         found = _flags_from_aterm(path, text)
         if found is None:
@@ -76,7 +76,7 @@ def read_drv_flags(path: str) -> DrvFlags | None:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             text = f.read()
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the path
         return None
     return _flags_from_aterm(path, text)
 

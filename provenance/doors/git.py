@@ -52,6 +52,19 @@ class TreeStatus:
         return bool(self.modified)
 
 
+@dataclass(frozen=True)
+class TreeChange:
+    """One path that differs between two commits: `mode blob` on each side, None if absent."""
+
+    path: str
+    before: str | None
+    after: str | None
+
+    @property
+    def kind(self) -> str:
+        return "added" if self.before is None else "deleted" if self.after is None else "modified"
+
+
 class Git:
     def __init__(self, repo: str | Path, git_bin: str = "git") -> None:
         self.repo = str(repo)
@@ -347,6 +360,41 @@ class Git:
         """
         out = self._run("diff-tree", "-r", "-z", "--no-renames", "--name-only", old, new).stdout
         return [p for p in out.decode(errors="surrogateescape").split("\0") if p]
+
+    def changed_entries(self, old: str, new: str) -> list[TreeChange]:
+        """`changed_paths` with the mode and blob id on each side (None: absent there).
+
+        The ids are what an approval names, so an approval of one edit of a file does
+        not cover a later, different edit of the same file.
+        """
+        out = self._run("diff-tree", "-r", "-z", "--no-renames", old, new).stdout
+        fields = out.decode(errors="surrogateescape").split("\0")
+        changes: list[TreeChange] = []
+        for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+            parts = meta.lstrip(":").split()
+            if len(parts) != 5 or not path:
+                continue
+            old_mode, new_mode, old_blob, new_blob, _ = parts
+            before = None if set(old_blob) == {"0"} else f"{old_mode} {old_blob}"
+            after = None if set(new_blob) == {"0"} else f"{new_mode} {new_blob}"
+            changes.append(TreeChange(path, before, after))
+        return changes
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        """The best common ancestor of two commits, or None when they share no history."""
+        done = self._run("merge-base", a, b, check=False)
+        if done.returncode == 1:
+            return None
+        if done.returncode != 0:
+            msg = f"git merge-base failed: {git_message(done.stderr)}"
+            raise GitError(msg)
+        return done.stdout.decode().strip() or None
+
+    def current_branch(self) -> str | None:
+        """The branch HEAD is on (short name), or None when detached or not a repository."""
+        done = self._run("symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+        name = done.stdout.decode(errors="replace").strip()
+        return name if done.returncode == 0 and name else None
 
     def show_file(self, rev: str, path: str) -> bytes | None:
         """The file `path` as it is at `rev`, or None when absent there."""

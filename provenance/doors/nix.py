@@ -15,14 +15,12 @@ import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from provenance.doors import proc, selection
+from provenance.doors import nixerrors, nixlog, proc, selection
 from provenance.doors.drvfile import DrvFlags, read_drv_flags
-from provenance.doors.nixerrors import eval_error as _eval_error
-from provenance.doors.nixerrors import failure as _failure
-from provenance.doors.nixerrors import unknown_command as _unknown_command
-from provenance.doors.nixerrors import why as _why
+from provenance.doors.nixlog import SubstitutionLog
 from provenance.doors.nixparse import (
     BuildResult,
     Derivation,
@@ -70,6 +68,7 @@ INSTALL_HINT = (
 )
 # The settings a build runs with are nixenv.py's business (what we force, read back, refuse).
 PURE_EVAL = {"pure-eval": "true"}
+OnLine = Callable[[str], None] | None
 
 
 @dataclass
@@ -108,14 +107,14 @@ class Nix:
             msg = f"cannot execute {self.nix_bin}"
             raise NixError(msg, INSTALL_HINT, cmd=cmd) from None
         if check and done.returncode != 0:
-            raise _failure(done, f"{what} failed: {_why(done)}")
+            raise nixerrors.failure(done, f"{what} failed: {nixerrors.why(done)}")
         return done
 
     def _json(self, args: Iterable[str], *, what: str, **kw: Any) -> Any:
         done = self._run(args, what=what, **kw)
         try:
             return json.loads(done.stdout)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not UTF-8, not JSON, too deep, a huge number
             msg = f"{what}: nix printed something that is not JSON"
             raise NixError(msg, cmd=done.cmd, stderr=done.stderr) from None
 
@@ -130,7 +129,8 @@ class Nix:
 
     def version(self) -> str:
         if self._version is None:
-            out = self._run(["--version"], what="nix --version").stdout.decode().strip()
+            raw = self._run(["--version"], what="nix --version").stdout
+            out = raw.decode(errors="replace").strip()
             # "nix (Nix) 2.8.0", "nix (Lix, like Nix) 2.91.1", "nix (Determinate Nix 3.6.0) 2.29.0"
             self._version = out.split(") ", 1)[-1] if ") " in out else out
         return self._version
@@ -161,7 +161,7 @@ class Nix:
             try:
                 return self._json([*command, *args], what=what, options=options)
             except NixError as e:
-                if not _unknown_command(e.stderr) or i == len(commands) - 1:
+                if not nixerrors.unknown_command(e.stderr) or i == len(commands) - 1:
                     raise
         raise AssertionError  # unreachable: the loop returns or raises
 
@@ -171,7 +171,7 @@ class Nix:
         name = "info" if self.version_tuple() >= (2, 20) else "ping"
         if self.version_tuple() >= (2, 14):
             done = self._run(["store", name, "--json"], what=f"nix store {name}", check=False)
-            if done.returncode != 0 and name == "info" and _unknown_command(done.stderr):
+            if done.returncode != 0 and name == "info" and nixerrors.unknown_command(done.stderr):
                 name = "ping"  # a fork numbered past 2.20 that kept the old name
                 done = self._run(["store", name, "--json"], what="nix store ping", check=False)
             if (info := parse_store_info_json(done.stdout)) is not None:
@@ -192,7 +192,7 @@ class Nix:
         done = self._run(["store", "verify", *paths], what="nix store verify", check=False)
         found = parse_store_verify(done.stderr)
         if done.returncode != 0 and not (found.modified or found.untrusted):
-            raise _failure(done, f"nix store verify failed: {_why(done)}")
+            raise nixerrors.failure(done, f"nix store verify failed: {nixerrors.why(done)}")
         return found
 
     # -- evaluation ------------------------------------------------------------------
@@ -233,10 +233,10 @@ class Nix:
             check=False,
         )
         if done.returncode != 0:
-            raise _eval_error(done)
+            raise nixerrors.eval_error(done)
         try:
             return selection.parse(json.loads(done.stdout), system, names)
-        except (json.JSONDecodeError, selection.MalformedAnswer):
+        except (ValueError, RecursionError):  # MalformedAnswer is a ValueError
             msg = "evaluating the flake's checks: nix printed something that is not the JSON asked for"
             raise NixError(msg, cmd=done.cmd, stderr=done.stderr) from None
 
@@ -267,27 +267,35 @@ class Nix:
 
     def closure_info(self, drv_paths: Iterable[str]) -> list[PathInfo]:
         """Every .drv and source in the build closure, with NAR hashes (one call)."""
-        done = self._path_info(["--derivation", "-r", *drv_paths], check=True)
-        try:
-            raw = json.loads(done.stdout)
-        except json.JSONDecodeError:
-            msg = "querying the derivation closure: nix printed something that is not JSON"
-            raise NixError(msg, cmd=done.cmd, stderr=done.stderr) from None
-        return list(parse_path_info(raw).values())
+        args = ["--derivation", *drv_paths]
+        return list(self._closure(args, "querying the derivation closure").values())
 
-    def _path_info(self, args: list[str], *, check: bool) -> proc.Completed:
+    def runtime_closure(self, paths: Iterable[str]) -> dict[str, PathInfo]:
+        """Valid `paths` and everything they reference, with NAR sizes (one call)."""
+        paths = list(paths)
+        return self._closure(paths, "querying the closure") if paths else {}
+
+    def _closure(self, args: list[str], what: str) -> dict[str, PathInfo]:
+        done = self._path_info(["-r", *args], check=True, what=what)
+        try:
+            return parse_path_info(json.loads(done.stdout))
+        except (ValueError, RecursionError):  # also invalid UTF-8, 4300-digit numbers, nesting
+            msg = f"{what}: nix printed something that is not JSON"
+            raise NixError(msg, cmd=done.cmd, stderr=done.stderr) from None
+
+    def _path_info(self, args: list[str], *, check: bool, what: str = "") -> proc.Completed:
         """`nix path-info --json ARGS`, with the `--json-format` that 2.33+ wants.
 
         2.33+ warns that `--json` without `--json-format` will become an error; 2.8 .. 2.32
         reject the flag, and so may a fork numbered past 2.33: then ask without it.
         """
         fmt = ["--json-format", "2"] if self.version_tuple() >= (2, 33) else []
-        what = "querying the derivation closure" if check else "nix path-info"
+        what = what or ("querying the derivation closure" if check else "nix path-info")
         done = self._run(["path-info", "--json", *fmt, *args], what=what, check=False)
         if fmt and done.returncode != 0 and "--json-format" in done.stderr:
             done = self._run(["path-info", "--json", *args], what=what, check=False)
         if check and done.returncode != 0:
-            raise _failure(done, f"{what} failed: {_why(done)}")
+            raise nixerrors.failure(done, f"{what} failed: {nixerrors.why(done)}")
         return done
 
     # -- store -----------------------------------------------------------------------
@@ -306,7 +314,12 @@ class Nix:
             for p in paths:
                 found.update(self.path_info([p]))
             return found
-        return parse_path_info(json.loads(done.stdout))
+        try:
+            raw = json.loads(done.stdout)
+        except (ValueError, RecursionError):
+            msg = "nix path-info: nix printed something that is not JSON"
+            raise NixError(msg, cmd=done.cmd, stderr=done.stderr) from None
+        return parse_path_info(raw)
 
     def build(
         self,
@@ -320,16 +333,27 @@ class Nix:
         args = ["build", "--no-link", "--json", "-L", *(["--rebuild"] if rebuild else []), drv_path]
         done = self._run(args, options=options, what="nix build", on_line=on_line, check=False)
         if done.returncode != 0:
-            raise _failure(done, _why(done))
+            raise nixerrors.failure(done, nixerrors.why(done))
         if (result := parse_build_result(done.stdout, done.stderr)) is None:
             msg = "nix build printed no usable --json result"
             raise NixError(msg, cmd=done.cmd, stderr=done.stderr)
         return result
 
-    def realise(self, installables: list[str], *, options: Mapping[str, str]) -> None:
-        """Build or substitute several installables, printing nothing (dependencies)."""
-        if installables:
-            self._run(["build", "--no-link", *installables], options=options, what="nix build")
+    def realise(
+        self, installables: list[str], *, options: Mapping[str, str], on_line: OnLine = None
+    ) -> SubstitutionLog:
+        """Build or substitute several installables (dependencies): what nix said it
+        substituted, from where, and built (its lines; NixError if the call failed)."""
+        if not installables:
+            return nixlog.substitution("")
+        args = ["build", "--no-link", *installables]
+        done = self._run(args, options=options, what="nix build", on_line=on_line)
+        return nixlog.substitution(done.stderr)
+
+    def add_file(self, path: Path) -> str:
+        """`nix store add-file`: the file as a content-addressed store path."""
+        done = self._run(["store", "add-file", str(path)], what="nix store add-file")
+        return done.stdout.decode().strip()
 
     def log(self, path: str) -> bytes | None:
         done = self._run(["log", path], what="nix log", check=False)
@@ -345,11 +369,7 @@ class Nix:
         )
 
     def rebuild_check(
-        self,
-        drv_path: str,
-        *,
-        options: Mapping[str, str] | None = None,
-        on_line: Callable[[str], None] | None = None,
+        self, drv_path: str, *, options: Mapping[str, str] | None = None, on_line: OnLine = None
     ) -> RebuildCheck:
         """`nix build --rebuild --keep-failed`: build again and compare with the valid outputs.
 
@@ -362,8 +382,38 @@ class Nix:
         if done.returncode == 0:
             return RebuildCheck(True, None, None, done.stderr)
         if (differs := parse_rebuild_failure(done.stderr)) is None:
-            raise _failure(done, _why(done))
+            raise nixerrors.failure(done, nixerrors.why(done))
         return differs
+
+    # -- binary caches (provenance publish, verify --substituters) ---------------------
+
+    def copy_to(
+        self, url: str, paths: Iterable[str], on_copied: Callable[[str], None] | None = None
+    ) -> list[str]:
+        """`nix copy -v --to URL` of `paths` and their closure; the paths nix sent (from
+        its `copying path` lines: one the cache has is not named). Nix signs with the
+        `?secret-key=FILE` in `url`."""
+        paths = list(paths)
+        if not paths:
+            return []
+        what = f"copying to {url.split('?', 1)[0]}"
+        line = nixlog.on_copy(on_copied)
+        done = self._run(["copy", "-v", "--to", url, *paths], what=what, on_line=line)
+        return nixlog.copied_to(done.stderr)
+
+    def copy_from(self, url: str, paths: Iterable[str], options: Mapping[str, str]) -> None:
+        """Fetch `paths` from a cache into this store; Nix checks their signatures."""
+        args = ["copy", "--from", url, "--to", self.store or "auto", *paths]
+        self._run(args, options=options, what=f"fetching from {url}")
+
+    def cache_unreachable(self, url: str) -> str | None:
+        """Why the binary cache at `url` cannot be read, or None: one try, no retries.
+        Nix creates a file:// cache it is only asked about: cache/substituters.py judges those."""
+        # `store ping`: every release has it (a deprecated alias of `store info` since 2.20).
+        probe = Nix(self.nix_bin, url, self.env, self._version)
+        opts = {"download-attempts": "1"}
+        done = probe._run(["store", "ping"], options=opts, what="nix store ping", check=False)
+        return None if done.returncode == 0 else nixerrors.why(done)
 
 
 def default_nix_bin() -> str:

@@ -42,10 +42,10 @@ def why(done: proc.Completed) -> str:
     """Why a nix call failed: the signal that killed it, or its own error message."""
     if (sig := done.signal) is not None:
         return f"nix was killed by {sig}"
-    return _last_error(done.stderr)
+    return last_error(done.stderr)
 
 
-def _last_error(stderr: str) -> str:
+def last_error(stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     for ln in lines:
         if ln.startswith("error:"):

@@ -16,10 +16,12 @@ from __future__ import annotations
 import json
 import platform
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
 
+from provenance.errors import NixError
 from provenance.formats.hashing import sha256_to_hex
 
 STORE_DIR = "/nix/store"
@@ -156,9 +158,32 @@ class StoreCheck:
     untrusted: tuple[str, ...]  # neither built by this store, signed by a trusted key, nor CA
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _shaped(what: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """JSON of a shape the parser does not know (a field of another type, a future Nix)
+    is a NixError naming what was read, not a traceback."""
+
+    def wrap(parse: Callable[_P, _R]) -> Callable[_P, _R]:
+        @wraps(parse)
+        def parsed(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            try:
+                return parse(*args, **kwargs)
+            except (AttributeError, TypeError, LookupError, ValueError, OverflowError) as e:
+                msg = f"{what}: nix printed JSON of a shape this tool cannot read ({e!r:.200})"
+                raise NixError(msg, "is this a Nix release provenance supports?") from None
+
+        return parsed
+
+    return wrap
+
+
 # -- `nix config show --json` / `nix show-config --json` --------------------------------
 
 
+@_shaped("reading nix's settings")
 def parse_config(raw: Mapping[str, Any]) -> NixConfig:
     def val(name: str, default: Any) -> Any:
         entry = raw.get(name)
@@ -201,7 +226,7 @@ def parse_store_info_json(stdout: bytes) -> StoreInfo | None:
         raw = json.loads(stdout)
         trusted = raw.get("trusted")  # 1/0 on 2.26, true/false on 2.34
         return StoreInfo(str(raw.get("url", "unknown")), None if trusted is None else bool(trusted))
-    except (json.JSONDecodeError, AttributeError):
+    except (ValueError, RecursionError, AttributeError):  # ValueError: not UTF-8 or JSON
         return None
 
 
@@ -225,6 +250,7 @@ def parse_store_verify(stderr: str) -> StoreCheck:
 # -- `nix flake metadata --json` --------------------------------------------------------
 
 
+@_shaped("reading the flake's metadata")
 def parse_flake_metadata(raw: Mapping[str, Any]) -> FlakeMetadata:
     locked = raw.get("locked", {})
     nodes = raw.get("locks", {}).get("nodes", {})
@@ -286,6 +312,7 @@ def _locked_uri(lk: Mapping[str, Any]) -> str:
 # -- `nix derivation show` / `nix show-derivation` --------------------------------------
 
 
+@_shaped("reading derivations")
 def parse_derivations(raw: Mapping[str, Any]) -> dict[str, Derivation]:
     body = raw.get("derivations", raw) if isinstance(raw.get("derivations"), dict) else raw
     out: dict[str, Derivation] = {}
@@ -324,6 +351,7 @@ def parse_derivations(raw: Mapping[str, Any]) -> dict[str, Derivation]:
 # -- `nix path-info --json` -------------------------------------------------------------
 
 
+@_shaped("reading nix path-info")
 def parse_path_info(raw: Any) -> dict[str, PathInfo]:
     """Accept 2.8's array, 2.19+'s object keyed by path (null = invalid path), and
     2.33+'s `{"version": 2, "info": {basename: ...}}` (`--json-format 2`)."""
@@ -369,7 +397,7 @@ def parse_build_result(stdout: bytes, stderr: str) -> BuildResult | None:
         entries = json.loads(stdout)
         entry = entries[0]
         return BuildResult(entry["drvPath"], dict(entry["outputs"]), stderr)
-    except (json.JSONDecodeError, LookupError, TypeError):
+    except (ValueError, RecursionError, LookupError, TypeError):
         return None
 
 

@@ -42,7 +42,10 @@ def locate(setting: object) -> StoreRoot:
         return StoreRoot(value)  # the daemon's store: /nix/store on this machine
     if value.startswith("/"):
         return StoreRoot(value, os.path.join(value, "nix/store"))  # `store = /dir`: its root
-    url = urlsplit(value)
+    try:
+        url = urlsplit(value)
+    except ValueError:  # "local://[", an unclosed IPv6 host: no store we can read, refused below
+        url = urlsplit("")
     if url.scheme == "local" or value.startswith("local?"):
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         store_dir = query.get("store", "/nix/store")

@@ -8,6 +8,7 @@ recognise is an error, never a silent default.
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from provenance.errors import AttestationError
 from provenance.formats.uris import SLSA_PROVENANCE_V1, STATEMENT_TYPE, TEST_RESULT_V01
 
 _STORE_PREFIX = "/nix/store/"
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ def _valid_store_path(name: str) -> bool:
 def load_statement(payload: bytes) -> dict[str, Any]:
     try:
         stmt = json.loads(payload)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError, a number over 4300 digits
         msg = "signed payload is not JSON"
         raise AttestationError(msg) from None
     except RecursionError:  # a signer may sign garbage too: it must not crash the reader
@@ -81,6 +83,14 @@ def load_statement(payload: bytes) -> dict[str, Any]:
     if not isinstance(stmt, dict) or stmt.get("_type") != STATEMENT_TYPE:
         msg = "signed payload is not an in-toto Statement v1"
         raise AttestationError(msg)
+    # "\ud800" decodes to a lone surrogate, which no UTF-8 output (a summary we sign, a
+    # report) can hold. Checked only when such an escape appears: this path must stay cheap.
+    if _SURROGATE.search(payload):
+        try:
+            json.dumps(stmt, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            msg = "signed payload holds a lone UTF-16 surrogate: it is not UTF-8 text"
+            raise AttestationError(msg) from None
     return stmt
 
 
@@ -165,3 +175,35 @@ def test_result_binding(stmt: dict[str, Any]) -> tuple[str, str | None] | None:
     if not isinstance(drv, str):
         return None
     return drv, commit if isinstance(commit, str) else None
+
+
+def log_sha256(stmt: dict[str, Any]) -> str | None:
+    """The build log's SHA-256 a provenance statement records (byproduct `build.log`)."""
+    predicate = stmt.get("predicate")
+    run = predicate.get("runDetails") if isinstance(predicate, dict) else None
+    byproducts = run.get("byproducts") if isinstance(run, dict) else None
+    for b in byproducts if isinstance(byproducts, list) else []:
+        if isinstance(b, dict) and b.get("name") == "build.log":
+            digest = b.get("digest")
+            value = digest.get("sha256") if isinstance(digest, dict) else None
+            return value if isinstance(value, str) else None
+    return None
+
+
+def test_result_counts(stmt: dict[str, Any]) -> dict[str, Any] | None:
+    """The counts our test-result statement signs, shaped as `build --json` shows `tests`
+    (result, format, passed, failed, skipped, source); None when it records none."""
+    predicate = stmt.get("predicate")
+    config = predicate.get("configuration") if isinstance(predicate, dict) else None
+    for entry in config if isinstance(config, list) else []:
+        notes = entry.get("annotations") if isinstance(entry, dict) else None
+        if isinstance(notes, dict) and "format" in notes and "passed" in notes:
+            return {
+                "result": test_result_outcome(stmt),
+                "format": notes.get("format"),
+                "passed": notes.get("passed"),
+                "failed": notes.get("failed"),
+                "skipped": notes.get("skipped"),
+                "source": entry.get("name"),
+            }
+    return None

@@ -68,7 +68,7 @@ class Envelope:
             raise AttestationError(msg)
         try:
             obj = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, a 5000-digit number
             msg = f"envelope is not valid JSON ({e.msg if hasattr(e, 'msg') else e})"
             raise AttestationError(msg) from None
         except RecursionError:  # `[[[[...` a hundred thousand deep, in anyone's note line

@@ -9,6 +9,9 @@ _DOC = "https://github.com/provenance-nix/provenance/blob/main/docs/attestation-
 # Our buildType and local builder id: documented field by field in docs/attestation-format.md.
 BUILD_TYPE = f"{_DOC}#nix-flake-check-v1"
 BUILDER_ID = f"{_DOC}#local-builder-v1"
+# A reviewer's acceptance of a commit's test deltas and protected-path changes
+# (provenance/review/approval.py; docs/attestation-format.md#approval-v1).
+APPROVAL_V1 = f"{_DOC}#approval-v1"
 # The attestation service (`provenance serve`): the key is the service's, out of the
 # requester's reach; its statements say trustTier "isolated" (docs/service.md).
 SERVICE_BUILDER_ID = f"{_DOC}#isolated-builder-v1"

@@ -14,6 +14,10 @@ Spec: https://slsa.dev/spec/v1.0/verification_summary (predicateType
   an independent rebuild gave the same NAR hashes. Custom levels must not start with
   `SLSA_` (spec), hence the prefix. Nothing above build level 1 is ever claimed: the
   builder was a local machine.
+- rebuildDependencies (ours, only after a rebuild): where the rebuild's dependencies came
+  from, as Nix reported it: substituted (path and cache), built here, refused
+  substitutes (path and why), unreachable caches, and the caches read. The attested
+  derivation itself is never among them: it is always built.
 
 docs/verify.md documents every field.
 """
@@ -21,6 +25,7 @@ docs/verify.md documents every field.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from provenance import __version__
 from provenance.formats.intoto import ResourceDescriptor, Statement
@@ -43,6 +48,7 @@ def summary_statement(
     passed: bool,
     levels: list[str],
     time_verified: dt.datetime | None = None,
+    dependencies: dict[str, Any] | None = None,
 ) -> Statement:
     when = (time_verified or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
     predicate = {
@@ -55,6 +61,8 @@ def summary_statement(
         "verifiedLevels": levels,
         "slsaVersion": "1.0",
     }
+    if dependencies is not None:
+        predicate["rebuildDependencies"] = dependencies
     return Statement(
         subject=[
             ResourceDescriptor(

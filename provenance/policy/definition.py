@@ -98,7 +98,7 @@ def _parse_extra(data: bytes | None, subdir: str) -> tuple[str, ...]:
     where = f"{subdir}/{POLICY_FILE}" if subdir else POLICY_FILE
     try:
         table = tomllib.loads(data.decode()).get("definition", {})
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+    except ValueError as e:  # not UTF-8, not TOML, a number over 4300 digits
         msg = f"{where} is not valid TOML ({e}), so what defines the checks is unknown"
         raise ValueError(msg) from None
     except RecursionError:
@@ -116,6 +116,11 @@ def _parse_extra(data: bytes | None, subdir: str) -> tuple[str, ...]:
             raise ValueError(msg)
         out.append("" if joined == "." else joined)
     return tuple(out)
+
+
+def matches(path: str, entry: str) -> bool:
+    """Is repository `path` named by `entry`: a file, a directory, or a glob (`*` crosses `/`)."""
+    return _matches(path, entry)
 
 
 def _matches(path: str, entry: str) -> bool:

@@ -119,7 +119,12 @@ class EnvironmentPolicy:
         if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
             msg = f"{where}: environment.allowed-sandbox-paths must be a list of strings"
             raise UsageError(msg)
-        if not isinstance(kinds, list) or not set(kinds) <= set(ENFORCEMENTS) or not kinds:
+        if (
+            not isinstance(kinds, list)
+            or not all(isinstance(k, str) for k in kinds)  # set() of a list raises
+            or not set(kinds) <= set(ENFORCEMENTS)
+            or not kinds
+        ):
             msg = f"{where}: environment.sandbox-enforcement must list some of {', '.join(ENFORCEMENTS)}"
             raise UsageError(msg)
         return cls(frozenset(paths), frozenset(kinds))
@@ -142,7 +147,7 @@ def recorded_problem(internal: Mapping[str, Any], policy: EnvironmentPolicy) -> 
     if nixp.get("sandboxFallback") is not False:
         return f"{_NIX}.sandboxFallback is {nixp.get('sandboxFallback')!r}, not false"
     kind = nixp.get("sandboxEnforcement")
-    if kind not in policy.enforcement:
+    if not isinstance(kind, str) or kind not in policy.enforcement:  # a list is unhashable
         allowed = ", ".join(sorted(policy.enforcement))
         return f"{_NIX}.sandboxEnforcement is {kind!r}, not one of {allowed}"
     paths = nixp.get("sandboxPaths")

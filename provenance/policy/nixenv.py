@@ -160,11 +160,15 @@ class BuildEnvironment:
     enforcement: str  # LOCAL_STORE | TRUSTED_DAEMON | DAEMON_CONF
     settings: Mapping[str, Any] = field(default_factory=dict)  # recorded in the statement
     substituters: tuple[str, ...] = ()  # where dependencies may come from
+    # Only for the dependencies: the caches `verify --substituters` adds (cache/substituters.py)
+    dependency_extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def dependency_options(self) -> dict[str, str]:
-        """For the derivation's dependencies: the same, except the user's own substitution."""
-        return {k: v for k, v in self.options.items() if k != "substitute"}
+        """For the derivation's dependencies: the same, except the user's own substitution
+        (and the caches verify was given; their signatures stay required)."""
+        own = {k: v for k, v in self.options.items() if k != "substitute"}
+        return own | dict(self.dependency_extra)
 
     def record(self, nix_version: str) -> dict[str, Any]:
         """internalParameters.nix of the statement (docs/attestation-format.md)."""

@@ -139,7 +139,7 @@ def _read_policy(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as e:
         msg = f"cannot read policy file {path}: {e}"
         raise UsageError(msg) from None
-    except tomllib.TOMLDecodeError as e:
+    except ValueError as e:  # TOMLDecodeError, or a number over 4300 digits long
         msg = f"policy file {path} is not valid TOML: {e}"
         raise UsageError(msg) from None
     except RecursionError:
@@ -188,25 +188,35 @@ def load_policy(path: Path) -> TrustPolicy:
     return TrustPolicy(tuple(keys), threshold, str(path), environment, require_tier=require)
 
 
-def _entry(path: Path, name: str, entry: Any) -> TrustedKey:
+def _entry(path: Path, name: str, entry: Any, table: str = "trust.keys") -> TrustedKey:
     if not isinstance(entry, dict) or not isinstance(entry.get("public_key"), str):
-        msg = f"{path}: trust.keys.{name} needs a public_key PEM string"
+        msg = f"{path}: {table}.{name} needs a public_key PEM string"
         raise UsageError(msg)
     try:
         key = public_key_from_pem(entry["public_key"].encode(), f"{path}:{name}")
     except KeyFileError as e:
-        raise UsageError(f"{path}: trust.keys.{name}: {e.message}") from None
+        raise UsageError(f"{path}: {table}.{name}: {e.message}") from None
     service = entry.get("service", False)
     if not isinstance(service, bool):
-        msg = f"{path}: trust.keys.{name}.service must be true or false"
+        msg = f"{path}: {table}.{name}.service must be true or false"
         raise UsageError(msg)
     expires = entry.get("expires")
     if isinstance(expires, dt.datetime):
         expires = expires.date()
     if expires is not None and not isinstance(expires, dt.date):
-        msg = f"{path}: trust.keys.{name}.expires must be a date (YYYY-MM-DD)"
+        msg = f"{path}: {table}.{name}.expires must be a date (YYYY-MM-DD)"
         raise UsageError(msg)
     return TrustedKey(name, key, expires, service)
+
+
+def read_policy_data(path: Path) -> dict[str, Any]:
+    """The policy file as TOML data (other tables than [trust] are read by their owners)."""
+    return _read_policy(path)
+
+
+def key_entry(where: Path | str, name: str, entry: Any, table: str) -> TrustedKey:
+    """One named key entry of `table` (`public_key`, optional `expires`), as in [trust.keys]."""
+    return _entry(Path(where), name, entry, table)
 
 
 def _editable(policy_path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -225,6 +235,11 @@ def _write(policy_path: Path, data: dict[str, Any]) -> None:
     from provenance.formats.bundle import write_atomic  # noqa: PLC0415
 
     write_atomic(policy_path, tomli_w.dumps(data).encode())
+
+
+def write_policy_data(policy_path: Path, data: dict[str, Any]) -> None:
+    """Write the whole policy file atomically (the owners of other tables edit through this)."""
+    _write(policy_path, data)
 
 
 def add_key(

@@ -96,7 +96,11 @@ def _check_static_binding(att: Attestation, repo: Repo) -> bool:
             "(replayed from another commit? pass --rev to verify that commit)",
         )
         return False
-    url = urllib.parse.urlsplit(c.flake)
+    try:
+        url = urllib.parse.urlsplit(c.flake)
+    except ValueError:  # "git+file://[": an unclosed IPv6 host
+        att.unbound("flake", f"names flake {c.flake[:200]!r}, which is not a URL")
+        return False
     their_dir = urllib.parse.parse_qs(url.query).get("dir", [""])[0]
     if (
         url.scheme != "git+file"

@@ -51,6 +51,8 @@ from provenance.policy import resolve as policy_mod
 from provenance.policy.definition import Definitions
 from provenance.policy.trust import Endorsement, Tally, TrustPolicy, count_signers
 from provenance.progress import Reporter
+from provenance.review.compare import Scope, compare, resolve_base
+from provenance.review.policy import from_commit
 from provenance.verify.authentic import authenticate, read_bundle, read_notes
 from provenance.verify.binding import Repo, bind, check_environment, judge_failed_results
 from provenance.verify.drvdiff import explain_drv_difference
@@ -151,6 +153,7 @@ def _write_vsa(
             input_sha256=r.sha256,
             passed=r.status == PASSED,
             levels=levels,
+            dependencies=r.dependencies.as_json() if r.dependencies else None,
         )
         lines.append(dsse.sign(stmt.dump_bytes(), [req.signer]).to_json())
     if not lines:
@@ -182,6 +185,9 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
     if (req.in_place or req.store is not None) and not req.rebuild:
         msg = "--in-place and --store only apply to --rebuild"
         raise UsageError(msg)
+    if (req.caches.urls or req.caches.keys) and not req.rebuild:
+        msg = "--substituters and --trusted-public-keys only apply to --rebuild"
+        raise UsageError(msg, "they say where a rebuild may take its dependencies from")
     flake_dir = req.flake_dir.resolve()
     if not (flake_dir / "flake.nix").is_file():
         msg = f"{req.flake_dir} is not a flake (no flake.nix)"
@@ -220,9 +226,9 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
     if req.rebuild:
         bound = [a for a in atts if a.claim and not a.failed and not a.skipped]
         if bound and req.in_place:
-            rebuild_in_place(bound, nix, reporter)
+            rebuild_in_place(bound, nix, reporter, req.caches)
         elif bound:
-            rebuild_fresh(bound, nix, req.store, reporter)
+            rebuild_fresh(bound, nix, req.store, reporter, req.caches)
 
     # Lines on ancestors' notes that bind to nothing here are history, not evidence: counted,
     # not listed one by one (a long-attested history would bury the report).
@@ -252,6 +258,16 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
     else:
         required = set(evaluated)
     missing = tuple(sorted(required - passing))
+    review = None
+    if req.base is not None:
+        # What the revision did to its tests against the base (review/compare.py): a
+        # weakening attests honestly under a new drvPath, so only a comparison catches it.
+        base = resolve_base(git, req.base, rev, trusted=False)
+        rules = req.review_policy or from_commit(git, base.commit, subdir, base.ref)
+        mine = all_evaluated.get(system, {})
+        wanted_names = tuple(sorted(wanted)) if wanted is not None else None
+        scope = Scope(git, top, subdir, rev, system, mine, wanted_names, DEFAULT_SEARCH_DEPTH)
+        review = compare(scope, base, nix, req.policy, rules)
 
     vsa_path, vsa_note = None, False
     if req.signer is not None:
@@ -267,4 +283,5 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
         vsa_note=vsa_note,
         checks=tuple(checks),
         ancestor_lines_ignored=ignored,
+        review=review,
     )

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provenance.attest.realise import Dependencies
+from provenance.cache.substituters import Caches
 from provenance.formats import dsse
 from provenance.formats.claims import (
     ProvenanceClaim,
@@ -19,6 +21,9 @@ from provenance.formats.claims import (
 from provenance.formats.hashing import sha256_hex
 from provenance.formats.keys import Signer
 from provenance.policy.trust import TrustPolicy
+from provenance.review.compare import Review
+from provenance.review.policy import ReviewPolicy
+from provenance.text import printable
 from provenance.verify import diff
 
 AUTHENTIC, BOUND, REPRODUCED = "authentic", "bound", "reproduced"
@@ -36,9 +41,14 @@ class VerifyRequest:
     rebuild: bool = False
     in_place: bool = False  # rebuild with `nix build --rebuild` in the local store
     store: Path | None = None  # fresh store root for the rebuild (default: a temp dir)
+    caches: Caches = field(
+        default_factory=Caches
+    )  # extra caches the rebuild may take dependencies from
     signer: Signer | None = None  # sign a verification summary
     vsa_output: Path | None = None
     attach_note: bool = True
+    base: str | None = None  # compare tests and protected paths with this revision
+    review_policy: ReviewPolicy | None = None  # from --policy FILE; None: the base's own
 
 
 @dataclass(frozen=True)
@@ -90,10 +100,12 @@ class AttestationReport:
     signers: tuple[str, ...] = ()
     subjects: dict[str, tuple[str, str]] = field(default_factory=dict)  # path -> (out, sha256)
     diffs: tuple[OutputDiff, ...] = ()
+    dependencies: Dependencies | None = None  # level 3: where the rebuild's inputs came from
     tier: str | None = None  # what a provenance statement counts as (policy/tier.py)
 
     def as_json(self) -> dict[str, Any]:
         return {
+            "dependencies": self.dependencies.as_json() if self.dependencies else None,
             "source": self.source,
             "tier": self.tier,
             "sha256": self.sha256,
@@ -142,11 +154,17 @@ class VerifyReport:
     vsa_note: bool = False
     checks: tuple[CheckResult, ...] = ()
     ancestor_lines_ignored: int = 0  # lines on ancestors' notes that say nothing about rev
+    review: Review | None = None  # with --base: the deltas against it
 
     @property
     def passed(self) -> bool:
         considered = [a for a in self.attestations if a.status != SKIPPED]
-        return bool(considered) and not self.missing and all(a.status == PASSED for a in considered)
+        attested = bool(considered) and not self.missing
+        return attested and all(a.status == PASSED for a in considered) and self.review_ok
+
+    @property
+    def review_ok(self) -> bool:
+        return self.review is None or self.review.ok
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -159,6 +177,7 @@ class VerifyReport:
             "missing": list(self.missing),
             "checks": [c.as_json() for c in self.checks],
             "ancestorLinesIgnored": self.ancestor_lines_ignored,
+            "review": self.review.as_json() if self.review else None,
             "vsa": {"path": str(self.vsa_path), "noteAttached": self.vsa_note}
             if self.vsa_path
             else None,
@@ -195,13 +214,29 @@ class VerifyReport:
             if name in failed or name in judged:
                 continue  # its failing attestation or its verdict is listed above
             out.append(f"FAIL {name}: no attestation that passes verification")
+        if self.review is not None:
+            r = self.review
+            out.append(f"{'OK  ' if r.ok else 'FAIL'} base {r.base.ref}: {r.reason()}")
+            for i in r.items:
+                who = ", ".join(r.approved_by(i))
+                state = (
+                    "not approved" if r.blocks(i) else f"approved by {who}" if who else "allowed"
+                )
+                out.append(f"     {i.describe()} [{state}]")
+            out += [f"     doubt: {d}" for d in r.doubts]
+            out += [f"     approval not counted: {d}" for d in r.ignored]
         verdict = "verified" if self.passed else "verification FAILED"
         reached = ", ".join(self.requested)
-        out.append(
-            f"{verdict}: {len(self.attestations)} attestation(s), "
-            f"levels {reached}, rev {self.rev[:12]}"
-        )
-        return out
+        # Counted by outcome: a skipped line (another key, another commit) was not verified.
+        counts = {
+            s: sum(a.status == s for a in self.attestations) for s in (PASSED, FAILED, SKIPPED)
+        }
+        tally = f"{counts[PASSED]} attestation(s) verified"
+        tally += f", {counts[FAILED]} failed" if counts[FAILED] else ""
+        tally += f", {counts[SKIPPED]} skipped" if counts[SKIPPED] else ""
+        out.append(f"{verdict}: {tally}, levels {reached}, rev {self.rev[:12]}")
+        # Names, reasons and paths come from the flake and the notes: no raw control characters.
+        return [printable(line) for line in out]
 
 
 # -- working state of one attestation ---------------------------------------------------
@@ -222,6 +257,7 @@ class Attestation:
     failed_result: str | None = None  # drvPath of a trusted test-result that says FAILED
     check: str | None = None  # the check a FAILED test-result is about
     diffs: list[OutputDiff] = field(default_factory=list)
+    dependencies: Dependencies | None = None
     tier: str | None = None
 
     def ok(self, level: str, name: str, detail: str) -> None:
@@ -265,5 +301,6 @@ class Attestation:
             signers=self.signers,
             subjects={p: (c.output_names[p], d) for p, d in c.subjects.items()} if c else {},
             diffs=tuple(self.diffs),
+            dependencies=self.dependencies,
             tier=self.tier,
         )

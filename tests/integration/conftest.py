@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.integration import reviewrepo
 
 EXAMPLE = Path(__file__).parent.parent.parent / "examples" / "python-pytest"
 IGNORED = shutil.ignore_patterns("toolchain", ".debs", ".provenance", "__pycache__")
@@ -58,3 +61,15 @@ def build_pinned_copy(dest: Path) -> Path:
 def toolchain(pinned_example: Path) -> Path:
     """The pinned copy's toolchain dir (in the default store, as the flake names it)."""
     return pinned_example / "toolchain"
+
+
+@pytest.fixture(scope="module")
+def base_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, reviewrepo.Keys]]:
+    """The attested `main` of the --base tests (built once per module)."""
+    yield from reviewrepo.build_base_repo(tmp_path_factory)
+
+
+@pytest.fixture
+def repo(base_repo: tuple[Path, reviewrepo.Keys], tmp_path: Path) -> tuple[Path, reviewrepo.Keys]:
+    """A copy of it on a new branch `change`, for one test to change."""
+    return reviewrepo.copy_repo(base_repo, tmp_path)

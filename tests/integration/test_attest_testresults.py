@@ -18,7 +18,7 @@ import pytest
 from provenance.attest import lognorm
 from provenance.doors.nix import current_system
 from provenance.formats.intoto import SLSA_PROVENANCE_V1, TEST_RESULT_V01
-from tests.conftest import git, nix, path_info_nar_hash, run
+from tests.conftest import chroot_store, git, nix, path_info_nar_hash, run
 from tests.integration.conftest import IGNORED
 
 TOOLCHAIN_NAME = "python-pytest-toolchain"
@@ -115,7 +115,7 @@ def test_pytest_example_is_attested_and_reproduces(
     for name in ("a", "b"):
         store = str(tmp_path / f"store-{name}")
         add_toolchain(toolchain, store)
-        built = json.loads(nix("build", "--store", store, "--no-link", "--json", ref))
+        built = json.loads(nix("build", *chroot_store(store), "--no-link", "--json", ref))
         out = built[0]["outputs"]["out"]
         assert out == check["outputs"]["out"]["path"]
         nar.add(

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 
+from provenance.doors.nix import Nix
 from provenance.formats import keys
 from tests.conftest import make_flake
 
@@ -43,12 +44,29 @@ NIX_CONF = Path("/etc/nix/nix.conf")
 # Directories of the root the daemon runs in that no sandbox shows: a build that sees one
 # of them ran on the host's filesystem.
 HOST_ONLY = {"home", "proj", "root", "usr", "var"}
+SANDBOX_ROOT = {"build", "dev", "etc", "nix", "proc", "tmp"}  # `ls /` in a sandbox, no paths
+USER = os.environ.get("PROVENANCE_DAEMON_TEST_USER", "")
 BASE_CONF = "substituters =\n"
 CASES = {
     # no nix.conf at all: Nix's (and Debian's) defaults, sandbox = true, fallback = true
     "none": None,
     "strict": BASE_CONF + "sandbox = true\nsandbox-fallback = false\n",
     "sandbox-off": BASE_CONF + "sandbox = false\n",
+    # the daemon's own nix.conf turns the sandbox off; a trusted user's options must win
+    "trusted-users": BASE_CONF + f"sandbox = false\ntrusted-users = root {USER}\n",
+}
+TRUSTED = "daemon-trusted-user"  # our options applied: the statement says we proved it
+NIX_CONF_LABEL = "daemon-nix-conf"  # the daemon's nix.conf read: recorded, not proven
+# (case, who) -> the label the statement must carry, or what the refusal (exit 3) says.
+EXPECTED = {
+    ("none", "root"): TRUSTED,
+    ("strict", "root"): TRUSTED,
+    ("sandbox-off", "root"): TRUSTED,
+    ("trusted-users", "root"): TRUSTED,
+    ("none", "user"): "refused: sandbox-fallback=True",
+    ("strict", "user"): NIX_CONF_LABEL,
+    ("sandbox-off", "user"): "refused: sandbox=False",
+    ("trusted-users", "user"): TRUSTED,
 }
 
 
@@ -115,7 +133,8 @@ class Daemon:
 
 @pytest.fixture
 def daemon(request: pytest.FixtureRequest) -> Iterator[Daemon]:
-    d = Daemon(request.param)
+    """A daemon for the case named by the test's parameter (a key of CASES)."""
+    d = Daemon(CASES[request.param])
     yield d
     d.stop()
     shutil.rmtree(d.dir, ignore_errors=True)
@@ -192,74 +211,56 @@ def recorded_nix(report: dict) -> dict:  # type: ignore[type-arg]
     return prov["predicate"]["buildDefinition"]["internalParameters"]["nix"]  # type: ignore[no-any-return]
 
 
-def assert_sandboxed(report: dict) -> None:  # type: ignore[type-arg]
+def daemon_sandbox_paths(daemon: Daemon) -> list[str]:
+    """The sandbox-paths the daemon builds an untrusted user's derivations with: its
+    nix.conf and compiled-in defaults (Debian 13+ binds /bin/sh), not ours."""
+    env = {"PATH": os.environ["PATH"], "HOME": "/root", "NIX_USER_CONF_FILES": ""}
+    return sorted(Nix(env={**env, **daemon.client_env()}).config().sandbox_paths)
+
+
+def seen_by_the_build(report: dict) -> set[str]:  # type: ignore[type-arg]
     (check,) = report["checks"]
-    seen = set(Path(check["outputs"]["out"]["path"]).read_text().split())
-    assert {"dev", "nix", "proc"} <= seen, seen
-    assert not seen & HOST_ONLY, f"the probe saw the host's filesystem: {sorted(seen)}"
+    return set(Path(check["outputs"]["out"]["path"]).read_text().split())
 
 
-# -- root: a trusted user, whose options the daemon applies --------------------------------
+def bundles(workdir: Path) -> list[Path]:
+    return sorted((workdir / "repo").glob(".provenance/*.intoto.jsonl"))
 
 
-@pytest.mark.parametrize("daemon", list(CASES.values()), ids=list(CASES), indirect=True)
-def test_root_is_trusted_and_its_sandbox_options_are_in_force(
-    daemon: Daemon, workdir: Path
+# Every daemon nix.conf case, as root (always trusted) and as an account that is trusted
+# only where trusted-users names it: the statement's label and sandbox claims must be true,
+# or the build refused with nothing signed.
+@pytest.mark.parametrize("who", ["root", "user"])
+@pytest.mark.parametrize("daemon", list(CASES), indirect=True)
+def test_each_daemon_nix_conf_as_root_and_as_a_user(
+    daemon: Daemon, workdir: Path, who: str, request: pytest.FixtureRequest
 ) -> None:
-    code, report, err = build(workdir, daemon, as_user=None)
+    expected = EXPECTED[(request.node.callspec.params["daemon"], who)]
+    code, report, err = build(workdir, daemon, as_user=_user() if who == "user" else None)
+    if expected.startswith("refused: "):
+        assert code == 3, err
+        assert report is None and bundles(workdir) == [], "a refused build signed something"
+        assert "ignores this user's options" in err and expected.removeprefix("refused: ") in err
+        return
     assert code == 0, err
     assert report is not None
     recorded = recorded_nix(report)
-    assert recorded["sandboxEnforcement"] == "daemon-trusted-user"
+    assert recorded["sandboxEnforcement"] == expected
     assert recorded["sandbox"] is True and recorded["sandboxFallback"] is False
-    # With sandbox = false in the daemon's nix.conf this is what proves the forwarded
-    # option was applied: the statement's claim and the build's view agree.
-    assert_sandboxed(report)
-
-
-# -- an untrusted user: the daemon's nix.conf decides --------------------------------------
-
-
-@pytest.mark.parametrize("daemon", [CASES["strict"]], ids=["strict"], indirect=True)
-def test_untrusted_user_with_a_strict_daemon_is_labelled_daemon_nix_conf(
-    daemon: Daemon, workdir: Path
-) -> None:
-    code, report, err = build(workdir, daemon, as_user=_user())
-    assert code == 0, err
-    assert report is not None
-    assert recorded_nix(report)["sandboxEnforcement"] == "daemon-nix-conf"
-    assert_sandboxed(report)
-
-
-@pytest.mark.parametrize("daemon", [CASES["none"]], ids=["none"], indirect=True)
-def test_untrusted_user_with_the_default_fallback_is_refused(daemon: Daemon, workdir: Path) -> None:
-    # Without a nix.conf the daemon may fall back to building unsandboxed.
-    code, report, err = build(workdir, daemon, as_user=_user())
-    assert code == 3, err
-    assert report is None
-    assert "ignores this user's options" in err and "sandbox-fallback=True" in err
-
-
-@pytest.mark.parametrize("daemon", [CASES["sandbox-off"]], ids=["sandbox-off"], indirect=True)
-def test_untrusted_user_with_the_sandbox_off_is_refused(daemon: Daemon, workdir: Path) -> None:
-    code, report, err = build(workdir, daemon, as_user=_user())
-    assert code == 3, err
-    assert report is None
-    assert "ignores this user's options" in err and "sandbox=False" in err
-
-
-def _trusting(conf: str) -> str:
-    return conf + f"trusted-users = root {os.environ.get('PROVENANCE_DAEMON_TEST_USER', '')}\n"
-
-
-@pytest.mark.parametrize(
-    "daemon", [_trusting(CASES["sandbox-off"])], ids=["trusted-users"], indirect=True
-)
-def test_a_user_in_trusted_users_gets_its_options_applied(daemon: Daemon, workdir: Path) -> None:
-    # The daemon's own nix.conf turns the sandbox off; the trusted user's `sandbox = true`
-    # must win, and the statement says so.
-    code, report, err = build(workdir, daemon, as_user=_user())
-    assert code == 0, err
-    assert report is not None
-    assert recorded_nix(report)["sandboxEnforcement"] == "daemon-trusted-user"
-    assert_sandboxed(report)
+    seen = seen_by_the_build(report)
+    assert not seen & HOST_ONLY, f"the probe saw the host's filesystem: {sorted(seen)}"
+    if expected == TRUSTED:
+        # Our options were applied, sandbox-paths '' among them: even with sandbox = false
+        # in the daemon's nix.conf, the build saw exactly the bare sandbox.
+        assert recorded["sandboxPaths"] == []
+        assert seen == SANDBOX_ROOT
+        assert recorded["settings"]["substitute"] is False
+    else:
+        # The daemon's own sandbox paths are what the statement records, and exactly what
+        # the build saw on top of the bare sandbox (a policy may refuse them: gate, verify).
+        paths = daemon_sandbox_paths(daemon)
+        assert sorted(recorded["sandboxPaths"]) == paths
+        assert seen == SANDBOX_ROOT | {p.split("=")[0].strip("/").split("/")[0] for p in paths}
+        assert (
+            recorded["settings"]["builders"] == "" and recorded["settings"]["substitute"] is False
+        )

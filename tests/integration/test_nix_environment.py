@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from provenance.cli import app
 from provenance.doors.nix import current_system
 from provenance.formats import keys
-from tests.conftest import git, make_flake, nix, run
+from tests.conftest import drv_outputs, git, make_flake, nix, run
 
 pytestmark = pytest.mark.nix
 SYSTEM = current_system()
@@ -303,7 +303,7 @@ def test_verify_rebuild_never_downloads_the_derivation_under_verification(
     # The cache works: a plain build in a fresh store downloads the very attested bytes.
     probe = tmp_path / "probe"
     nix("copy", "--derivation", "--to", str(probe), check["drvPath"])
-    run(["nix", "build", "--store", str(probe), "--no-link", check["drvPath"]])
+    run(["nix", "build", "--store", str(probe), "--no-link", drv_outputs(check["drvPath"])])
     assert nix("hash", "path", "--base16", str(probe / path.lstrip("/"))) == digest
     args: list[str | Path] = ["--rebuild", "--store", tmp_path / "fresh"]
     if where == "in-place":

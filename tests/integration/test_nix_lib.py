@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from provenance.attest import lognorm
+from provenance.attest import lognorm, testresults
 from provenance.doors.nix import current_system
 from provenance.example import find_static_busybox
 from provenance.formats.hashing import sha256_hex
-from tests.conftest import nix, path_info_nar_hash, run
+from tests.conftest import chroot_store, nix, path_info_nar_hash, run
 
 ROOT = Path(__file__).parent.parent.parent
 LIB_FILES = ("lib.nix", "check-builder.sh", "normalise-results.awk")
@@ -43,6 +43,7 @@ FLAKE = """{
       checks.${system} = {
         ok = mk "suite-ok" { };
         fail = mk "suite-fail" { env = { salt = "@SALT@"; FAILME = "1"; }; };
+        quoted = mk "suite-quoted" { command = "sh quoted.sh"; };
       };
     };
 }
@@ -61,6 +62,17 @@ echo "ok 3 - handles empty input" >> report.tap
 echo "$(busybox date -u +%Y-%m-%dT%H:%M:%S) 2 passed in ${t}s"
 """
 
+# Test ids with the two characters JSON escapes (pytest writes `test_x[a"b]`, Windows paths
+# and regexes bring backslashes): a quote, backslashes, one at an id's end, one before a quote.
+QUOTED_TAP = r"""TAP version 13
+1..4
+ok 1 - test_param[<x>-"q" & y]
+ok 2 - C:\temp\dir
+ok 3 - ends in a backslash \
+ok 4 - a \" and a \\"
+"""
+QUOTED_SH = f"busybox cat > report.tap <<'EOF'\n{QUOTED_TAP}EOF\n"
+
 
 def make_suite(dest: Path) -> Path:
     (dest / "tools" / "bin").mkdir(parents=True)
@@ -70,6 +82,7 @@ def make_suite(dest: Path) -> Path:
         shutil.copy2(ROOT / "nix" / f, dest / "nix" / f)
     (dest / "src").mkdir()
     (dest / "src" / "run.sh").write_text(RUN_SH)
+    (dest / "src" / "quoted.sh").write_text(QUOTED_SH)
     flake = FLAKE.replace("@SYSTEM@", current_system()).replace("@SALT@", uuid.uuid4().hex)
     (dest / "flake.nix").write_text(flake)
     run(["git", "init", "-q"], cwd=dest)
@@ -79,7 +92,7 @@ def make_suite(dest: Path) -> Path:
 
 
 def build(ref: str, store: str | None = None) -> str:
-    args = ["build", "--no-link", "--json", *(["--store", store] if store else []), ref]
+    args = ["build", "--no-link", "--json", *(chroot_store(store) if store else []), ref]
     return str(json.loads(nix(*args))[0]["outputs"]["out"])
 
 
@@ -107,6 +120,25 @@ def test_passing_suite_writes_only_normalised_results(tmp_path: Path) -> None:
     ]
     log = build_log(str(out))
     assert b"# started " in log  # the raw report, clock included, is in the log
+
+
+@pytest.mark.nix
+def test_ids_with_quotes_and_backslashes_are_valid_json(tmp_path: Path) -> None:
+    # Busybox 1.37's awk (trixie, sid) reads gsub replacements the POSIX way: the escaper
+    # built on gsub wrote `"q"` unescaped there, and results.json was not JSON at all.
+    repo = make_suite(tmp_path / "suite")
+    out = Path(build(f"git+file://{repo}#checks.{current_system()}.quoted"))
+    written = (out / "results.json").read_bytes()
+    busybox = run([str(find_static_busybox())]).stdout.splitlines()[0]
+    ids = [t["id"] for t in json.loads(written)["tests"]]  # raises on invalid JSON
+    assert ids == [
+        "C:\\temp\\dir",
+        'a \\" and a \\\\"',
+        "ends in a backslash \\",
+        'test_param[<x>-"q" & y]',
+    ], busybox
+    twin = testresults.parse_report(QUOTED_TAP.encode(), "tap", "report.tap")
+    assert written == twin.render(), busybox
 
 
 @pytest.mark.nix

@@ -89,7 +89,7 @@ def test_the_snapshot_covers_every_command() -> None:
 
     walk(json.loads(SNAPSHOT.read_text()), "")
     assert names == [
-        "keygen", "build", "example", "verify", "gate", "serve",
+        "keygen", "build", "example", "verify", "publish", "gate", "approve", "show", "serve",
         "trust", "trust add", "trust list", "trust remove", "trust threshold",
         "audit", "audit verify", "audit summary", "audit report", "audit aggregate",
         "audit check",

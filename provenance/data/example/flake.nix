@@ -9,7 +9,28 @@
       tools = builtins.path { path = ./tools; name = "bootstrap-tools"; };
       src = builtins.path { path = ./src; name = "wordcount-src"; };
       tests = builtins.path { path = ./tests; name = "wordcount-tests"; };
+      # The dev shell (`nix develop`), from the same busybox and no nixpkgs. nix develop
+      # runs a shell's derivation only if its builder is named bash: this one is a
+      # busybox sh script (dev/dev-env.sh) that writes the environment nix develop reads.
+      devEnv = builtins.path { path = ./dev/dev-env.sh; name = "dev-env.sh"; };
+      bash = derivation {
+        name = "busybox-as-bash";
+        inherit system devEnv;
+        builder = "${tools}/bin/busybox";
+        PATH = "${tools}/bin";
+        args = [ "sh" "-c" ''
+          busybox mkdir -p $out/bin
+          { echo "#!${tools}/bin/busybox sh"; busybox cat $devEnv; } > $out/bin/bash
+          busybox chmod 555 $out/bin/bash
+        '' ];
+      };
     in {
+      devShells.${system}.default = derivation {
+        name = "wordcount-dev-shell";
+        inherit system;
+        builder = "${bash}/bin/bash";
+        PATH = "${tools}/bin";
+      };
       checks.${system}.unit = derivation {
         name = "wordcount-unit-tests";
         inherit system src tests;

@@ -1,0 +1,2 @@
+"""`provenance show`: what is attested for a commit (facts.py assembles, render.py prints;
+docs/show.md)."""
