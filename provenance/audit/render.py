@@ -128,7 +128,7 @@ def render_markdown(s: Summary, *, actors: bool = False) -> str:
         lines += [
             f"| {md(b.branch)} | {md(b.head.commit[:12])} | "
             f"{'proven' if b.head.proven else 'not proven'} | "
-            f"{md('; '.join(b.head.provers) or '-')} |"
+            f"{md('; '.join(p.label(actor=actors) for p in b.head.prover_list) or '-')} |"
             for b in s.branches
         ]
         lines.append("")

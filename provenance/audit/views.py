@@ -25,12 +25,29 @@ RECENT_COMMITS = 20
 
 
 @dataclass(frozen=True)
+class Prover:
+    """Who recorded a passing build or verify result for a commit."""
+
+    actor: str  # user@host
+    keyid: str | None
+    command: str
+    tier: str
+
+    def label(self, *, actor: bool = True) -> str:
+        """`user@host key abcd… (build, local)`; without `actor`, the key alone (Markdown
+        for PR comments names keys, not people: docs/audit.md)."""
+        key = f"key {self.keyid[:12]}" if self.keyid else ""
+        who = " ".join(x for x in ((self.actor if actor else ""), key) if x) or "someone"
+        return f"{who} ({self.command}, {self.tier})"
+
+
+@dataclass(frozen=True)
 class CommitView:
     commit: str
     branches: tuple[str, ...]
     last_time: str
     checks: dict[str, str]  # check -> latest decided result
-    provers: tuple[str, ...]  # "user@host key abcd… (build, local)"
+    prover_list: tuple[Prover, ...]
     tier: str  # the highest tier of a passing result
     builds: int  # build runs that built something
     cache_hits: int  # build runs that built nothing (every check already attested)
@@ -38,6 +55,10 @@ class CommitView:
     @property
     def proven(self) -> bool:
         return bool(self.checks) and all(r in PASSING for r in self.checks.values())
+
+    @property
+    def provers(self) -> tuple[str, ...]:
+        return tuple(p.label() for p in self.prover_list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -67,9 +88,8 @@ def is_cache_hit(e: Entry) -> bool:
     return e.command == "build" and bool(e.checks) and all(c.result == "cached" for c in e.checks)
 
 
-def _prover(e: Entry) -> str:
-    key = f" key {e.actor.keyid[:12]}" if e.actor.keyid else ""
-    return f"{e.actor.user}@{e.actor.host}{key} ({e.command}, {e.tier})"
+def _prover(e: Entry) -> Prover:
+    return Prover(f"{e.actor.user}@{e.actor.host}", e.actor.keyid, e.command, e.tier)
 
 
 def commit_views(entries: Sequence[Entry]) -> dict[str, CommitView]:
@@ -79,7 +99,7 @@ def commit_views(entries: Sequence[Entry]) -> dict[str, CommitView]:
         (e for e in entries if e.commit and not e.dirty), key=lambda e: (e.time, e.seq)
     )
     decided: dict[str, dict[str, str]] = {}
-    provers: dict[str, dict[str, None]] = {}
+    provers: dict[str, dict[Prover, None]] = {}
     tiers: dict[str, str] = {}
     branches: dict[str, dict[str, None]] = {}
     last: dict[str, str] = {}
@@ -107,7 +127,7 @@ def commit_views(entries: Sequence[Entry]) -> dict[str, CommitView]:
             branches=tuple(sorted(branches.get(c, {}))),
             last_time=last[c],
             checks=dict(sorted(decided.get(c, {}).items())),
-            provers=tuple(provers.get(c, {})),
+            prover_list=tuple(provers.get(c, {})),
             tier=tiers.get(c, "-"),
             builds=builds.get(c, 0),
             cache_hits=hits.get(c, 0),

@@ -26,8 +26,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    # No markup in help texts: with rich's, "[default: ...]" in a help string vanishes.
-    rich_markup_mode=None,
 )
 
 # Registered here, in one place, because this order is the order `--help` lists them

@@ -120,7 +120,7 @@ def gate(
     $GITHUB_STEP_SUMMARY when those are set.
 
     With --base, tests removed, newly skipped or failing, a removed check and changes to
-    protected paths (the base's [review] policy) need a trusted reviewer's approval
+    protected paths (the review table of the base's provenance.toml) need a reviewer's approval
     (`provenance approve`) before CI may skip: docs/review.md.
     """
     setup_logging(verbose)

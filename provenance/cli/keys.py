@@ -59,7 +59,7 @@ def trust_add(
         bool,
         typer.Option(
             "--reviewer",
-            help="A reviewer key ([review.reviewers], for `provenance approve`), not a build key.",
+            help="A reviewer key (review.reviewers, for `provenance approve`), not a build key.",
         ),
     ] = False,
     service: Annotated[

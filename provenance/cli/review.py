@@ -52,7 +52,9 @@ def approve(
     rev: Annotated[str, typer.Argument(help="The commit whose changes you accept.")] = "HEAD",
     key: Annotated[
         Path | None,
-        typer.Option("--key", help="Your reviewer signing key (a key of [review.reviewers])."),
+        typer.Option(
+            "--key", help="Your reviewer signing key (one of review.reviewers in provenance.toml)."
+        ),
     ] = None,
     base: Annotated[
         str | None,

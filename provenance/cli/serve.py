@@ -75,7 +75,7 @@ def serve(
     ] = Path("/var/lib/provenance"),
     key: Annotated[
         Path | None,
-        typer.Option("--key", help="The signing key [default: STATE_DIR/key/provenance.key]."),
+        typer.Option("--key", help="The signing key.", show_default="STATE_DIR/key/provenance.key"),
     ] = None,
     socket_mode: Annotated[
         str, typer.Option("--socket-mode", help="Octal mode of the socket (who may ask).")
