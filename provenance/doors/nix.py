@@ -38,6 +38,7 @@ from provenance.doors.nixparse import (
     parse_build_result,
     parse_config,
     parse_derivations,
+    parse_flake_metadata,  # noqa: F401 - the parsers are imported from here (tests/fuzz)
     parse_path_info,
     parse_rebuild_failure,
     parse_store_info_json,
