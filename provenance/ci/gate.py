@@ -47,6 +47,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from provenance.ci.evidence import Context, Evidence, judge, read_evidence
 from provenance.ci.outputs import github_output, step_summary, text, to_json, write_ci_files
@@ -60,8 +61,9 @@ from provenance.formats.uris import git_file_flake
 from provenance.policy.definition import Definitions
 from provenance.policy.trust import TrustPolicy, from_key_files, load_policy
 from provenance.policy.trusted_ref import policy_from_ref
-from provenance.review.compare import Review, Scope, compare, resolve_base
-from provenance.review.policy import from_commit
+
+if TYPE_CHECKING:
+    from provenance.review.compare import Review
 
 __all__ = [
     "CheckVerdict",
@@ -209,6 +211,10 @@ def _gate(req: GateRequest, nix: Nix) -> GateReport:
     if req.base is not None:
         # The deltas against the base: a change that weakens its tests gets a new drvPath
         # and an honest attestation, so the drvPath alone cannot catch it (review/).
+        # Imported here: ~25 ms that a gate without --base does not need.
+        from provenance.review.compare import Scope, compare, resolve_base  # noqa: PLC0415
+        from provenance.review.policy import from_commit  # noqa: PLC0415
+
         base = resolve_base(git, req.base, commit, trusted=True)
         rules = req.review_policy or from_commit(git, base.commit, subdir, base.ref)
         wanted = tuple(required) if required else None

@@ -9,12 +9,14 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from provenance.ci.report import GateReport
-from provenance.review.compare import Review
-from provenance.review.deltas import Delta
-from provenance.review.results import TestSet
 from provenance.text import printable
+
+if TYPE_CHECKING:  # a review is rendered only with --base (gate.py imports it then)
+    from provenance.review.compare import Review
+    from provenance.review.results import TestSet
 
 
 def _one_line(text: str) -> str:
@@ -65,6 +67,8 @@ def _counts(t: TestSet | None) -> str:
 
 
 def review_markdown(review: Review) -> list[str]:
+    from provenance.review.deltas import Delta  # noqa: PLC0415 - only with --base
+
     """The PR summary's table of test deltas and protected-path changes against the base."""
     b = review.base
     out = [
