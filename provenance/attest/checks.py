@@ -7,9 +7,9 @@ results and sign nothing for a check whose results say a test failed; vouch for 
 dependencies on request (`--verify-deps`); sign one provenance statement (and one
 test-result statement) per check. Returns the signed lines; pipeline.py writes them.
 
-Apart from pipeline.py because this is the only part that runs builds, uses the thread
-pool and loads the statement models (pydantic, imported only once there is something to
-attest: a cache hit never pays for them).
+Apart from pipeline.py because this is the only part that runs builds and writes the
+statements (plain JSON, formats/plainjson.py: loaded only once there is something to
+attest, so a cache hit never pays for them).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 command spellings and is recorded), the settings read back under our options (nixenv.py),
 which store builds go to, and the user's own settings (only to warn about the hooks we
 switch off). None depends on the evaluation, so they are asked side by side with it,
-each in its own thread, together with the import of the statement models (pydantic).
+each in its own thread, together with the import of the statement writers.
 
 Nothing is cached across runs: each fact is what this nix says now, in this run, so
 what a statement records about its environment is still read back, not remembered.
@@ -24,8 +24,8 @@ from provenance.policy import nixenv
 
 
 def _import_statement() -> None:
-    # pydantic costs ~100 ms to import; only attesting needs it, so it loads in a thread
-    # while the first nix calls run.
+    # Only attesting needs them (test reports' parsers, the statements), so they load in
+    # a thread while the first nix calls run. (No pydantic: formats/plainjson.py.)
     import provenance.attest.statement  # noqa: PLC0415
     import provenance.attest.testresults  # noqa: F401, PLC0415
 

@@ -22,6 +22,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from provenance.attest import runnerlogs
 from provenance.attest.testreports import (
@@ -47,8 +48,8 @@ from provenance.doors.nix import PathInfo
 from provenance.errors import AttestationError
 from provenance.formats import dsse
 from provenance.formats.hashing import sha256_hex
-from provenance.formats.intoto import ResourceDescriptor, Statement, TestResult
 from provenance.formats.keys import Signer
+from provenance.formats.plainjson import PlainStatement, descriptor, plain
 from provenance.formats.uris import TEST_RESULT_V01
 from provenance.progress import Reporter
 
@@ -287,24 +288,20 @@ def find_results(
 # -- the statement ---------------------------------------------------------------------
 
 
-def statement(
-    results: TestResults,
-    subjects: list[ResourceDescriptor],
-    drv: ResourceDescriptor,
-    source: ResourceDescriptor,
-) -> Statement:
+def statement(results: TestResults, subjects: list[Any], drv: Any, source: Any) -> PlainStatement:
     """A test-result v0.1 statement about the same subjects as the provenance statement.
 
     configuration pins what was tested and how: the check's derivation (drvPath and the
     NAR SHA-256 of the .drv), the source (commit + NAR hash), and the results file.
     """
     listed = bool(results.tests)
-    predicate = TestResult(
-        result=results.result,
-        configuration=[
-            drv,
-            source,
-            ResourceDescriptor(
+    # Plain JSON in intoto.TestResult's shape (formats/plainjson.py: no pydantic here).
+    predicate: dict[str, Any] = {
+        "result": results.result,
+        "configuration": [
+            plain(drv),
+            plain(source),
+            descriptor(
                 name=results.source or "results",
                 digest={"sha256": results.digest} if results.digest else None,
                 media_type=_media_type(results),
@@ -317,13 +314,12 @@ def statement(
                 },
             ),
         ],
-        passed_tests=results.ids("passed") if listed else None,
-        warned_tests=results.ids("skipped") if listed else None,
-        failed_tests=results.ids("failed") if listed else None,
-    )
-    return Statement(
-        subject=subjects, predicate_type=TEST_RESULT_V01, predicate=predicate.as_predicate()
-    )
+    }
+    if listed:
+        predicate["passedTests"] = results.ids("passed")
+        predicate["warnedTests"] = results.ids("skipped")
+        predicate["failedTests"] = results.ids("failed")
+    return PlainStatement.of(subjects, TEST_RESULT_V01, predicate)
 
 
 def _media_type(results: TestResults) -> str:
@@ -334,8 +330,8 @@ def _media_type(results: TestResults) -> str:
 
 def drv_descriptor(
     drv_path: str, drv_nar_sha256: str | None, check: str, attribute: str
-) -> ResourceDescriptor:
-    return ResourceDescriptor(
+) -> dict[str, Any]:
+    return descriptor(
         name=drv_path,
         digest={"sha256": drv_nar_sha256} if drv_nar_sha256 else None,
         annotations={
@@ -385,12 +381,12 @@ def read_for_check(
 
 def sign_for_check(
     results: TestResults,
-    subjects: list[ResourceDescriptor],
+    subjects: list[Any],
     attribute: str,
     check: str,
     drv_path: str,
     drv_info: PathInfo | None,
-    source: ResourceDescriptor,
+    source: Any,
     signer: Signer,
 ) -> str:
     """The signed test-result line that goes beside the check's provenance statement."""

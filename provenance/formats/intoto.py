@@ -6,7 +6,10 @@ Provenance:  https://slsa.dev/spec/v1.0/provenance
 Test result: https://github.com/in-toto/attestation/blob/main/spec/predicates/test-result.md
 
 Python fields are snake_case; the wire is camelCase through aliases. `dump_bytes` is the
-single serialisation used for signing: the bytes it returns are what gets signed.
+single serialisation used for signing: the bytes it returns are what gets signed. The
+statements `build` signs are written as plain JSON in these models' shape instead
+(plainjson.py: no pydantic on that path); these models stay their definition, and
+tests/unit/test_statement.py validates that JSON through them.
 """
 
 from __future__ import annotations

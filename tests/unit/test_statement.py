@@ -1,15 +1,20 @@
-"""The statement's bytes do not depend on how they are built: the closure entries written as
-plain JSON, and the predicate put into the envelope as it is, sign exactly the bytes that
-one ResourceDescriptor model per entry, dumped by pydantic, gave before (statement.py)."""
+"""The statements `build` signs are plain JSON (formats/plainjson.py: no pydantic on that
+path); validated through the intoto models, which forbid unknown fields, and dumped by
+them, they give exactly the bytes signed: the models stay their definition."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
+from provenance.attest import testreports
+from provenance.attest import testresults as tr
 from provenance.attest.statement import BuiltCheck, SourceInfo, provenance_statement
 from provenance.doors.nix import FlakeMetadata, LockedInput, PathInfo
-from provenance.formats.intoto import ResourceDescriptor, Statement
+from provenance.formats import intoto
+from provenance.formats.intoto import Provenance, ResourceDescriptor, Statement
+from provenance.formats.plainjson import PlainStatement
 
 DRV = "/nix/store/" + "a" * 32 + "-check.drv"
 FOD = "/nix/store/" + "f" * 32 + "-src.tar.gz.drv"
@@ -53,34 +58,24 @@ def _source() -> SourceInfo:
     )
 
 
-def _by_models(stmt: Statement, check: BuiltCheck) -> bytes:
-    """What the statement dumped to when each closure entry was a model and pydantic dumped
-    the whole statement, predicate included."""
-    models = []
-    for info in sorted(check.closure, key=lambda p: p.path):
-        notes: dict[str, Any] = {
-            "nixStorePath": info.path,
-            "kind": "derivation" if info.path.endswith(".drv") else "source",
-        }
-        if info.path in check.fixed_output_drvs:
-            notes["fixedOutput"] = True
-        models.append(
-            ResourceDescriptor(name=info.path, digest={"sha256": info.nar_hash}, annotations=notes)
+def _through_models(stmt: PlainStatement, predicate_model: Any) -> bytes:
+    """The statement validated through the intoto models (extra="forbid": no unknown or
+    misspelt field, every type right) and dumped by them: the bytes they would sign."""
+    obj = stmt.as_json()
+    for s in obj["subject"]:
+        assert (
+            ResourceDescriptor.model_validate(s).model_dump(by_alias=True, exclude_none=True) == s
         )
-    predicate = json.loads(json.dumps(stmt.predicate))
-    deps = predicate["buildDefinition"]["resolvedDependencies"]
-    deps[-len(models) :] = [m.model_dump(by_alias=True, exclude_none=True) for m in models]
-    obj = Statement(
-        subject=stmt.subject, predicate_type=stmt.predicate_type, predicate=predicate
-    ).model_dump(by_alias=True, exclude_none=True)
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    predicate = predicate_model.model_validate(obj["predicate"]).as_predicate()
+    model = Statement.model_validate({**obj, "predicate": predicate})
+    return model.dump_bytes()
 
 
-def test_the_closure_written_as_plain_json_signs_the_same_bytes() -> None:
+def test_the_statement_written_as_plain_json_is_what_the_models_sign() -> None:
     check = _check()
     stmt = provenance_statement(check, _source(), {"version": "2.8.0", "sandbox": True})
     signed = stmt.dump_bytes()
-    assert signed == _by_models(stmt, check)
+    assert signed == _through_models(stmt, Provenance)
     deps = json.loads(signed)["predicate"]["buildDefinition"]["resolvedDependencies"]
     assert [d["name"] for d in deps] == ["source", "flake.lock:nixpkgs", DRV, FOD, SRC]
     assert deps[3]["annotations"] == {
@@ -88,6 +83,25 @@ def test_the_closure_written_as_plain_json_signs_the_same_bytes() -> None:
         "kind": "derivation",
         "nixStorePath": FOD,
     }
+
+
+def test_a_digest_listing_is_what_the_models_sign() -> None:
+    check = replace(_check(), closure_listing="digest")
+    stmt = provenance_statement(check, _source(), {"version": "2.8.0"})
+    assert stmt.dump_bytes() == _through_models(stmt, Provenance)
+
+
+def test_the_test_result_statement_is_what_the_models_sign() -> None:
+    results = tr.TestResults("junit", (), 3, 1, 1, "/nix/store/o-check/report.xml", "9" * 64)
+    listed = replace(
+        results, tests=(testreports.TestCase("a", "passed"), testreports.TestCase("b", "failed"))
+    )
+    for r in (results, listed):
+        subject = [{"name": "/nix/store/o-check", "digest": {"sha256": "4" * 64}}]
+        drv = tr.drv_descriptor(DRV, "1" * 64, "unit", "checks.x86_64-linux.unit")
+        src = {"name": "source", "digest": {"sha256": "7" * 64, "gitCommit": "c" * 40}}
+        stmt = tr.statement(r, subject, drv, src)
+        assert stmt.dump_bytes() == _through_models(stmt, intoto.TestResult)
 
 
 def test_a_none_inside_the_predicate_is_kept_as_pydantic_kept_it() -> None:
