@@ -141,6 +141,8 @@ def write(path: Path, lines: Sequence[str], key: PublicKey, legacy: Path | None 
         # Read, merge and replace as one step: a concurrent build's lines are not lost.
         fcntl.flock(lock, fcntl.LOCK_EX)
         existing = _lines(path)
+        if existing == new:  # a repeated cache hit: nothing to merge, nothing to rewrite
+            return  # (merged() would keep every line as it is, after parsing each one)
         if not existing and legacy is not None:
             dirty = {i[2] for ln in new if (i := _ours(ln, key)) is not None}
             existing = [ln for ln in _legacy(legacy) if (i := _ours(ln, key)) and i[2] in dirty]

@@ -150,9 +150,9 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
         # with --force), nothing can be a cache hit, and the nix facts a build needs are
         # asked during the eval as well (prefetch.py).
         prefetch = Prefetch(pool, nix)
+        notes_f = None if dirty else pool.submit(_read_notes, git, commit, req, prefetch)
         if dirty or req.force:
             prefetch.start()
-        notes_f = None if dirty else pool.submit(_read_notes, git, commit, req, prefetch)
         evaluated, src = _evaluate(nix, req, top, commit, subdir, tuple(dirty_files))
         drvs = {n: c.drv_path for n, c in evaluated.items()}
         names = sorted(drvs)

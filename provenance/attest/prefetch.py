@@ -40,12 +40,14 @@ class NixFacts:
     """Futures of what nix says about itself, asked once per run, side by side."""
 
     def __init__(self, pool: ThreadPoolExecutor, nix: Nix) -> None:
-        self.imported: Future[None] = pool.submit(_import_statement)
         # The version first: config and store info wait for it to pick their spelling.
         self.version: Future[str] = pool.submit(nix.version)
         self.config: Future[NixConfig] = pool.submit(nix.config, nixenv.forced_options())
         self.store: Future[StoreInfo] = pool.submit(nix.store_info)
         self.user: Future[NixConfig | None] = pool.submit(_user_config, nix)
+        # The import last: it holds the GIL, and each thread the pool starts after it would
+        # wait for it (a switch interval, 5 ms, per thread) before the eval could start.
+        self.imported: Future[None] = pool.submit(_import_statement)
 
 
 class Prefetch:
