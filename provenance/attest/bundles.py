@@ -140,9 +140,11 @@ def write(path: Path, lines: Sequence[str], key: PublicKey, legacy: Path | None 
     try:
         # Read, merge and replace as one step: a concurrent build's lines are not lost.
         fcntl.flock(lock, fcntl.LOCK_EX)
+        # A repeated cache hit: the bundle holds exactly these lines already. Nothing to
+        # merge or rewrite (merged() would keep each line as it is, after parsing it).
+        if _same_bytes(path, b"\n".join(new) + b"\n"):
+            return
         existing = _lines(path)
-        if existing == new:  # a repeated cache hit: nothing to merge, nothing to rewrite
-            return  # (merged() would keep every line as it is, after parsing each one)
         if not existing and legacy is not None:
             dirty = {i[2] for ln in new if (i := _ours(ln, key)) is not None}
             existing = [ln for ln in _legacy(legacy) if (i := _ours(ln, key)) and i[2] in dirty]
