@@ -18,13 +18,11 @@ import datetime as dt
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 
 from provenance.attest import realise
 from provenance.attest.closure import Closure, closure_of
 from provenance.attest.prefetch import NixFacts
-from provenance.attest.report import BuildRequest, CheckResult
+from provenance.attest.report import BuildRequest, CheckResult, Source
 from provenance.doors import buildlog, storeroot
 from provenance.doors.drvfile import DrvFlags, read_drv_closure_flags
 from provenance.doors.nix import FlakeMetadata, Nix, PathInfo
@@ -37,19 +35,6 @@ from provenance.formats.hashing import nar_sha256, sha256_hex
 from provenance.formats.uris import git_file_flake
 from provenance.policy import nixenv
 from provenance.progress import Reporter
-
-
-@dataclass(frozen=True)
-class Source:
-    """What was evaluated: the repository, the ref, and the flake's metadata when the
-    evaluation itself returned it (Nix.eval_pinned; else `nix flake metadata` is asked)."""
-
-    top: Path
-    ref: str
-    commit: str
-    subdir: str
-    dirty_files: tuple[str, ...]
-    metadata: FlakeMetadata | None = None
 
 
 def _metadata(nix: Nix, src: Source) -> FlakeMetadata:

@@ -30,16 +30,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from provenance.attest import bundles, realise
+from provenance.attest import bundles
 from provenance.attest.cache import NotesRead, OwnLines, cached, read_notes
-from provenance.attest.checks import Source, attest_checks
 from provenance.attest.prefetch import Prefetch
 from provenance.attest.report import (
+    BUILT,
+    REBUILT,
     Builder,
     BuildReport,
     BuildRequest,
     CheckResult,
     ChecksFailedError,
+    Source,
 )
 from provenance.doors.git import Git
 from provenance.doors.nix import Nix, current_system
@@ -66,7 +68,7 @@ __all__ = [
     "write_outputs",
 ]
 
-BUILT, REBUILT = realise.BUILT, realise.REBUILT  # internalParameters.outputCheck
+# internalParameters.outputCheck (report.py; realise.py decides which)
 BUNDLE_DIR = ".provenance"  # default bundle location, relative to the flake directory
 
 
@@ -199,6 +201,9 @@ def build(req: BuildRequest, nix: Nix, reporter: Reporter | None = None) -> Buil
             if hit.via:
                 ancestors.update(reused)
         if todo:
+            # Imported only now: a cache hit never needs the build steps (~10 ms).
+            from provenance.attest.checks import attest_checks  # noqa: PLC0415
+
             lines += attest_checks(
                 pool,
                 prefetch.start(),

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
-from provenance.doors.nix import Nix, NixConfig, StoreInfo
-from provenance.policy import nixenv
+if TYPE_CHECKING:  # loaded when the facts are asked: a cache hit asks none of them
+    from provenance.doors.nix import Nix, NixConfig, StoreInfo
 
 
 def _import_statement() -> None:
@@ -33,6 +34,8 @@ def _import_statement() -> None:
 def _user_config(nix: Nix) -> NixConfig | None:
     # Without our options: only to say what we switch off, so skipped when no config can
     # name such a hook (nixenv.may_configure_hooks).
+    from provenance.policy import nixenv  # noqa: PLC0415
+
     return nix.config() if nixenv.may_configure_hooks() else None
 
 
@@ -40,6 +43,8 @@ class NixFacts:
     """Futures of what nix says about itself, asked once per run, side by side."""
 
     def __init__(self, pool: ThreadPoolExecutor, nix: Nix) -> None:
+        from provenance.policy import nixenv  # noqa: PLC0415 - not on a cache hit
+
         # The version first: config and store info wait for it to pick their spelling.
         self.version: Future[str] = pool.submit(nix.version)
         self.config: Future[NixConfig] = pool.submit(nix.config, nixenv.forced_options())

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from provenance.attest.report import BUILT, REBUILT
 from provenance.doors.nix import BuildResult, Nix
 from provenance.doors.nixlog import SubstitutionLog, substitution
 from provenance.errors import NixError, RefusedError
@@ -27,9 +28,20 @@ from provenance.policy.nixenv import (
 )
 from provenance.progress import Reporter
 
-# How an output came to be trusted (internalParameters.outputCheck):
-BUILT = "built"  # we saw nix build it, sandboxed, here, in this run
-REBUILT = "rebuilt-and-compared"  # it was already valid; nix --rebuild reproduced it bit for bit
+# How an output came to be trusted (internalParameters.outputCheck): BUILT, REBUILT,
+# defined in report.py (the shared types) and re-exported here.
+__all__ = [
+    "BUILT",
+    "REBUILT",
+    "Dependencies",
+    "Realised",
+    "build_here",
+    "build_traced",
+    "built_dependencies",
+    "dependencies_built",
+    "for_attestation",
+    "rebuild_here",
+]
 
 OnLine = Callable[[str], None] | None
 

@@ -12,11 +12,31 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provenance.errors import BuildFailedError
 from provenance.formats.keys import Signer
 from provenance.formats.uris import BUILDER_ID
+
+if TYPE_CHECKING:
+    from provenance.doors.nixparse import FlakeMetadata
+
+# How an output came to be trusted (internalParameters.outputCheck; realise.py decides):
+BUILT = "built"  # we saw nix build it, sandboxed, here, in this run
+REBUILT = "rebuilt-and-compared"  # it was already valid; nix --rebuild reproduced it bit for bit
+
+
+@dataclass(frozen=True)
+class Source:
+    """What was evaluated: the repository, the ref, and the flake's metadata when the
+    evaluation itself returned it (Nix.eval_pinned; else `nix flake metadata` is asked)."""
+
+    top: Path
+    ref: str
+    commit: str
+    subdir: str
+    dirty_files: tuple[str, ...]
+    metadata: FlakeMetadata | None = None
 
 
 @dataclass(frozen=True)
