@@ -20,7 +20,13 @@ from provenance.doors import proc
 from provenance.doors.giterrors import git_message
 from provenance.errors import GitError, UsageError
 
-__all__ = ["NOTES_REF", "Git", "TreeChange", "TreeStatus", "git_message"]  # git_message: giterrors.py
+__all__ = [
+    "NOTES_REF",
+    "Git",
+    "TreeChange",
+    "TreeStatus",
+    "git_message",
+]  # git_message: giterrors.py
 
 NOTES_REF = "refs/notes/provenance"
 # Used only when the user has no identity configured: notes commits need one.
