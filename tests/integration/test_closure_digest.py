@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from provenance.cli import app
 from provenance.doors.nix import current_system
 from provenance.formats import dsse, keys
 from provenance.formats.hashing import sha256_to_hex
-from tests.conftest import git, make_flake, nix
+from tests.conftest import git, isolate, make_flake, nix
 
 pytestmark = pytest.mark.nix
 SYSTEM = current_system()
@@ -78,13 +79,19 @@ def show_derivation(drv: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def attested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path, dict[str, str]]:
+def attested(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Path, Path, Path, dict[str, str]]]:
+    # Module-scoped, so outside the autouse per-test isolation: the same environment (git
+    # identity, offline nix settings) set here, as in test_verify's builder.
     tmp = tmp_path_factory.mktemp("digest")
-    repo = make_flake(tmp / "repo", extra_checks=FOD)
-    key, pub, _ = keys.generate(tmp / "keys")
-    code, _ = cli("build", repo, "--key", key, "--closure", "digest")
-    assert code == 0
-    return repo, key, pub, lines(repo)
+    with pytest.MonkeyPatch.context() as mp:
+        isolate(mp)
+        repo = make_flake(tmp / "repo", extra_checks=FOD)
+        key, pub, _ = keys.generate(tmp / "keys")
+        code, _ = cli("build", repo, "--key", key, "--closure", "digest")
+        assert code == 0
+        yield repo, key, pub, lines(repo)
 
 
 def test_the_digest_covers_exactly_the_closure_nix_reports(
