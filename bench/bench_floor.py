@@ -238,7 +238,7 @@ def scale(work: Path, tree: Tree, sizes: list[int], runs: int, env: dict[str, st
         run(tree.cmd("build", repo, "--key", key, "-q"), e)
         ref = f"git+file://{repo}?rev={_rev(repo)}#checks.{SYSTEM}.big"
         drv = _drv(ref, env)
-        stats = repo / "rss.json"
+        stats = work / f"rss-{n}.json"  # outside the repository: no untracked files in it
         got = rounds(
             {
                 "eval": ([*NIX, "eval", "--raw", f"{ref}.drvPath"], env),
@@ -259,7 +259,10 @@ def scale(work: Path, tree: Tree, sizes: list[int], runs: int, env: dict[str, st
         force, force_cpu = med_ms(got["force"]), med_ms(cpu["force"])
         ratio = paired(got["force"], [got[k] for k in parts])
         ratio_cpu = paired(cpu["force"], [cpu[k] for k in parts])
-        sizes_by = [_statement_size(tree, repo, key, e, how) for how in ("auto", "full", "digest")]
+        sizes_by = [
+            _statement_size(tree, repo, work / f"size-{n}-{how}.intoto.jsonl", key, e, how)
+            for how in ("auto", "full", "digest")
+        ]
         print(
             f"| {n + 1:,} | {floor:.0f} ({floor_cpu:.0f}) | {force:.0f} ({force_cpu:.0f}) | "
             f"{ratio:.2f}x ({ratio_cpu:.2f}x) | {force * 1000 / (n + 1):.0f} "
@@ -268,8 +271,9 @@ def scale(work: Path, tree: Tree, sizes: list[int], runs: int, env: dict[str, st
         )
 
 
-def _statement_size(tree: Tree, repo: Path, key: Path, env: dict[str, str], how: str) -> str:
-    out = repo / f"size-{how}.intoto.jsonl"
+def _statement_size(
+    tree: Tree, repo: Path, out: Path, key: Path, env: dict[str, str], how: str
+) -> str:
     cmd = tree.cmd("build", repo, "--key", key, "--force", "-q", "--no-note", "-o", out)
     done = subprocess.run([*map(str, cmd), "--closure", how], env=env, capture_output=True)
     if done.returncode == 3:
