@@ -1,3 +1,3 @@
-from provenance.cli import main
+from provenance.launch import main
 
 main()

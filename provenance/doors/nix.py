@@ -114,6 +114,10 @@ class Nix(Evaluation):
             raise nixerrors.failure(done, f"{what} failed: {nixerrors.why(done)}")
         return done
 
+    def _start_ahead(self, args: Iterable[str], *, options: Mapping[str, str]) -> bool:
+        # The argv `_run(args, options=options)` will run, so that its run adopts this one.
+        return proc.start_ahead(self._cmd(args, options), env=self.env)
+
     def _json(self, args: Iterable[str], *, what: str, **kw: Any) -> Any:
         done = self._run(args, what=what, **kw)
         try:
@@ -130,6 +134,10 @@ class Nix(Evaluation):
             return int(parts[0]), int(parts[1].split("pre")[0])
         except (ValueError, IndexError):
             return (99, 0)  # unknown spelling: assume a current Nix
+
+    def start_version(self) -> bool:
+        """Start `version()`'s nix process now, for it to adopt (proc.start_ahead)."""
+        return self._start_ahead(["--version"], options={})
 
     def version(self) -> str:
         # Asked once per Nix object: threads of one run ask at the same time (the lock).

@@ -35,6 +35,9 @@ class Evaluation:
     def _json(self, args: Iterable[str], *, what: str, **kw: Any) -> Any:
         raise NotImplementedError  # nix.Nix runs it
 
+    def _start_ahead(self, args: Iterable[str], *, options: Mapping[str, str]) -> bool:
+        raise NotImplementedError  # nix.Nix starts it
+
     def flake_metadata(self, ref: str) -> FlakeMetadata:
         raw = self._json(
             ["flake", "metadata", "--json", "--no-update-lock-file", ref],
@@ -54,8 +57,9 @@ class Evaluation:
         Only derivations this evaluation instantiates count (selection.py); any other
         value under `checks` raises NotADerivationError.
         """
-        args = [f"{ref}#checks", "--apply", selection.apply_expression(system, names)]
-        return self._eval(args, lambda raw: selection.parse(raw, system, names))
+        return self._eval(
+            _checks_args(ref, system, names), lambda raw: selection.parse(raw, system, names)
+        )
 
     def eval_pinned(
         self, ref: str, system: str, names: list[str] | None, subdir: str = ""
@@ -66,15 +70,26 @@ class Evaluation:
         with the source's hash and lock file from that evaluation: one process fewer.
         `subdir`: the flake's directory in the repository, as in the ref's `dir=`.
         """
-        expr = selection.pinned_expression(ref, subdir, system, names)
         checks, source = self._eval(
-            ["--expr", expr], lambda raw: selection.parse_pinned(raw, ref, system, names)
+            _pinned_args(ref, subdir, system, names),
+            lambda raw: selection.parse_pinned(raw, ref, system, names),
         )
         return checks, parse_flake_metadata(source)
 
+    def start_eval_checks(self, ref: str, system: str, names: list[str] | None) -> bool:
+        """Start the nix process of `eval_checks(ref, system, names)` now (proc.start_ahead)."""
+        return self._start_ahead(_eval_args(_checks_args(ref, system, names)), options=PURE_EVAL)
+
+    def start_eval_pinned(
+        self, ref: str, system: str, names: list[str] | None, subdir: str = ""
+    ) -> bool:
+        """Start the nix process of `eval_pinned(...)` now (proc.start_ahead)."""
+        args = _pinned_args(ref, subdir, system, names)
+        return self._start_ahead(_eval_args(args), options=PURE_EVAL)
+
     def _eval(self, args: list[str], parse: Callable[[Any], _T]) -> _T:
         done = self._run(
-            ["eval", "--json", "--no-update-lock-file", *args],
+            _eval_args(args),
             # Never --impure: impure builtins (getEnv, currentTime, host files) would make
             # the drvPath depend on the machine. Flakes already evaluate purely without
             # --impure (checked on 2.8, even with `pure-eval = false`); the option pins it.
@@ -89,3 +104,15 @@ class Evaluation:
         except (ValueError, RecursionError):  # MalformedAnswer is a ValueError
             msg = "evaluating the flake's checks: nix printed something that is not the JSON asked for"
             raise NixError(msg, cmd=done.cmd, stderr=done.stderr) from None
+
+
+def _eval_args(args: list[str]) -> list[str]:
+    return ["eval", "--json", "--no-update-lock-file", *args]
+
+
+def _checks_args(ref: str, system: str, names: list[str] | None) -> list[str]:
+    return [f"{ref}#checks", "--apply", selection.apply_expression(system, names)]
+
+
+def _pinned_args(ref: str, subdir: str, system: str, names: list[str] | None) -> list[str]:
+    return ["--expr", selection.pinned_expression(ref, subdir, system, names)]

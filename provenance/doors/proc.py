@@ -7,7 +7,9 @@ No other module imports `subprocess` (a ruff banned-API rule enforces it).
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import shlex
 import signal
 import subprocess
@@ -16,6 +18,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
+
+# Processes started ahead of their ask (`start_ahead`), by what would make a `run` of them
+# the same run: the argv, the environment it gets and the directory it starts in.
+_Key = tuple[tuple[str, ...], tuple[tuple[str, str], ...], str]
+_AHEAD: dict[_Key, subprocess.Popen[bytes]] = {}
+_AHEAD_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,11 @@ def run(
     line while the process runs (build progress) and still returned whole.
     """
     log.debug("run: %s", shlex.join(cmd))
+    ahead = _adopt(cmd, env, cwd) if stdin is None and on_stderr_line is None else None
+    if ahead is not None:
+        log.debug("run: adopted the process started ahead")
+        out, err = ahead.communicate()
+        return Completed(cmd, ahead.returncode, out, err.decode(errors="replace"))
     if on_stderr_line is None:
         done = subprocess.run(
             cmd,
@@ -96,3 +109,62 @@ def run(
     returncode = proc.wait()
     reader.join()
     return Completed(cmd, returncode, b"".join(out_chunks), "\n".join(err_lines))
+
+
+def start_ahead(
+    cmd: list[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None
+) -> bool:
+    """Start `cmd` now, for a later `run` of exactly it to take over (launch.py).
+
+    Only a `run` with the same argv, the same environment (`env`, or os.environ as it is
+    then) and the same directory adopts it, so its answer is the one that `run` would
+    have got by starting it itself, a little later; anything else runs anew. One not
+    adopted is killed at exit. False when it could not be started: the later `run`
+    starts it again, and says what is wrong.
+    """
+    key = _key(cmd, env, cwd)
+    try:
+        started = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+        )
+    except OSError:
+        return False
+    log.debug("ahead: %s", shlex.join(cmd))
+    with _AHEAD_LOCK:
+        if not _AHEAD:
+            atexit.register(_kill_unadopted)
+        old = _AHEAD.pop(key, None)
+        _AHEAD[key] = started
+    if old is not None:
+        _kill(old)
+    return True
+
+
+def _key(cmd: list[str], env: Mapping[str, str] | None, cwd: str | None) -> _Key:
+    environ = os.environ if env is None else env
+    return tuple(cmd), tuple(sorted(environ.items())), os.path.abspath(cwd or os.curdir)
+
+
+def _adopt(cmd: list[str], env: Mapping[str, str] | None, cwd: str | None) -> subprocess.Popen[bytes] | None:
+    if not _AHEAD:  # the common case: nothing was started ahead
+        return None
+    with _AHEAD_LOCK:
+        return _AHEAD.pop(_key(cmd, env, cwd), None)
+
+
+def _kill(p: subprocess.Popen[bytes]) -> None:
+    if p.poll() is None:
+        p.kill()
+    p.communicate()
+
+
+def _kill_unadopted() -> None:
+    with _AHEAD_LOCK:
+        left = list(_AHEAD.values())
+        _AHEAD.clear()
+    for p in left:
+        _kill(p)

@@ -32,9 +32,9 @@ RANK = {
     # `provenance show`: assembles what is attested (reads envelopes with verify.authentic,
     # compares with review); nothing imports it but the CLI. A peer of ci and audit.
     "show": 7,
-    "top": 8,  # cli, example, __main__
+    "top": 8,  # cli, example, launch (the entry point, which starts nix ahead), __main__
 }
-TOP = {"cli", "example", "__main__"}
+TOP = {"cli", "example", "launch", "__main__"}
 MAX_LINES = 420
 
 
