@@ -109,8 +109,10 @@ def _start(command: str, args: list[str]) -> bool:
         names = opts.get("--check" if command == "build" else "--require") or None
     if command == "build" and ("--service" in opts or os.environ.get("PROVENANCE_SERVICE")):
         return False  # the service evaluates, not this process
+    # The door's argv builders, not the door: the runner and its parsers (~20 ms of
+    # imports) would delay the start. The same argv either way (nixargv.py).
+    from provenance.doors import nixargv, proc  # noqa: PLC0415
     from provenance.doors.git import Git  # noqa: PLC0415
-    from provenance.doors.nix import Nix, current_system, default_nix_bin  # noqa: PLC0415
     from provenance.formats.uris import git_file_flake  # noqa: PLC0415
 
     # As the commands compute them (gate.py, attest/pipeline.py, verify/pipeline.py).
@@ -121,11 +123,15 @@ def _start(command: str, args: list[str]) -> bool:
     if command == "gate":
         top = top.resolve()
     subdir = flake_dir.relative_to(top).as_posix() if flake_dir != top else ""
-    nix, system = Nix(default_nix_bin()), current_system()
+    nix_bin, system = nixargv.default_nix_bin(), nixargv.current_system()
     ref = git_file_flake(str(top), rev=commit, subdir=subdir)
-    if command == "build":  # a clean tree's; a dirty one evaluates otherwise, and adopts nothing
-        started = nix.start_eval_pinned(ref, system, names, subdir)
-        if "--force" in opts:  # a build is certain: its first question to nix is the version
-            nix.start_version()
-        return started
-    return nix.start_eval_checks(ref, system, names)
+    # A clean tree's evaluation; a dirty one's differs, and adopts nothing.
+    args = (
+        nixargv.pinned(ref, subdir, system, names)
+        if command == "build"
+        else nixargv.checks(ref, system, names)
+    )
+    started = proc.start_ahead(nixargv.command(nix_bin, args, nixargv.PURE_EVAL))
+    if command == "build" and "--force" in opts:  # a build is certain: it asks the version
+        proc.start_ahead(nixargv.command(nix_bin, nixargv.version()))
+    return started

@@ -12,15 +12,15 @@ prints is read by nixparse.py, one parser per output shape; its result types (an
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provenance.doors import nixerrors, nixlog, proc
+from provenance.doors import nixargv, nixerrors, nixlog, proc
 from provenance.doors.drvfile import DrvFlags, read_drv_flags
+from provenance.doors.nixargv import current_system, default_nix_bin
 from provenance.doors.nixeval import Evaluation
 from provenance.doors.nixlog import SubstitutionLog
 from provenance.doors.nixparse import (
@@ -34,7 +34,6 @@ from provenance.doors.nixparse import (
     RebuildCheck,
     StoreCheck,
     StoreInfo,
-    current_system,
     parse_build_result,
     parse_config,
     parse_derivations,
@@ -85,12 +84,7 @@ class Nix(Evaluation):
     )
 
     def _cmd(self, args: Iterable[str], options: Mapping[str, str] | None = None) -> list[str]:
-        cmd = [self.nix_bin, "--extra-experimental-features", "nix-command flakes"]
-        for k, v in (options or {}).items():
-            cmd += ["--option", k, v]
-        if self.store:
-            cmd += ["--store", self.store]
-        return cmd + list(args)
+        return nixargv.command(self.nix_bin, args, options, self.store)
 
     def _run(
         self,
@@ -114,10 +108,6 @@ class Nix(Evaluation):
             raise nixerrors.failure(done, f"{what} failed: {nixerrors.why(done)}")
         return done
 
-    def _start_ahead(self, args: Iterable[str], *, options: Mapping[str, str]) -> bool:
-        # The argv `_run(args, options=options)` will run, so that its run adopts this one.
-        return proc.start_ahead(self._cmd(args, options), env=self.env)
-
     def _json(self, args: Iterable[str], *, what: str, **kw: Any) -> Any:
         done = self._run(args, what=what, **kw)
         try:
@@ -135,15 +125,11 @@ class Nix(Evaluation):
         except (ValueError, IndexError):
             return (99, 0)  # unknown spelling: assume a current Nix
 
-    def start_version(self) -> bool:
-        """Start `version()`'s nix process now, for it to adopt (proc.start_ahead)."""
-        return self._start_ahead(["--version"], options={})
-
     def version(self) -> str:
         # Asked once per Nix object: threads of one run ask at the same time (the lock).
         with self._version_lock:
             if self._version is None:
-                raw = self._run(["--version"], what="nix --version").stdout
+                raw = self._run(nixargv.version(), what="nix --version").stdout
                 out = raw.decode(errors="replace").strip()
                 # "nix (Nix) 2.8.0", "nix (Lix, like Nix) 2.91.1", "nix (Determinate Nix 3.6.0) 2.29.0"
                 self._version = out.split(") ", 1)[-1] if ") " in out else out
@@ -386,7 +372,3 @@ class Nix(Evaluation):
         opts = {"download-attempts": "1"}
         done = probe._run(["store", "ping"], options=opts, what="nix store ping", check=False)
         return None if done.returncode == 0 else nixerrors.why(done)
-
-
-def default_nix_bin() -> str:
-    return os.environ.get("PROVENANCE_NIX", "nix")

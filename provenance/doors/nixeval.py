@@ -9,12 +9,12 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from provenance.doors import nixerrors, proc, selection
+from provenance.doors import nixargv, nixerrors, proc, selection
+from provenance.doors.nixargv import PURE_EVAL
 from provenance.doors.nixparse import FlakeMetadata, parse_flake_metadata
 from provenance.doors.selection import EvaluatedCheck
 from provenance.errors import NixError
 
-PURE_EVAL = {"pure-eval": "true"}
 _T = TypeVar("_T")
 
 
@@ -34,9 +34,6 @@ class Evaluation:
 
     def _json(self, args: Iterable[str], *, what: str, **kw: Any) -> Any:
         raise NotImplementedError  # nix.Nix runs it
-
-    def _start_ahead(self, args: Iterable[str], *, options: Mapping[str, str]) -> bool:
-        raise NotImplementedError  # nix.Nix starts it
 
     def flake_metadata(self, ref: str) -> FlakeMetadata:
         raw = self._json(
@@ -58,7 +55,7 @@ class Evaluation:
         value under `checks` raises NotADerivationError.
         """
         return self._eval(
-            _checks_args(ref, system, names), lambda raw: selection.parse(raw, system, names)
+            nixargv.checks(ref, system, names), lambda raw: selection.parse(raw, system, names)
         )
 
     def eval_pinned(
@@ -71,29 +68,15 @@ class Evaluation:
         `subdir`: the flake's directory in the repository, as in the ref's `dir=`.
         """
         checks, source = self._eval(
-            _pinned_args(ref, subdir, system, names),
+            nixargv.pinned(ref, subdir, system, names),
             lambda raw: selection.parse_pinned(raw, ref, system, names),
         )
         return checks, parse_flake_metadata(source)
 
-    def start_eval_checks(self, ref: str, system: str, names: list[str] | None) -> bool:
-        """Start the nix process of `eval_checks(ref, system, names)` now (proc.start_ahead)."""
-        return self._start_ahead(_eval_args(_checks_args(ref, system, names)), options=PURE_EVAL)
-
-    def start_eval_pinned(
-        self, ref: str, system: str, names: list[str] | None, subdir: str = ""
-    ) -> bool:
-        """Start the nix process of `eval_pinned(...)` now (proc.start_ahead)."""
-        args = _pinned_args(ref, subdir, system, names)
-        return self._start_ahead(_eval_args(args), options=PURE_EVAL)
-
     def _eval(self, args: list[str], parse: Callable[[Any], _T]) -> _T:
         done = self._run(
-            _eval_args(args),
-            # Never --impure: impure builtins (getEnv, currentTime, host files) would make
-            # the drvPath depend on the machine. Flakes already evaluate purely without
-            # --impure (checked on 2.8, even with `pure-eval = false`); the option pins it.
-            options=PURE_EVAL,
+            args,
+            options=PURE_EVAL,  # never --impure (nixargv.py)
             what="evaluating the flake's checks",
             check=False,
         )
@@ -104,15 +87,3 @@ class Evaluation:
         except (ValueError, RecursionError):  # MalformedAnswer is a ValueError
             msg = "evaluating the flake's checks: nix printed something that is not the JSON asked for"
             raise NixError(msg, cmd=done.cmd, stderr=done.stderr) from None
-
-
-def _eval_args(args: list[str]) -> list[str]:
-    return ["eval", "--json", "--no-update-lock-file", *args]
-
-
-def _checks_args(ref: str, system: str, names: list[str] | None) -> list[str]:
-    return [f"{ref}#checks", "--apply", selection.apply_expression(system, names)]
-
-
-def _pinned_args(ref: str, subdir: str, system: str, names: list[str] | None) -> list[str]:
-    return ["--expr", selection.pinned_expression(ref, subdir, system, names)]

@@ -14,25 +14,17 @@ error to report.
 from __future__ import annotations
 
 import json
-import platform
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
+from provenance.doors.nixargv import current_system
 from provenance.errors import NixError
 from provenance.formats.hashing import sha256_to_hex
 
 STORE_DIR = "/nix/store"
-
-
-def current_system() -> str:
-    """Nix's system double for this host, without spending a nix call on it."""
-    machine = platform.machine().lower()
-    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
-    kernel = platform.system().lower()
-    return f"{machine}-{kernel}"
 
 
 def _store_path(p: str) -> str:

@@ -149,7 +149,9 @@ def _key(cmd: list[str], env: Mapping[str, str] | None, cwd: str | None) -> _Key
     return tuple(cmd), tuple(sorted(environ.items())), os.path.abspath(cwd or os.curdir)
 
 
-def _adopt(cmd: list[str], env: Mapping[str, str] | None, cwd: str | None) -> subprocess.Popen[bytes] | None:
+def _adopt(
+    cmd: list[str], env: Mapping[str, str] | None, cwd: str | None
+) -> subprocess.Popen[bytes] | None:
     if not _AHEAD:  # the common case: nothing was started ahead
         return None
     with _AHEAD_LOCK:

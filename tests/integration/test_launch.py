@@ -70,16 +70,16 @@ def _gone(pid: int) -> bool:
     return False
 
 
-def test_gate_adopts_the_eval_started_ahead(
-    tmp_path: Path, keypair: tuple[Path, Path]
-) -> None:
+def test_gate_adopts_the_eval_started_ahead(tmp_path: Path, keypair: tuple[Path, Path]) -> None:
     key, pub = keypair
     repo = make_flake(tmp_path / "repo")
     wrapper, log = _wrapper(tmp_path)
     built = _provenance("build", repo, "--key", key, "--check", "det", "-q", nix_bin=wrapper)
     assert built.returncode == 0, built.stderr
     log.write_text("")
-    gate = _provenance("gate", repo, "--trusted-key", pub, "--require", "det", "-v", nix_bin=wrapper)
+    gate = _provenance(
+        "gate", repo, "--trusted-key", pub, "--require", "det", "-v", nix_bin=wrapper
+    )
     assert gate.returncode == 0, gate.stderr
     assert "skip=true" in gate.stderr
     assert "adopted the process started ahead" in gate.stderr
@@ -101,7 +101,7 @@ def test_a_dirty_build_signs_the_work_trees_drvpath_not_the_guessed_commits(
     system = current_system()
     committed = nix("eval", "--raw", f"git+file://{repo}#checks.{system}.det.drvPath")
     flake = repo / "flake.nix"
-    flake.write_text(flake.read_text().replace('running tests from', 'running the tests from'))
+    flake.write_text(flake.read_text().replace("running tests from", "running the tests from"))
     wrapper, log = _wrapper(tmp_path)
     done = _provenance(
         "build", repo, "--key", key, "--check", "det", "--allow-dirty", "-q", "--no-note",
