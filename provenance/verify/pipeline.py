@@ -53,12 +53,9 @@ from provenance.policy import resolve as policy_mod
 from provenance.policy.definition import Definitions
 from provenance.policy.trust import Endorsement, Tally, TrustPolicy, count_signers
 from provenance.progress import Reporter
-from provenance.review.compare import Scope, compare, resolve_base
-from provenance.review.policy import from_commit
 from provenance.verify.authentic import authenticate, read_bundle, read_notes
 from provenance.verify.binding import Repo, bind, check_environment, judge_failed_results
 from provenance.verify.drvdiff import explain_drv_difference
-from provenance.verify.reproduce import rebuild_fresh, rebuild_in_place
 from provenance.verify.verification import (  # VerifyRequest and VerifyReport are this API's types
     AUTHENTIC,
     BOUND,
@@ -242,6 +239,9 @@ def _verify(
     judge_failed_results(atts, all_evaluated, rev, wanted)
 
     if req.rebuild:
+        # Imported here: the rebuild machinery (attest's realise, caches) only for --rebuild.
+        from provenance.verify.reproduce import rebuild_fresh, rebuild_in_place  # noqa: PLC0415
+
         bound = [a for a in atts if a.claim and not a.failed and not a.skipped]
         if bound and req.in_place:
             rebuild_in_place(bound, nix, reporter, req.caches)
@@ -280,6 +280,10 @@ def _verify(
     if req.base is not None:
         # What the revision did to its tests against the base (review/compare.py): a
         # weakening attests honestly under a new drvPath, so only a comparison catches it.
+        # Imported here: verify without --base needs none of the review machinery.
+        from provenance.review.compare import Scope, compare, resolve_base  # noqa: PLC0415
+        from provenance.review.policy import from_commit  # noqa: PLC0415
+
         base = resolve_base(git, req.base, rev, trusted=False)
         rules = req.review_policy or from_commit(git, base.commit, subdir, base.ref)
         mine = all_evaluated.get(system, {})

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from provenance.attest.realise import Dependencies
 from provenance.cache.substituters import Caches
 from provenance.formats import dsse
 from provenance.formats.claims import (
@@ -21,10 +20,13 @@ from provenance.formats.claims import (
 from provenance.formats.hashing import sha256_hex
 from provenance.formats.keys import Signer
 from provenance.policy.trust import TrustPolicy
-from provenance.review.compare import Review
-from provenance.review.policy import ReviewPolicy
 from provenance.text import printable
 from provenance.verify import diff
+
+if TYPE_CHECKING:  # names in annotations only: verify without --base or --rebuild never loads them
+    from provenance.attest.realise import Dependencies
+    from provenance.review.compare import Review
+    from provenance.review.policy import ReviewPolicy
 
 AUTHENTIC, BOUND, REPRODUCED = "authentic", "bound", "reproduced"
 PASSED, FAILED, SKIPPED = "PASSED", "FAILED", "SKIPPED"

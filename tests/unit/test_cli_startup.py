@@ -52,3 +52,18 @@ def test_importing_the_cli_loads_neither_logging_nor_json() -> None:
     code = "import sys, typer\nimport provenance.cli\nprint('json' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_gate_and_verify_load_the_review_and_rebuild_machinery_only_when_asked() -> None:
+    # --base (review/) and --rebuild (reproduce.py, attest's realise): ~20 ms of imports
+    # that a plain gate or verify, run on every push, does not need.
+    code = (
+        "import json, sys\n"
+        "import provenance.ci.gate, provenance.verify.pipeline\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(json.loads(out.stdout))
+    assert not {m for m in loaded if m.startswith("provenance.review")}
+    assert "provenance.verify.reproduce" not in loaded
+    assert "provenance.attest.realise" not in loaded
