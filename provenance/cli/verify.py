@@ -84,7 +84,7 @@ def verify(
             "--output",
             "-o",
             help="VSA bundle.",
-            show_default="FLAKE/.provenance/REV.vsa.intoto.jsonl",
+            show_default="FLAKE/.provenance/REV.KEYID.vsa.intoto.jsonl",
         ),
     ] = None,
     no_note: Annotated[bool, typer.Option("--no-note", help="Attach no VSA git note.")] = False,

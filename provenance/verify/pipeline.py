@@ -158,7 +158,10 @@ def _write_vsa(
     if not lines:
         reporter.warn("nothing authentic to summarise: no verification summary written")
         return None, False
-    path = req.vsa_output or (req.flake_dir.resolve() / ".provenance" / f"{repo.rev}{VSA_SUFFIX}")
+    # Named per reviewer key, as bundles are per signing key: a second reviewer's summary
+    # of the same revision sits beside the first's instead of replacing it.
+    name = f"{repo.rev}.{req.signer.keyid}{VSA_SUFFIX}"
+    path = req.vsa_output or (req.flake_dir.resolve() / ".provenance" / name)
     bundle.write_atomic(path, ("\n".join(lines) + "\n").encode())
     noted = False
     if req.attach_note:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # names in annotations only: verify without --base or --rebui
 
 AUTHENTIC, BOUND, REPRODUCED = "authentic", "bound", "reproduced"
 PASSED, FAILED, SKIPPED = "PASSED", "FAILED", "SKIPPED"
-VSA_SUFFIX = ".vsa.intoto.jsonl"  # default: FLAKE_DIR/.provenance/<commit>.vsa.intoto.jsonl
+VSA_SUFFIX = ".vsa.intoto.jsonl"  # default: FLAKE_DIR/.provenance/<commit>.<keyid>.vsa.intoto.jsonl
 
 
 @dataclass(frozen=True)

@@ -600,3 +600,23 @@ def cli(*args: str | Path) -> tuple[int, str, str]:
     code, out, err = _cli(*args)
     print(f"exit {code}\n{err}")  # shown by pytest on failure, or with -s
     return code, out, err
+
+
+def test_two_reviewers_of_one_revision_each_keep_their_summary(
+    tmp_path: Path, keypair: tuple[Path, Path]
+) -> None:
+    repo = make_flake(tmp_path / "r4")
+    key, pub = keypair
+    commit, _ = _build(repo, key)
+    names = []
+    for who in ("alice", "bob"):
+        reviewer_key, _, _ = keys.generate(tmp_path / who)
+        code, _, err = cli("--flake", repo, "--trusted-key", pub, "--sign-with", reviewer_key)
+        assert code == 0, err
+        names.append(f"{commit}.{keys.load_signer(reviewer_key).keyid}.vsa.intoto.jsonl")
+    found = sorted(p.name for p in (repo / ".provenance").glob("*.vsa.intoto.jsonl"))
+    assert found == sorted(names)  # the second did not replace the first
+    for name, who in zip(names, ("alice", "bob"), strict=True):
+        pub_key = keys.load_public_key(tmp_path / who / "provenance.pub")
+        for ln in (repo / ".provenance" / name).read_text().splitlines():
+            assert pub_key.keyid in dsse.verify(dsse.Envelope.from_json(ln), [pub_key]).keyids
