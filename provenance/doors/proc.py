@@ -121,6 +121,10 @@ def start_ahead(
     have got by starting it itself, a little later; anything else runs anew. One not
     adopted is killed at exit. False when it could not be started: the later `run`
     starts it again, and says what is wrong.
+
+    Only for a question whose answer when started is as good as later (an evaluation of a
+    pinned commit, `nix --version`): never one asked under a lock, or after a write it
+    must see (a note read before the union, a fetch before the read).
     """
     key = _key(cmd, env, cwd)
     try:
