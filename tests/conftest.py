@@ -18,8 +18,8 @@ import pytest
 from provenance.doors.nix import Nix, current_system
 from provenance.example import find_static_busybox
 from provenance.formats import keys
-from provenance.policy.nixenv import decline_hook, installable
-from provenance.verify.reproduce import unsafe_parent
+from provenance.policy.nixenv import installable
+from provenance.verify.reproduce import private_build_base, unsafe_parent
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # The dev shell's builder, one copy: the built-in example's (the fixture flake uses it too).
@@ -112,11 +112,20 @@ def chroot_store(store: Path | str) -> list[str]:
     store under /tmp (every tmp_path) cannot build without a build-dir outside it: the
     one `provenance verify --rebuild` would pick (reproduce.build_dir_options)."""
     args = ["--store", str(store)]
-    if unsafe_parent(Path(store)) is not None and _NIX.version_tuple() >= (2, 30):
-        builds = Path(decline_hook()).parent / "test-builds"
-        builds.mkdir(mode=0o700, exist_ok=True)
-        args += ["--option", "build-dir", str(builds)]
-    return args
+    builds = chroot_build_dir(store)
+    return args + (["--option", "build-dir", str(builds)] if builds else [])
+
+
+def chroot_build_dir(store: Path | str) -> Path | None:
+    """A build-dir nix accepts for a chroot store at `store`, when it needs one (Nix >= 2.30
+    refuses the store's own under /tmp): below reproduce.private_build_base()."""
+    if unsafe_parent(Path(store)) is None or _NIX.version_tuple() < (2, 30):
+        return None
+    base = private_build_base()
+    assert base is not None, "no private directory outside /tmp for nix's builds"
+    builds = base / "test-builds"
+    builds.mkdir(mode=0o700, exist_ok=True)
+    return builds
 
 
 def path_info_nar_hash(raw: object, path: str) -> str:

@@ -48,7 +48,9 @@ def why(done: proc.Completed) -> str:
 def last_error(stderr: str) -> str:
     lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
     for ln in lines:
-        if ln.startswith("error:"):
+        # Nix 2.34 may print a bare "error:" and the trace below it, the cause on a nested
+        # "error: ..." line: the first error line that says something.
+        if ln.startswith("error:") and ln.removeprefix("error:").strip():
             return ln.removeprefix("error:").strip()
     return lines[-1] if lines else "no error message"
 

@@ -86,6 +86,26 @@ def unsafe_parent(path: Path) -> Path | None:
     return None
 
 
+def private_build_base() -> Path | None:
+    """A directory of this user's own with no world-writable or symlinked parent, if any:
+    our cache directory, else ~/.cache/provenance (an XDG_CACHE_HOME under /tmp is ours,
+    but /tmp is world-writable, and Nix >= 2.30 refuses a build dir below it)."""
+    candidates = [Path(nixenv.decline_hook()).parent]
+    if os.environ.get("HOME"):
+        candidates.append(Path.home() / ".cache" / "provenance")
+    for base in candidates:
+        if unsafe_parent(base) is not None:
+            continue
+        try:
+            base.mkdir(mode=0o700, parents=True, exist_ok=True)
+            st = base.stat()
+        except OSError:
+            continue
+        if st.st_uid == os.getuid() and not st.st_mode & 0o022:
+            return base
+    return None
+
+
 @contextlib.contextmanager
 def build_dir_options(nix: Nix, root: Path) -> Iterator[dict[str, str]]:
     """`build-dir` for a chroot store at `root` whose own build directory nix refuses."""
@@ -93,8 +113,8 @@ def build_dir_options(nix: Nix, root: Path) -> Iterator[dict[str, str]]:
     if bad is None or nix.version_tuple() < _BUILDS_IN_STATE_DIR:
         yield {}
         return
-    base = Path(nixenv.decline_hook()).parent  # this user's own private directory
-    if unsafe_parent(base) is not None:
+    base = private_build_base()
+    if base is None:
         msg = f"nix {nix.version()} builds nothing in a store under {bad} (world-writable)"
         raise UsageError(msg, "pass --store DIR outside it, or set XDG_CACHE_HOME to yours")
     builds = Path(tempfile.mkdtemp(prefix="builds-", dir=base))

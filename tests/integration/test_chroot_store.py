@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from provenance.cli import app
 from provenance.formats import bundle
 from provenance.formats.hashing import nar_sha256
-from tests.conftest import NIX_CONFIG, make_flake, run
+from tests.conftest import NIX_CONFIG, chroot_build_dir, make_flake, run
 
 pytestmark = pytest.mark.nix
 runner = CliRunner()
@@ -33,7 +33,9 @@ def test_build_in_a_chroot_store_hashes_the_physical_outputs(
 ) -> None:
     repo = make_flake(tmp_path / "repo", extra_checks=TAPPED)
     chroot = tmp_path / "chroot"
-    monkeypatch.setenv("NIX_CONFIG", f"{NIX_CONFIG}\nstore = {chroot}")
+    builds = chroot_build_dir(chroot)  # Nix >= 2.30 builds nothing in a store's own dir under /tmp
+    extra = f"\nbuild-dir = {builds}" if builds else ""
+    monkeypatch.setenv("NIX_CONFIG", f"{NIX_CONFIG}\nstore = {chroot}{extra}")
     key, pub = keypair
     r = runner.invoke(app, ["build", "--key", str(key), str(repo), "--json", "-q"])
     assert r.exit_code == 0, r.stderr

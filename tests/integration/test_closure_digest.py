@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from provenance.cli import app
-from provenance.doors.nix import current_system
+from provenance.doors.nix import Derivation, current_system, parse_derivations
 from provenance.formats import dsse, keys
 from provenance.formats.hashing import sha256_to_hex
 from tests.conftest import git, isolate, make_flake, nix
@@ -69,13 +69,14 @@ def closure_by_nix(drv: str) -> dict[str, str]:
     return {p: sha256_to_hex(e["narHash"]) for p, e in entries}
 
 
-def show_derivation(drv: str) -> dict[str, Any]:
-    """The derivation as nix shows it (`derivation show` since 2.15, `show-derivation` before)."""
+def show_derivation(drv: str) -> Derivation:
+    """The derivation as nix shows it (`derivation show` since 2.15, `show-derivation` before),
+    read by the door's parser, which knows every release's shape (2.34: `inputs.drvs`)."""
     try:
         shown = json.loads(nix("derivation", "show", drv))
     except AssertionError:
         shown = json.loads(nix("show-derivation", drv))
-    return shown.get(drv) or next(iter(shown.values()))  # type: ignore[no-any-return]
+    return parse_derivations(shown)[drv]
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +117,7 @@ def test_the_digest_covers_exactly_the_closure_nix_reports(
         # The .drv, what it builds on directly, every fixed-output drv: with nix's hashes.
         info = show_derivation(drv)
         fods = {p for p in closure if p.endswith("fod-input.drv")}
-        assert set(listed) == {drv, *info["inputDrvs"], *info["inputSrcs"], *fods}
+        assert set(listed) == {drv, *info.input_drvs, *info.input_srcs, *fods}
         assert all(listed[p]["digest"]["sha256"] == closure[p] for p in listed)
         assert all(listed[p]["annotations"].get("fixedOutput") is True for p in fods)
         assert (check == "withfod") == bool(fods)

@@ -332,3 +332,21 @@ def test_flake_metadata_lists_transitive_inputs_once() -> None:
     meta = parse_flake_metadata(raw)
     assert [i.name for i in meta.inputs] == ["hm", "nixpkgs", "hm/utils", "hm/utils/systems"]
     assert meta.inputs[3].rev == "d" * 40
+
+
+def test_a_bare_error_line_is_not_the_reason() -> None:
+    # Nix 2.34 puts a bare "error:" over the trace; the cause is the nested error line
+    # (a publish to a read-only cache said "failed: " and nothing else).
+    stderr = (
+        "error:\n"
+        "       … while copying path '/nix/store/abc-det-check' to 'http://127.0.0.1:1'\n"
+        "\n"
+        "       error: unable to upload 'http://127.0.0.1:1/nar/x.nar.xz': HTTP error 405\n"
+    )
+    from provenance.doors import nixerrors  # noqa: PLC0415
+
+    assert nixerrors.last_error(stderr) == (
+        "unable to upload 'http://127.0.0.1:1/nar/x.nar.xz': HTTP error 405"
+    )
+    assert nixerrors.last_error("error: one line\n") == "one line"
+    assert nixerrors.last_error("error:\n") == "error:"
