@@ -51,8 +51,10 @@ def locate(setting: object) -> StoreRoot:
         store_dir = query.get("store", "/nix/store")
         if "real" in query:
             return StoreRoot(value, query["real"], store_dir)
-        if "root" in query:
-            return StoreRoot(value, os.path.join(query["root"], store_dir.lstrip("/")), store_dir)
+        # `local:///dir` is `store = /dir` as Nix 2.34 prints it back: the path is the root.
+        root = query.get("root") or (url.path if url.path not in ("", "/") else None)
+        if root:
+            return StoreRoot(value, os.path.join(root, store_dir.lstrip("/")), store_dir)
         return StoreRoot(value, None, store_dir)
     msg = f"nix's store is {value!r}, whose files are not on this machine"
     raise RefusedError(
