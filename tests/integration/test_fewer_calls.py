@@ -35,8 +35,8 @@ def logging_nix(tmp: Path) -> tuple[Path, Path]:
     log = tmp / "nix-calls.log"
     wrapper = tmp / "bin" / "nix"
     wrapper.parent.mkdir()
-    wrapper.write_text(
-        f"#!/bin/sh\nprintf '%s\\0' \"$@\" >> '{log}'; printf '\\036' >> '{log}'\n"
+    wrapper.write_text(  # under flock: nix calls run side by side, records must not interleave
+        f"#!/bin/sh\n{{ flock 9; printf '%s\\0' \"$@\" >&9; printf '\\036' >&9; }} 9>> '{log}'\n"
         f"exec '{real}' \"$@\"\n"
     )
     wrapper.chmod(0o755)

@@ -33,7 +33,8 @@ def _wrapper(tmp: Path) -> tuple[Path, Path]:
     wrapper.parent.mkdir(exist_ok=True)
     wrapper.write_text(
         "#!/bin/sh\n"  # one line per process: the --apply expression spans lines
-        f"line=\"$$ $(printf '%s ' \"$@\" | tr '\\n' ' ')\"\necho \"$line\" >> '{log}'\n"
+        f"line=\"$$ $(printf '%s ' \"$@\" | tr '\\n' ' ')\"\n"
+        f"{{ flock 9; echo \"$line\" >&9; }} 9>> '{log}'\n"
         f"exec '{real}' \"$@\"\n"
     )
     wrapper.chmod(0o755)

@@ -76,6 +76,27 @@ def test_no_private_directory_outside_it_is_a_usage_error(
     shared.mkdir()
     shared.chmod(0o1777)
     monkeypatch.setenv("XDG_CACHE_HOME", str(shared / "cache"))
+    monkeypatch.setenv("HOME", str(shared / "home"))  # ~/.cache, the fallback, is in it too
     options = reproduce.build_dir_options(_Versioned("2.34.8"), shared / "store")
     with pytest.raises(UsageError, match=r"nix 2\.34\.8 builds nothing in a store under .*shared"):
         options.__enter__()
+
+
+def test_a_cache_dir_under_tmp_falls_back_to_the_home_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cache tests set XDG_CACHE_HOME under /tmp: ours, but below a world-writable /tmp,
+    # which Nix >= 2.30 refuses as a build dir's parent; ~/.cache/provenance is used instead.
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    if reproduce.unsafe_parent(tmp_path) is not None:
+        home = Path.home()
+        if reproduce.unsafe_parent(home) is not None:
+            pytest.skip(f"{home} has a world-writable parent: no private directory")
+    monkeypatch.setenv("HOME", str(home))
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(shared / "cache"))
+    with reproduce.build_dir_options(_Versioned("2.34.8"), shared / "store") as options:
+        assert Path(options["build-dir"]).parent == home / ".cache" / "provenance"
