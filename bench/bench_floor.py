@@ -286,7 +286,7 @@ def _statement_size(
 # -- processes and imports -----------------------------------------------------------------
 
 SHIM = """#!/bin/sh
-printf '%s\\0' "$(basename "$0")" "$@" >> "$BENCH_ARGV_LOG"; printf '\\036' >> "$BENCH_ARGV_LOG"
+{ flock 9; printf '%s\\0' "$(basename "$0")" "$@" >&9; printf '\\036' >&9; } 9>> "$BENCH_ARGV_LOG"
 exec "{real}" "$@"
 """
 
