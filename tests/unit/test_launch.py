@@ -6,7 +6,6 @@ tests/integration/test_launch.py runs it against real nix."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -156,4 +155,16 @@ def test_the_entry_point_is_launch() -> None:
     text = (Path(launch.__file__).parent.parent / "pyproject.toml").read_text()
     assert 'provenance = "provenance.launch:main"' in text
     assert "launch" in (Path(launch.__file__).parent / "__main__.py").read_text()
-    assert os.environ.get("PROVENANCE_NO_AHEAD") != "1"
+
+
+def test_no_ahead_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[list[str]] = []
+    monkeypatch.setattr(launch, "start", lambda argv: started.append(argv) or True)
+    monkeypatch.setattr("provenance.cli.main", lambda: None)
+    monkeypatch.setattr(sys, "argv", ["provenance", "gate"])
+    monkeypatch.setenv("PROVENANCE_NO_AHEAD", "1")
+    launch.main()
+    assert started == []
+    monkeypatch.delenv("PROVENANCE_NO_AHEAD")
+    launch.main()
+    assert started == [["gate"]]
