@@ -101,7 +101,8 @@ def private_build_base() -> Path | None:
             st = base.stat()
         except OSError:
             continue
-        if st.st_uid == os.getuid() and not st.st_mode & 0o022:
+        # Checked again once it exists: made meanwhile as a symlink, it is not ours to use.
+        if st.st_uid == os.getuid() and not st.st_mode & 0o022 and unsafe_parent(base) is None:
             return base
     return None
 
