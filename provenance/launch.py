@@ -23,8 +23,6 @@ import os
 import sys
 from pathlib import Path
 
-from provenance.errors import ProvenanceError
-
 # Options taking a value, and flags, of each command that evaluates at HEAD.
 VALUE_OPTIONS = {
     "build": {"--key", "--check", "--output", "-o", "--closure", "--service"},
@@ -89,8 +87,8 @@ def start(argv: list[str]) -> bool:
         return False
     try:
         return _start(argv[0], argv[1:])
-    except (ProvenanceError, OSError, ValueError):  # not a repository, no commit, odd path:
-        return False  # the command itself says what is wrong
+    except Exception:  # not a repository, no commit, a symlink loop (RuntimeError): a guess
+        return False  # that failed starts nothing, and the command meets it under its own rules
 
 
 def _start(command: str, args: list[str]) -> bool:

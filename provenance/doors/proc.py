@@ -8,6 +8,7 @@ No other module imports `subprocess` (a ruff banned-API rule enforces it).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import shlex
@@ -67,7 +68,11 @@ def run(
     ahead = _adopt(cmd, env, cwd) if stdin is None and on_stderr_line is None else None
     if ahead is not None:
         log.debug("run: adopted the process started ahead")
-        out, err = ahead.communicate()
+        try:
+            out, err = ahead.communicate()
+        except BaseException:  # ^C: its own process group did not get the SIGINT
+            _kill(ahead)
+            raise
         return Completed(cmd, ahead.returncode, out, err.decode(errors="replace"))
     if on_stderr_line is None:
         done = subprocess.run(
@@ -134,6 +139,10 @@ def start_ahead(
             stderr=subprocess.PIPE,
             env=dict(env) if env is not None else None,
             cwd=cwd,
+            # Its own process group, so that a kill reaches what it started too: nix's
+            # fetcher runs git, git runs git-remote-http, and those outlive a killed nix
+            # holding its pipes (a never-answering remote kept us from exiting).
+            process_group=0,
         )
     except OSError:
         return False
@@ -163,9 +172,15 @@ def _adopt(
 
 
 def _kill(p: subprocess.Popen[bytes]) -> None:
-    if p.poll() is None:
-        p.kill()
-    p.communicate()
+    """Kill `p` and its process group; wait for `p` only, never for its pipes to close
+    (a descendant that left the group may hold them)."""
+    if p.returncode is None:  # not reaped yet, so its pid (the group's id) is not reused
+        with contextlib.suppress(OSError):  # the group is gone already
+            os.killpg(p.pid, signal.SIGKILL)
+    for pipe in (p.stdout, p.stderr):
+        if pipe is not None:
+            pipe.close()
+    p.wait()
 
 
 def _kill_unadopted() -> None:

@@ -168,3 +168,31 @@ def test_no_ahead_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PROVENANCE_NO_AHEAD")
     launch.main()
     assert started == [["gate"]]
+
+
+def test_exit_does_not_wait_for_what_a_killed_process_started(tmp_path: Path) -> None:
+    # nix's fetcher runs git, git runs git-remote-http; killed with nix, they must not keep
+    # its pipes open and our exit waiting (a remote that never answers: forever).
+    pidfile = tmp_path / "child"
+    code = (
+        "import pathlib, time\n"
+        "from provenance.doors import proc\n"
+        f"proc.start_ahead(['sh', '-c', 'sleep 120 & echo $! > {pidfile}.tmp;"
+        f" mv {pidfile}.tmp {pidfile}; exec sleep 120'])\n"
+        f"p = pathlib.Path('{pidfile}')\n"
+        "while not p.exists(): time.sleep(0.01)\n"
+    )
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    assert time.monotonic() - started < 30
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text()
+
+
+def test_a_symlink_loop_starts_nothing_and_raises_nothing(tmp_path: Path) -> None:
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    assert launch.start(["gate", str(tmp_path / "loop1" / "x"), "--trusted-key", "k"]) is False
