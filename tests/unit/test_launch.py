@@ -160,6 +160,7 @@ def test_the_entry_point_is_launch() -> None:
 def test_no_ahead_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[list[str]] = []
     monkeypatch.setattr(launch, "start", lambda argv: started.append(argv) or True)
+    monkeypatch.setattr(launch, "exit_on_sigterm", lambda: None)  # not in pytest's process
     monkeypatch.setattr("provenance.cli.main", lambda: None)
     monkeypatch.setattr(sys, "argv", ["provenance", "gate"])
     monkeypatch.setenv("PROVENANCE_NO_AHEAD", "1")
@@ -196,3 +197,28 @@ def test_a_symlink_loop_starts_nothing_and_raises_nothing(tmp_path: Path) -> Non
     (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
     (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
     assert launch.start(["gate", str(tmp_path / "loop1" / "x"), "--trusted-key", "k"]) is False
+
+
+def test_sigterm_kills_what_was_started_ahead(tmp_path: Path) -> None:
+    # A timeout or a cancelled CI job signals our process group; the started process has
+    # its own, so our exit must take it along (atexit), with the usual status 143.
+    pidfile = tmp_path / "pid"
+    code = (
+        "import os, pathlib, signal, time\n"
+        "from provenance import launch\n"
+        "from provenance.doors import proc\n"
+        f"proc.start_ahead(['sh', '-c', 'echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile};"
+        " exec sleep 120'])\n"
+        "launch.exit_on_sigterm()\n"
+        f"p = pathlib.Path('{pidfile}')\n"
+        "while not p.exists(): time.sleep(0.01)\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(60)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], timeout=60, check=False)
+    assert done.returncode == 143
+    pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
