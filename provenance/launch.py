@@ -47,21 +47,17 @@ FLAGS = {
 
 def main() -> None:
     """The `provenance` console script."""
-    if os.environ.get("PROVENANCE_NO_AHEAD") != "1" and start(sys.argv[1:]):
-        exit_on_sigterm()
+    started = os.environ.get("PROVENANCE_NO_AHEAD") != "1" and start(sys.argv[1:])
     from provenance.cli import main as cli_main  # noqa: PLC0415 - after the start, on purpose
 
+    if started:
+        # SIGTERM (a timeout, a cancelled CI job) must exit through atexit, which kills
+        # what was started: it has its own process group, which a signal to ours misses.
+        from provenance.cli.common import exit_on_sigterm  # noqa: PLC0415
+
+        exit_on_sigterm()
+
     cli_main()
-
-
-def exit_on_sigterm() -> None:
-    """SIGTERM (a timeout, a cancelled CI job) exits through atexit, which kills what was
-    started ahead: it runs in its own process group (proc.py), which a signal to ours
-    does not reach. Only where SIGTERM still has its default action."""
-    import signal  # noqa: PLC0415
-
-    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
 
 
 def parse(command: str, args: list[str]) -> tuple[list[str], dict[str, list[str]]] | None:

@@ -217,3 +217,13 @@ def record(
         warn=reporter.warn,
         dirty=dirty,
     )
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM exits through atexit (status 143, as dying by it), so that what proc.py
+    started ahead, in its own process group, is killed too (launch.py). Only where
+    SIGTERM still has its default action."""
+    import signal  # noqa: PLC0415
+
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))

@@ -160,7 +160,7 @@ def test_the_entry_point_is_launch() -> None:
 def test_no_ahead_turns_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
     started: list[list[str]] = []
     monkeypatch.setattr(launch, "start", lambda argv: started.append(argv) or True)
-    monkeypatch.setattr(launch, "exit_on_sigterm", lambda: None)  # not in pytest's process
+    monkeypatch.setattr("provenance.cli.common.exit_on_sigterm", lambda: None)  # not pytest's
     monkeypatch.setattr("provenance.cli.main", lambda: None)
     monkeypatch.setattr(sys, "argv", ["provenance", "gate"])
     monkeypatch.setenv("PROVENANCE_NO_AHEAD", "1")
@@ -205,11 +205,11 @@ def test_sigterm_kills_what_was_started_ahead(tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
     code = (
         "import os, pathlib, signal, time\n"
-        "from provenance import launch\n"
+        "from provenance.cli.common import exit_on_sigterm\n"
         "from provenance.doors import proc\n"
         f"proc.start_ahead(['sh', '-c', 'echo $$ > {pidfile}.tmp; mv {pidfile}.tmp {pidfile};"
         " exec sleep 120'])\n"
-        "launch.exit_on_sigterm()\n"
+        "exit_on_sigterm()\n"
         f"p = pathlib.Path('{pidfile}')\n"
         "while not p.exists(): time.sleep(0.01)\n"
         "os.kill(os.getpid(), signal.SIGTERM)\n"
