@@ -117,7 +117,7 @@ def _start(command: str, args: list[str]) -> bool:
     # imports) would delay the start. The same argv either way (nixargv.py).
     from provenance.doors import nixargv, proc  # noqa: PLC0415
     from provenance.doors.git import Git  # noqa: PLC0415
-    from provenance.formats.uris import git_file_flake  # noqa: PLC0415
+    from provenance.formats.uris import flake_subdir, git_file_flake  # noqa: PLC0415
 
     # As the commands compute them (gate.py, attest/pipeline.py, verify/pipeline.py).
     flake_dir = flake_dir.resolve()
@@ -126,7 +126,7 @@ def _start(command: str, args: list[str]) -> bool:
     top, commit = Git(flake_dir).head()
     if command == "gate":
         top = top.resolve()
-    subdir = flake_dir.relative_to(top).as_posix() if flake_dir != top else ""
+    subdir = flake_subdir(flake_dir, top)
     nix_bin, system = nixargv.default_nix_bin(), nixargv.current_system()
     ref = git_file_flake(str(top), rev=commit, subdir=subdir)
     # A clean tree's evaluation; a dirty one's differs, and adopts nothing.

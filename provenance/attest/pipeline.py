@@ -50,7 +50,7 @@ from provenance.errors import RefusedError, UsageError
 from provenance.formats import bundle
 from provenance.formats.claims import CLOSURE_AUTO, CLOSURE_LISTINGS
 from provenance.formats.keys import PublicKey
-from provenance.formats.uris import git_file_flake
+from provenance.formats.uris import flake_subdir, git_file_flake
 from provenance.policy.definition import Definitions, describe
 from provenance.progress import Reporter
 
@@ -90,7 +90,7 @@ def working_copy(
     git = Git(flake_dir)
     top, commit = git.head()
     status = git.status()
-    subdir = flake_dir.relative_to(top).as_posix() if flake_dir != top else ""
+    subdir = flake_subdir(flake_dir, top)
     if status.dirty and not allow_dirty:
         shown = ", ".join(status.modified[:8]) + (" ..." if len(status.modified) > 8 else "")
         msg = f"the work tree has uncommitted changes: {shown}"

@@ -57,7 +57,7 @@ from provenance.doors.nix import Nix, current_system
 from provenance.doors.notes import default_remote, history_notes
 from provenance.doors.notes import fetch as fetch_notes
 from provenance.errors import ProvenanceError, UsageError
-from provenance.formats.uris import git_file_flake
+from provenance.formats.uris import flake_subdir, git_file_flake
 from provenance.policy.definition import Definitions
 from provenance.policy.trust import TrustPolicy, from_key_files, load_policy
 from provenance.policy.trusted_ref import policy_from_ref
@@ -183,7 +183,7 @@ def _gate(req: GateRequest, nix: Nix) -> GateReport:
     git = Git(flake_dir)
     top, commit = git.head() if req.rev == "HEAD" else (git.toplevel(), git.rev_parse(req.rev))
     top = top.resolve()
-    subdir = flake_dir.relative_to(top).as_posix() if flake_dir != top else ""
+    subdir = flake_subdir(flake_dir, top)
 
     if req.policy is not None:
         policy = req.policy

@@ -33,6 +33,7 @@ from pathlib import Path
 from provenance.doors.git import Git
 from provenance.errors import UsageError
 from provenance.formats.keys import KEY_ENV
+from provenance.formats.uris import flake_subdir
 
 BEGIN = "# >>> provenance hook (added by `provenance hooks install`) >>>"
 END = "# <<< provenance hook <<<"
@@ -117,7 +118,7 @@ def install(flake_dir: Path) -> list[HookChange]:
     git = Git(flake_dir)
     top = git.toplevel().resolve()
     resolved = flake_dir.resolve()
-    subdir = resolved.relative_to(top).as_posix() if resolved != top else ""
+    subdir = flake_subdir(resolved, top)
     hooks_dir = git.git_path("hooks")
     blocks = _blocks(subdir)
     # Check every hook before touching any: all or nothing.

@@ -1,6 +1,10 @@
 """Type URIs we emit and accept. A module of its own so that readers of statements
 (claims.py, on the cache-hit path) need not import pydantic."""
 
+from __future__ import annotations
+
+from pathlib import Path
+
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1"
 TEST_RESULT_V01 = "https://in-toto.io/attestation/test-result/v0.1"
@@ -31,6 +35,11 @@ def git_file_flake(top: str, *, rev: str | None = None, subdir: str = "") -> str
     # What RFC 3986 allows raw in a path stays raw (sub-delims, ':' and '@').
     path = quote(top, safe="/!$&'()*+,;=:@")
     return f"git+file://{path}" + (f"?{'&'.join(query)}" if query else "")
+
+
+def flake_subdir(flake_dir: Path, top: Path) -> str:
+    """The flake's directory inside the repository at `top`, as a ref's `dir=` ("" at top)."""
+    return flake_dir.relative_to(top).as_posix() if flake_dir != top else ""
 
 
 def local_path(flake_url: str) -> str:

@@ -21,7 +21,7 @@ from provenance.doors.notes import DEFAULT_SEARCH_DEPTH
 from provenance.errors import RefusedError, UsageError
 from provenance.formats import dsse
 from provenance.formats.keys import Signer
-from provenance.formats.uris import git_file_flake
+from provenance.formats.uris import flake_subdir, git_file_flake
 from provenance.policy.trust import TrustPolicy
 from provenance.review import approval
 from provenance.review.compare import Review, Scope, compare, resolve_base
@@ -67,7 +67,7 @@ def approve(req: ApproveRequest, nix: Nix) -> ApproveReport:
     flake_dir = req.flake_dir.resolve()
     git = Git(flake_dir)
     top = git.toplevel().resolve()
-    subdir = flake_dir.relative_to(top).as_posix() if flake_dir != top else ""
+    subdir = flake_subdir(flake_dir, top)
     commit = git.rev_parse(req.rev)
     base = resolve_base(git, req.base, commit, trusted=False)
     policy = req.review_policy or from_commit(git, base.commit, subdir, base.ref)

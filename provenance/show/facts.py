@@ -39,6 +39,7 @@ from provenance.formats.uris import (
     SLSA_PROVENANCE_V1,
     TEST_RESULT_V01,
     VSA_V1,
+    flake_subdir,
     git_file_flake,
 )
 from provenance.policy.definition import Definitions
@@ -122,7 +123,7 @@ def show(req: ShowRequest, nix: Nix) -> ShowReport:
     flake_dir = req.flake_dir.resolve()
     git = Git(flake_dir)
     top = git.toplevel().resolve()
-    subdir = flake_dir.relative_to(top).as_posix() if flake_dir != top else ""
+    subdir = flake_subdir(flake_dir, top)
     commit = git.rev_parse(req.rev)
     system = current_system()
     evaluated = nix.eval_checks(git_file_flake(str(top), rev=commit, subdir=subdir), system, None)

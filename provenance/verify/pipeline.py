@@ -49,6 +49,7 @@ from provenance.doors.notes import DEFAULT_SEARCH_DEPTH
 from provenance.doors.selection import EvaluatedCheck
 from provenance.errors import UsageError
 from provenance.formats import bundle, dsse
+from provenance.formats.uris import flake_subdir
 from provenance.policy import resolve as policy_mod
 from provenance.policy.definition import Definitions
 from provenance.policy.trust import Endorsement, Tally, TrustPolicy, count_signers
@@ -197,7 +198,7 @@ def verify(req: VerifyRequest, nix: Nix, reporter: Reporter | None = None) -> Ve
     git = Git(flake_dir)
     top, rev = git.head() if req.rev == "HEAD" else (git.toplevel(), git.rev_parse(req.rev))
     window = tuple(git.rev_list(rev, DEFAULT_SEARCH_DEPTH))
-    subdir = flake_dir.relative_to(top).as_posix() if flake_dir != top else ""
+    subdir = flake_subdir(flake_dir, top)
     repo = Repo(git, top, subdir, rev, window, Definitions(git, rev, subdir))
     requested = (AUTHENTIC, BOUND, *((REPRODUCED,) if req.rebuild else ()))
     warning = policy_mod.check_source(req.policy, top, signing=req.signer is not None)
