@@ -97,6 +97,14 @@ def _runs(tmp_path: Path, want: int) -> list[str]:
     return runs.read_text().splitlines() if runs.exists() else []
 
 
+def _gone(pid: int) -> bool:
+    """`pid` has exited within 10 s (a zombie counts: init reaps it once its parent is gone)."""
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+
+
 def test_the_identical_run_adopts_the_process(tmp_path: Path) -> None:
     cmd = _echo(tmp_path)
     assert proc.start_ahead(cmd, env={"WHO": "ahead"})
@@ -140,10 +148,7 @@ def test_a_process_not_adopted_is_killed_at_exit(tmp_path: Path) -> None:
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     pid = int(pidfile.read_text())
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)  # a zombie is reaped by init once our python is gone
-    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    assert _gone(pid)
 
 
 def test_a_missing_binary_is_not_started(tmp_path: Path) -> None:
@@ -187,10 +192,7 @@ def test_exit_does_not_wait_for_what_a_killed_process_started(tmp_path: Path) ->
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
     assert time.monotonic() - started < 30
     child = int(pidfile.read_text())
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text()
+    assert _gone(child)
 
 
 def test_a_symlink_loop_starts_nothing_and_raises_nothing(tmp_path: Path) -> None:
@@ -218,7 +220,4 @@ def test_sigterm_kills_what_was_started_ahead(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", code], timeout=60, check=False)
     assert done.returncode == 143
     pid = int(pidfile.read_text())
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    assert _gone(pid)
